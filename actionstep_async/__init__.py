@@ -1,0 +1,1 @@
+"""Async client for the Actionstep API (placeholder; curated exports are filled in below)."""

@@ -1,0 +1,403 @@
+"""OAuth2 authorization-code flow for Actionstep.
+
+The request building and response parsing are pure functions so they can be tested without a
+network; :class:`OAuthClient` adds the two thin async calls (code exchange and refresh).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import secrets
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
+
+import aiohttp
+import attrs
+
+from ._environment import PRODUCTION, Environment
+from ._errors import (
+    AuthorizationDenied,
+    ClientCredentialsError,
+    ConfigurationError,
+    OAuthError,
+    ReauthorizationRequired,
+    RequestTimeout,
+    ResponseDecodeError,
+    StateMismatchError,
+    TokenEndpointUnavailable,
+    TransportError,
+    UnsafeEndpointError,
+)
+from ._http import read_limited
+from ._retry import parse_retry_after
+from ._tokens import Clock, Token
+
+__all__ = [
+    "AuthorizationRequest",
+    "OAuthClient",
+    "build_authorize_url",
+    "normalise_scopes",
+    "parse_authorization_response",
+    "parse_token_response",
+    "token_request_body",
+]
+
+log = logging.getLogger("actionstep_async.oauth")
+
+_CREDENTIAL_ERRORS: Final = frozenset({"invalid_client", "unauthorized_client"})
+_MAX_TOKEN_BODY: Final = 64 * 1024
+
+
+def normalise_scopes(scopes: Iterable[str] | str) -> tuple[str, ...]:
+    """Split, de-duplicate and validate scopes, keeping the caller's order."""
+    items = scopes.split() if isinstance(scopes, str) else list(scopes)
+    result: list[str] = []
+    for scope in items:
+        if not isinstance(scope, str) or not scope or any(c.isspace() for c in scope):
+            raise ConfigurationError(f"invalid scope {scope!r}: scopes are single words")
+        if scope not in result:
+            result.append(scope)
+    if not result:
+        raise ConfigurationError("at least one scope is required (for example 'actions')")
+    return tuple(result)
+
+
+def build_authorize_url(
+    environment: Environment,
+    *,
+    client_id: str,
+    redirect_uri: str,
+    scopes: Iterable[str] | str,
+    state: str,
+) -> str:
+    """The consent-page URL: scopes joined by one space, every value percent-encoded."""
+    params = {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": redirect_uri,
+        "scope": " ".join(normalise_scopes(scopes)),
+        "state": state,
+    }
+    return f"{environment.authorize_url}?{urlencode(params, quote_via=quote)}"
+
+
+@attrs.frozen
+class AuthorizationRequest:
+    """A consent-page URL and the one-time ``state`` that must come back with the code."""
+
+    url: str
+    state: str = attrs.field(repr=False)
+    scopes: tuple[str, ...]
+
+
+def parse_authorization_response(redirected_to: str, *, expected_state: str) -> str:
+    """Check the redirect the browser came back with and return the authorization code.
+
+    Accepts the full redirect URL or just its query string.
+    """
+    query = urlsplit(redirected_to).query if "?" in redirected_to else redirected_to
+    params = parse_qs(query, keep_blank_values=True)
+
+    def single(name: str) -> str | None:
+        values = params.get(name)
+        if not values:
+            return None
+        if len(values) > 1:
+            raise OAuthError(f"redirect carries {name!r} more than once")
+        return values[0]
+
+    state = single("state")
+    if state is None or not hmac.compare_digest(state.encode(), expected_state.encode()):
+        raise StateMismatchError("the redirect's state does not match the one issued")
+    error = single("error")
+    if error is not None:
+        description = single("error_description") or "no description"
+        raise AuthorizationDenied(
+            f"authorization was refused: {error} ({description[:200]})", error=error
+        )
+    code = single("code")
+    if not code:
+        raise OAuthError("the redirect carries no authorization code")
+    return code
+
+
+def token_request_body(
+    grant_type: str,
+    *,
+    client_id: str,
+    client_secret: str,
+    redirect_uri: str,
+    code: str | None = None,
+    refresh_token: str | None = None,
+) -> dict[str, str]:
+    """The form fields of a token request (client credentials in the body, as Actionstep's demo)."""
+    body = {"grant_type": grant_type, "client_id": client_id, "client_secret": client_secret}
+    if grant_type == "authorization_code":
+        if not code:
+            raise ConfigurationError("an authorization code is required")
+        body["code"] = code
+    elif grant_type == "refresh_token":
+        if not refresh_token:
+            raise ConfigurationError("a refresh token is required")
+        body["refresh_token"] = refresh_token
+    else:
+        raise ConfigurationError(f"unsupported grant type {grant_type!r}")
+    # Actionstep's own demo sends redirect_uri on refresh too; it is harmless and sometimes needed.
+    body["redirect_uri"] = redirect_uri
+    return body
+
+
+def _redact(text: str, secrets_: Iterable[str]) -> str:
+    for secret in secrets_:
+        if secret:
+            text = text.replace(secret, "[redacted]")
+    return text
+
+
+def _parse_expires_in(value: object) -> float:
+    if isinstance(value, bool):
+        raise ResponseDecodeError("token response: expires_in must be a number")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and value.strip().isdigit():
+        seconds = float(value.strip())
+    else:
+        raise ResponseDecodeError("token response: expires_in is missing or not a number")
+    if not seconds > 0 or seconds > 10 * 365 * 86400:
+        raise ResponseDecodeError("token response: expires_in must be a positive number of seconds")
+    return seconds
+
+
+def _required_str(document: Mapping[str, Any], name: str) -> str | None:
+    value = document.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise ResponseDecodeError(f"token response: {name} must be a non-empty string")
+    return value
+
+
+def parse_token_response(
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    environment: Environment,
+    sent_at: float,
+    now: float,
+    scopes: tuple[str, ...] = (),
+    previous: Token | None = None,
+    known_secrets: Iterable[str] = (),
+) -> Token:
+    """Turn a token-endpoint response into a Token or the matching typed error.
+
+    ``previous`` is the token being refreshed: its refresh token and endpoint are kept when the
+    response omits them. ``known_secrets`` are scrubbed from any server text we quote.
+    """
+    hidden = list(known_secrets)
+    content_type = headers.get("Content-Type", "").split(";")[0].strip().lower() or "unknown"
+    document: Any = None
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        document = None
+
+    if status != 200:
+        error = document.get("error") if isinstance(document, dict) else None
+        description = document.get("error_description") if isinstance(document, dict) else None
+        detail = ""
+        if isinstance(error, str):
+            detail = error
+            if isinstance(description, str) and description:
+                detail += f": {description[:200]}"
+            detail = _redact(detail, hidden)
+        if status == 429 or status >= 500:
+            retry_after = parse_retry_after(headers.get("Retry-After"), now=now)
+            raise TokenEndpointUnavailable(
+                f"token endpoint unavailable (HTTP {status}){': ' + detail if detail else ''}",
+                status=status,
+                retry_after=retry_after,
+            )
+        if error == "invalid_grant":
+            raise ReauthorizationRequired(
+                f"the refresh token or code was rejected ({detail}); authorize again",
+                status=status,
+            )
+        if error in _CREDENTIAL_ERRORS:
+            raise ClientCredentialsError(
+                f"client credentials were rejected ({detail}); check client id and secret",
+                error=str(error),
+                status=status,
+            )
+        if isinstance(error, str):
+            raise OAuthError(f"token request failed: {detail}", error=error, status=status)
+        raise OAuthError(
+            f"token request failed with HTTP {status} and a {content_type} body", status=status
+        )
+
+    if not isinstance(document, dict):
+        shape = "a non-object JSON value" if document is not None else f"a non-JSON {content_type}"
+        raise ResponseDecodeError(f"token response is {shape} body ({len(body)} bytes)")
+    access_token = _required_str(document, "access_token")
+    if access_token is None:
+        raise ResponseDecodeError("token response has no access_token")
+    token_type = _required_str(document, "token_type") or "bearer"
+    if token_type.lower() != "bearer":
+        raise ResponseDecodeError("token response: token_type is not bearer")
+    expires_in = _parse_expires_in(document.get("expires_in"))
+    refresh_token = _required_str(document, "refresh_token") or (
+        previous.refresh_token if previous else None
+    )
+    if refresh_token is None:
+        raise ResponseDecodeError("token response has no refresh_token")
+    raw_endpoint = document.get("api_endpoint")
+    if raw_endpoint is None and previous is not None:
+        api_endpoint = previous.api_endpoint
+    else:
+        api_endpoint = environment.validate_api_endpoint(raw_endpoint)
+    orgkey = _required_str(document, "orgkey") or (previous.orgkey if previous else None)
+    granted = document.get("scope")
+    if isinstance(granted, str) and granted.strip():
+        scopes = normalise_scopes(granted)
+    elif not scopes and previous is not None:
+        scopes = previous.scopes
+    return Token(
+        access_token=access_token,
+        refresh_token=refresh_token,
+        token_type="bearer",
+        expires_at=sent_at + expires_in,
+        issued_at=sent_at,
+        api_endpoint=api_endpoint,
+        orgkey=orgkey,
+        scopes=scopes,
+        version=previous.version if previous else 0,
+    )
+
+
+@attrs.define(eq=False)
+class OAuthClient:
+    """The registered Actionstep application: starts authorizations, exchanges codes, refreshes.
+
+    ``session`` is borrowed and never closed; without one, each token request uses a short-lived
+    session of its own (token requests are rare, and this keeps the client usable from any loop).
+    """
+
+    client_id: str
+    client_secret: str = attrs.field(repr=False)
+    redirect_uri: str
+    environment: Environment = PRODUCTION
+    session: aiohttp.ClientSession | None = attrs.field(default=None, repr=False)
+    timeout: float = 30.0
+    clock: Clock = attrs.field(default=time.time, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        if not self.client_id:
+            raise ConfigurationError("client_id is required")
+        if not self.client_secret:
+            raise ConfigurationError("client_secret is required")
+        if not self.redirect_uri:
+            raise ConfigurationError("redirect_uri is required")
+
+    def authorization_request(self, scopes: Iterable[str] | str) -> AuthorizationRequest:
+        """A consent-page URL with a fresh, unguessable ``state``."""
+        state = secrets.token_urlsafe(32)
+        normalised = normalise_scopes(scopes)
+        url = build_authorize_url(
+            self.environment,
+            client_id=self.client_id,
+            redirect_uri=self.redirect_uri,
+            scopes=normalised,
+            state=state,
+        )
+        return AuthorizationRequest(url=url, state=state, scopes=normalised)
+
+    async def exchange_code(
+        self, code: str, *, scopes: Iterable[str] | str = ()
+    ) -> Token:
+        """Trade an authorization code for the first token of a connection."""
+        body = token_request_body(
+            "authorization_code",
+            client_id=self.client_id,
+            client_secret=self.client_secret,
+            redirect_uri=self.redirect_uri,
+            code=code,
+        )
+        requested = normalise_scopes(scopes) if scopes else ()
+        return await self._token_request(body, scopes=requested, previous=None, hide=(code,))
+
+    async def refresh(self, token: Token) -> Token:
+        """Spend ``token.refresh_token`` on a new token. The old refresh token is dead afterwards."""
+        body = token_request_body(
+            "refresh_token",
+            client_id=self.client_id,
+            client_secret=self.client_secret,
+            redirect_uri=self.redirect_uri,
+            refresh_token=token.refresh_token,
+        )
+        return await self._token_request(
+            body, scopes=token.scopes, previous=token, hide=(token.refresh_token, token.access_token)
+        )
+
+    async def _token_request(
+        self,
+        body: dict[str, str],
+        *,
+        scopes: tuple[str, ...],
+        previous: Token | None,
+        hide: tuple[str, ...],
+    ) -> Token:
+        grant = body["grant_type"]
+        url = self.environment.token_url
+        host = urlsplit(url).hostname
+        sent_at = self.clock()
+        log.debug("token request: grant=%s host=%s", grant, host)
+        try:
+            if self.session is not None:
+                status, headers, raw = await self._post(self.session, url, body)
+            else:
+                async with aiohttp.ClientSession() as session:
+                    status, headers, raw = await self._post(session, url, body)
+        except TimeoutError as exc:
+            raise RequestTimeout(
+                f"token request to {host} timed out after {self.timeout:g}s", method="POST", url=url
+            ) from exc
+        except aiohttp.ClientError as exc:
+            raise TransportError(
+                f"token request to {host} failed: {type(exc).__name__}", method="POST", url=url
+            ) from exc
+        try:
+            token = parse_token_response(
+                status,
+                headers,
+                raw,
+                environment=self.environment,
+                sent_at=sent_at,
+                now=self.clock(),
+                scopes=scopes,
+                previous=previous,
+                known_secrets=(self.client_secret, *hide),
+            )
+        except UnsafeEndpointError:
+            log.warning("token response from %s named an unsafe api_endpoint", host)
+            raise
+        log.debug("token request: grant=%s ok, new token %s", grant, token.fingerprint)
+        return token
+
+    async def _post(
+        self, session: aiohttp.ClientSession, url: str, body: dict[str, str]
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        timeout = aiohttp.ClientTimeout(total=self.timeout)
+        async with session.post(
+            url,
+            data=body,
+            headers={"Accept": "application/json"},
+            timeout=timeout,
+            allow_redirects=False,
+        ) as response:
+            raw = await read_limited(response, _MAX_TOKEN_BODY, what="token response")
+            return response.status, response.headers, raw
+

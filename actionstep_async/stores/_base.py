@@ -1,0 +1,72 @@
+"""The TokenStore protocol every token store implements, and key encoding shared by them."""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from typing import Final, Protocol, runtime_checkable
+from urllib.parse import quote
+
+import hashlib
+
+from .._errors import InvalidRequestError
+from .._tokens import Token
+
+__all__ = ["TokenStore", "encode_key", "validate_key"]
+
+MAX_KEY_LENGTH: Final = 512
+
+
+@runtime_checkable
+class TokenStore(Protocol):
+    """Where tokens live between requests, processes and hosts.
+
+    Every method is a coroutine (or returns an async context manager) and never blocks the loop.
+
+    Versions: a stored token's ``version`` is 1 after the first save and grows by one with each
+    successful :meth:`compare_and_set`. An absent key has version 0.
+    """
+
+    async def load(self, key: str) -> Token | None:
+        """The stored token for ``key`` (with its ``version``), or ``None`` if there is none."""
+        ...
+
+    async def compare_and_set(self, key: str, token: Token, *, expected_version: int) -> bool:
+        """Store ``token`` with version ``expected_version + 1`` iff the stored version is
+        ``expected_version``; return whether it was written. Never overwrites a newer token."""
+        ...
+
+    async def delete(self, key: str) -> None:
+        """Forget the token for ``key`` (no error if absent)."""
+        ...
+
+    def lock(self, key: str) -> AbstractAsyncContextManager[None]:
+        """Exclusive access to ``key`` for every task, process and host sharing this store.
+
+        Held around a refresh: re-read, call the token endpoint, compare-and-set.
+        """
+        ...
+
+
+def validate_key(key: object) -> str:
+    """Check a token key: a non-empty string without control characters, at most 512 chars."""
+    if not isinstance(key, str) or not key:
+        raise InvalidRequestError("a token key must be a non-empty string")
+    if len(key) > MAX_KEY_LENGTH:
+        raise InvalidRequestError(f"a token key must be at most {MAX_KEY_LENGTH} characters")
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in key):
+        raise InvalidRequestError("a token key must not contain control characters")
+    return key
+
+
+def encode_key(key: str) -> str:
+    """An injective, file-name- and Redis-safe spelling of ``key``.
+
+    Letters, digits, ``-`` and ``_`` stay; everything else is percent-encoded UTF-8, so ``a/b``,
+    ``..`` and ``a%2Fb`` all get distinct names with no path separators or dots. Long names are
+    replaced by ``%sha256-<hex>``; that form cannot collide with an encoded name because ``%`` in
+    an encoded name is always followed by two hex digits.
+    """
+    encoded = quote(validate_key(key), safe="-_")
+    if len(encoded) > 180:
+        return "%sha256-" + hashlib.sha256(key.encode()).hexdigest()
+    return encoded
