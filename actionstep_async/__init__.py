@@ -1,1 +1,95 @@
-"""Async client for the Actionstep API (placeholder; curated exports are filled in below)."""
+"""Async client for the Actionstep API.
+
+OAuth2 authorization-code flow (:class:`OAuthClient`), a :class:`TokenManager` that refreshes
+exactly once per expiry across tasks, processes and hosts sharing a :class:`TokenStore`, and an
+:class:`AsyncResourceClient` for the REST resources.
+"""
+
+from __future__ import annotations
+
+from typing import Any as _Any
+
+from ._environment import PRODUCTION, STAGING, Environment
+from ._errors import (
+    ActionstepError,
+    APIError,
+    AuthorizationDenied,
+    BadRequestError,
+    ClientCredentialsError,
+    ConfigurationError,
+    ForbiddenError,
+    InvalidRequestError,
+    NotFoundError,
+    OAuthError,
+    OutcomeUnknownError,
+    RateLimitedError,
+    ReauthorizationRequired,
+    RequestTimeout,
+    ResponseDecodeError,
+    ServerError,
+    StateMismatchError,
+    TokenEndpointUnavailable,
+    TokenStoreError,
+    TransientError,
+    TransportError,
+    UnauthorizedError,
+    UnsafeEndpointError,
+)
+from ._manager import Refresher, RefreshPolicy, TokenManager
+from ._oauth import (
+    AuthorizationRequest,
+    OAuthClient,
+    build_authorize_url,
+    parse_authorization_response,
+)
+from ._tokens import Token
+from .stores import FileTokenStore, MemoryTokenStore, TokenStore
+
+__all__ = [
+    "PRODUCTION",
+    "STAGING",
+    "APIError",
+    "ActionstepError",
+    "AuthorizationDenied",
+    "AuthorizationRequest",
+    "BadRequestError",
+    "ClientCredentialsError",
+    "ConfigurationError",
+    "Environment",
+    "FileTokenStore",
+    "ForbiddenError",
+    "InvalidRequestError",
+    "MemoryTokenStore",
+    "NotFoundError",
+    "OAuthClient",
+    "OAuthError",
+    "OutcomeUnknownError",
+    "RateLimitedError",
+    "ReauthorizationRequired",
+    "RefreshPolicy",
+    "Refresher",
+    "RequestTimeout",
+    "ResponseDecodeError",
+    "ServerError",
+    "StateMismatchError",
+    "Token",
+    "TokenEndpointUnavailable",
+    "TokenManager",
+    "TokenStore",
+    "TokenStoreError",
+    "TransientError",
+    "TransportError",
+    "UnauthorizedError",
+    "UnsafeEndpointError",
+    "build_authorize_url",
+    "parse_authorization_response",
+]
+
+
+def __getattr__(name: str) -> _Any:
+    # Computed lazily so importing the package never touches package metadata.
+    if name == "__version__":
+        from importlib.metadata import version
+
+        return version("actionstep-async")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

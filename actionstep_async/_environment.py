@@ -87,8 +87,10 @@ class Environment:
             raise UnsafeEndpointError("api_endpoint is not a valid URL") from exc
         host = parts.hostname or ""
         loopback = self.allow_loopback and _is_loopback(host)
-        if parts.scheme != "https" and not (parts.scheme == "http" and self.allow_http and loopback):
-            raise UnsafeEndpointError(f"api_endpoint must use https, not {parts.scheme or 'nothing'}")
+        plain_http_ok = parts.scheme == "http" and self.allow_http and loopback
+        if parts.scheme != "https" and not plain_http_ok:
+            scheme = parts.scheme or "nothing"
+            raise UnsafeEndpointError(f"api_endpoint must use https, not {scheme}")
         if "@" in parts.netloc:
             raise UnsafeEndpointError("api_endpoint must not carry user information")
         if parts.query or parts.fragment or "?" in url or "#" in url:

@@ -7,7 +7,7 @@ raises on purpose and nothing else::
     ├── ConfigurationError (ValueError)      settings that can never work
     │   ├── UnsafeEndpointError               an api_endpoint we refuse to send a token to
     │   └── ClientCredentialsError (+OAuthError)  invalid_client / unauthorized_client
-    ├── InvalidRequestError (ValueError)     a request we refuse to build (bad resource name, id, query)
+    ├── InvalidRequestError (ValueError)     a request we refuse to build (bad name, id, query)
     ├── OAuthError                            the authorization server said no
     │   ├── AuthorizationDenied               the user declined on the consent page
     │   ├── StateMismatchError                the redirect's state is not the one we issued
@@ -91,7 +91,7 @@ class OAuthError(ActionstepError):
 
 
 class ClientCredentialsError(OAuthError, ConfigurationError):
-    """``invalid_client`` / ``unauthorized_client``: the client id or secret is wrong or disabled."""
+    """``invalid_client`` / ``unauthorized_client``: wrong or disabled client id or secret."""
 
 
 class AuthorizationDenied(OAuthError):

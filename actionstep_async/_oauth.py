@@ -54,7 +54,7 @@ _MAX_TOKEN_BODY: Final = 64 * 1024
 
 def normalise_scopes(scopes: Iterable[str] | str) -> tuple[str, ...]:
     """Split, de-duplicate and validate scopes, keeping the caller's order."""
-    items = scopes.split() if isinstance(scopes, str) else list(scopes)
+    items: list[object] = list(scopes.split() if isinstance(scopes, str) else scopes)
     result: list[str] = []
     for scope in items:
         if not isinstance(scope, str) or not scope or any(c.isspace() for c in scope):
@@ -315,9 +315,7 @@ class OAuthClient:
         )
         return AuthorizationRequest(url=url, state=state, scopes=normalised)
 
-    async def exchange_code(
-        self, code: str, *, scopes: Iterable[str] | str = ()
-    ) -> Token:
+    async def exchange_code(self, code: str, *, scopes: Iterable[str] | str = ()) -> Token:
         """Trade an authorization code for the first token of a connection."""
         body = token_request_body(
             "authorization_code",
@@ -330,7 +328,7 @@ class OAuthClient:
         return await self._token_request(body, scopes=requested, previous=None, hide=(code,))
 
     async def refresh(self, token: Token) -> Token:
-        """Spend ``token.refresh_token`` on a new token. The old refresh token is dead afterwards."""
+        """Spend ``token.refresh_token`` on a new token (the old one is dead afterwards)."""
         body = token_request_body(
             "refresh_token",
             client_id=self.client_id,
@@ -338,9 +336,8 @@ class OAuthClient:
             redirect_uri=self.redirect_uri,
             refresh_token=token.refresh_token,
         )
-        return await self._token_request(
-            body, scopes=token.scopes, previous=token, hide=(token.refresh_token, token.access_token)
-        )
+        hide = (token.refresh_token, token.access_token)
+        return await self._token_request(body, scopes=token.scopes, previous=token, hide=hide)
 
     async def _token_request(
         self,
@@ -400,4 +397,3 @@ class OAuthClient:
         ) as response:
             raw = await read_limited(response, _MAX_TOKEN_BODY, what="token response")
             return response.status, response.headers, raw
-

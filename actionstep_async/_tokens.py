@@ -109,7 +109,9 @@ def load_token(document: str | bytes) -> Token:
         return _converter.structure(raw, Token)
     except (cattrs.BaseValidationError, ValueError, TypeError) as exc:
         # transform_error names the failing fields without echoing their values.
-        problems = "; ".join(cattrs.transform_error(exc)) if isinstance(
-            exc, cattrs.BaseValidationError
-        ) else type(exc).__name__
+        problems = (
+            "; ".join(cattrs.transform_error(exc))
+            if isinstance(exc, cattrs.BaseValidationError)
+            else type(exc).__name__
+        )
         raise ResponseDecodeError(f"stored token is malformed: {problems}") from exc

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 from contextlib import AbstractAsyncContextManager
 from typing import Final, Protocol, runtime_checkable
 from urllib.parse import quote
-
-import hashlib
 
 from .._errors import InvalidRequestError
 from .._tokens import Token
@@ -66,7 +65,8 @@ def encode_key(key: str) -> str:
     replaced by ``%sha256-<hex>``; that form cannot collide with an encoded name because ``%`` in
     an encoded name is always followed by two hex digits.
     """
-    encoded = quote(validate_key(key), safe="-_")
+    # quote() always keeps "." and "~"; encode them too so no name is "..", hidden or dotted.
+    encoded = quote(validate_key(key), safe="-_").replace(".", "%2E").replace("~", "%7E")
     if len(encoded) > 180:
         return "%sha256-" + hashlib.sha256(key.encode()).hexdigest()
     return encoded

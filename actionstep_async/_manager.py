@@ -1,0 +1,443 @@
+"""TokenManager: fresh tokens for many concurrent callers, with exactly one refresh per expiry.
+
+The algorithm, per token key:
+
+1. ``token(key)`` returns the cached token while it is fresh: no lock, no store access.
+2. In the *advisory* window near expiry one background refresh starts and callers keep the current
+   token; in the *mandatory* window (or once expired) every caller awaits that same refresh.
+3. A refresh is one manager-owned task per key ("single flight"). Callers await it through
+   ``asyncio.shield`` so a cancelled caller never cancels a refresh that may already have spent
+   the refresh token at the server.
+4. Inside the flight: take the store's lock (cross-process for file and Redis stores), re-read the
+   store, adopt a token another process already refreshed, otherwise refresh and compare-and-set.
+   A lost compare-and-set means someone else won: their token is adopted, never overwritten.
+5. Failures: transient ones keep the valid token and back off with jitter (honouring
+   Retry-After); ``invalid_grant`` re-reads the store, then raises ReauthorizationRequired and
+   remembers it for a while; a failed save keeps the new token in memory and retries the save.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+import attrs
+
+from ._errors import (
+    ActionstepError,
+    ReauthorizationRequired,
+    TokenStoreError,
+    TransientError,
+)
+from ._retry import backoff_delay
+from ._tokens import Clock, Token
+from .stores._base import TokenStore, validate_key
+from .stores._memory import MemoryTokenStore
+
+__all__ = ["RefreshPolicy", "Refresher", "TokenManager"]
+
+log = logging.getLogger("actionstep_async.tokens")
+
+RefreshHook = Callable[[str, Token], object]
+ReauthorizationHook = Callable[[str, ReauthorizationRequired], object]
+
+
+class Refresher(Protocol):
+    """Anything that can spend a refresh token: :class:`~actionstep_async.OAuthClient` does."""
+
+    async def refresh(self, token: Token) -> Token: ...
+
+
+@attrs.frozen
+class RefreshPolicy:
+    """When to refresh, and how to behave when refreshing fails.
+
+    Windows scale with the token's lifetime so a 59-second token and a 12-hour token both get a
+    sane refresh point. The advisory window starts ``advisory_fraction`` of the lifetime before
+    expiry (at most ``advisory_cap`` seconds), moved later by up to ``jitter`` of itself so a fleet
+    does not refresh in lockstep. The mandatory window is ``mandatory_fraction`` of the lifetime
+    (at most ``mandatory_cap``).
+    """
+
+    advisory_fraction: float = 0.10
+    advisory_cap: float = 600.0
+    mandatory_fraction: float = 0.02
+    mandatory_cap: float = 60.0
+    jitter: float = 0.5
+    backoff_base: float = 1.0
+    backoff_cap: float = 300.0
+    reauthorization_ttl: float = 300.0
+    reactive_cooldown: float = 10.0
+    save_retry_base: float = 0.5
+    save_retry_cap: float = 30.0
+
+    def __attrs_post_init__(self) -> None:
+        if not 0 <= self.mandatory_fraction <= self.advisory_fraction * (1 - self.jitter) < 1:
+            raise ValueError("need 0 <= mandatory_fraction <= advisory_fraction * (1 - jitter) < 1")
+
+    def windows(self, token: Token, rng: random.Random) -> tuple[float, float]:
+        """Absolute (advisory_at, mandatory_at) times for ``token``."""
+        lifetime = max(token.lifetime, 0.0)
+        advisory = min(self.advisory_cap, self.advisory_fraction * lifetime)
+        advisory *= 1.0 - self.jitter * rng.random()
+        mandatory = min(self.mandatory_cap, self.mandatory_fraction * lifetime, advisory)
+        return token.expires_at - advisory, token.expires_at - mandatory
+
+    def needs_refresh(self, token: Token, now: float) -> bool:
+        """True once ``token`` is inside its (un-jittered) advisory window."""
+        margin = min(self.advisory_cap, self.advisory_fraction * max(token.lifetime, 0.0))
+        return now >= token.expires_at - margin
+
+
+@attrs.define(eq=False)
+class _Slot:
+    """Everything the manager knows about one key. Mutated only on the event loop."""
+
+    token: Token | None = None
+    advisory_at: float = 0.0
+    mandatory_at: float = 0.0
+    flight: asyncio.Task[Token] | None = None
+    failures: int = 0
+    not_before: float = 0.0
+    last_error: ActionstepError | None = None
+    reauthorization_until: float = 0.0
+    reauthorization: ReauthorizationRequired | None = None
+    reactive_token: str | None = None
+    reactive_at: float = 0.0
+    unsaved: bool = False
+
+
+class TokenManager:
+    """Hands out fresh tokens per key and guarantees one refresh per expiry.
+
+    ``refresher`` spends refresh tokens (normally an :class:`OAuthClient`). ``store`` is shared
+    with every other process that uses the same connections; the default MemoryTokenStore only
+    covers this process.
+    """
+
+    def __init__(
+        self,
+        refresher: Refresher,
+        store: TokenStore | None = None,
+        *,
+        policy: RefreshPolicy | None = None,
+        clock: Clock = time.time,
+        on_refresh: RefreshHook | None = None,
+        on_reauthorization_required: ReauthorizationHook | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.refresher = refresher
+        self.store: TokenStore = store if store is not None else MemoryTokenStore()
+        self.policy = policy or RefreshPolicy()
+        self.clock = clock
+        self.on_refresh = on_refresh
+        self.on_reauthorization_required = on_reauthorization_required
+        self.refresh_count = 0
+        self._rng = rng or random.Random()
+        self._slots: dict[str, _Slot] = {}
+        self._tasks: set[asyncio.Task[object]] = set()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"TokenManager(store={self.store!r}, keys={len(self._slots)})"
+
+    # -- the hot path -------------------------------------------------------------------------
+
+    async def token(self, key: str) -> Token:
+        """A token for ``key`` that is not in its mandatory refresh window.
+
+        Raises ReauthorizationRequired when no token is stored or the refresh token is dead,
+        and a TransientError when the token expired and refreshing is failing.
+        """
+        slot = self._slots.get(key)
+        if slot is not None and slot.token is not None and self.clock() < slot.advisory_at:
+            return slot.token
+        return await self._token_slow(key)
+
+    async def token_rejected(self, key: str, token_sent: Token) -> Token:
+        """The API answered 401 to ``token_sent``: return a token worth one retry.
+
+        Refreshes only if ``token_sent`` is still the current token (compared by identity, not
+        expiry); when another caller already replaced it, the replacement is returned at once.
+        """
+        slot = self._slot(key)
+        current = slot.token
+        if current is not None and current.access_token != token_sent.access_token:
+            return current
+        now = self.clock()
+        if (
+            slot.reactive_token == token_sent.access_token
+            and now - slot.reactive_at < self.policy.reactive_cooldown
+        ):
+            # This token came from a 401-triggered refresh moments ago; a second refresh would not
+            # help (the 401 is about permissions, not the token) and would start a refresh storm.
+            return token_sent
+        self._raise_if_remembered(slot, now)
+        flight = self._flight(key, slot, rejected=token_sent)
+        token = await asyncio.shield(flight)
+        if token.access_token != token_sent.access_token:
+            slot.reactive_token, slot.reactive_at = token.access_token, self.clock()
+        return token
+
+    # -- explicit operations ------------------------------------------------------------------
+
+    async def save(self, key: str, token: Token) -> Token:
+        """Store ``token`` under ``key`` (after a code exchange), replacing whatever was there."""
+        validate_key(key)
+        async with self.store.lock(key):
+            stored = await self.store.load(key)
+            expected = stored.version if stored else 0
+            if not await self.store.compare_and_set(key, token, expected_version=expected):
+                raise TokenStoreError(f"token for {key!r} changed while it was being saved")
+        saved = attrs.evolve(token, version=expected + 1)
+        slot = self._slot(key)
+        slot.reauthorization, slot.reauthorization_until = None, 0.0
+        slot.failures, slot.not_before, slot.last_error = 0, 0.0, None
+        self._adopt(slot, saved)
+        return saved
+
+    async def load(self, key: str) -> Token | None:
+        """The stored token for ``key`` without refreshing it (``None`` if there is none)."""
+        token = await self.store.load(validate_key(key))
+        if token is not None:
+            slot = self._slot(key)
+            if slot.token is None or token.version > slot.token.version:
+                self._adopt(slot, token)
+        return token
+
+    async def refresh(self, key: str) -> Token:
+        """Refresh ``key`` now, whatever its expiry (still one refresh for concurrent callers)."""
+        slot = self._slot(key)
+        current = slot.token or await self.store.load(validate_key(key))
+        if current is None:
+            raise ReauthorizationRequired(
+                f"no token is stored for {key!r}; authorize first", key=key
+            )
+        return await asyncio.shield(self._flight(key, slot, rejected=current))
+
+    async def delete(self, key: str) -> None:
+        """Forget ``key`` here and in the store."""
+        await self.store.delete(validate_key(key))
+        self._slots.pop(key, None)
+
+    async def aclose(self) -> None:
+        """Wait for refreshes and saves in progress; they may already have spent a refresh token."""
+        self._closed = True
+        pending = [task for task in self._tasks if not task.done()]
+        pending += [s.flight for s in self._slots.values() if s.flight and not s.flight.done()]
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def __aenter__(self) -> TokenManager:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _slot(self, key: str) -> _Slot:
+        slot = self._slots.get(key)
+        if slot is None:
+            slot = self._slots[validate_key(key)] = _Slot()
+        return slot
+
+    def _adopt(self, slot: _Slot, token: Token) -> None:
+        slot.token = token
+        slot.advisory_at, slot.mandatory_at = self.policy.windows(token, self._rng)
+
+    def _raise_if_remembered(self, slot: _Slot, now: float) -> None:
+        if slot.reauthorization is not None and now < slot.reauthorization_until:
+            raise slot.reauthorization
+
+    async def _token_slow(self, key: str) -> Token:
+        slot = self._slot(key)
+        now = self.clock()
+        self._raise_if_remembered(slot, now)
+        token = slot.token
+        if token is not None and now < slot.mandatory_at:
+            # Advisory window: one background refresh, nobody waits for it.
+            if slot.flight is None and now >= slot.not_before:
+                _ = self._flight(key, slot, rejected=None)
+            return token
+        if slot.flight is None and now < slot.not_before:
+            # Backing off after a failure: a token that still works beats an error.
+            if token is not None and now < token.expires_at:
+                return token
+            if slot.last_error is not None:
+                raise slot.last_error
+        try:
+            return await asyncio.shield(self._flight(key, slot, rejected=None))
+        except (TransientError, TokenStoreError):
+            # The refresh failed but our token has not expired yet: it still works.
+            if token is not None and self.clock() < token.expires_at:
+                return token
+            raise
+
+    def _flight(self, key: str, slot: _Slot, *, rejected: Token | None) -> asyncio.Task[Token]:
+        """The one refresh task for ``key``, started if none is running on this loop."""
+        flight = slot.flight
+        loop = asyncio.get_running_loop()
+        # A flight left on another (finished) loop is ignored: tasks are bound to their loop.
+        if flight is not None and not flight.done() and flight.get_loop() is loop:
+            return flight
+        if self._closed:
+            raise TokenStoreError("the TokenManager is closed")
+        flight = loop.create_task(self._run_flight(key, slot, rejected))
+        slot.flight = flight
+        flight.add_done_callback(lambda task: self._flight_done(slot, task))
+        return flight
+
+    def _flight_done(self, slot: _Slot, task: asyncio.Task[Token]) -> None:
+        if slot.flight is task:
+            slot.flight = None
+        if not task.cancelled() and task.exception() is not None:
+            # Retrieved here so an advisory refresh nobody awaited does not log "never retrieved".
+            log.debug("refresh flight ended with %s", type(task.exception()).__name__)
+
+    async def _run_flight(self, key: str, slot: _Slot, rejected: Token | None) -> Token:
+        try:
+            token = await self._locked_refresh(key, slot, rejected)
+        except ReauthorizationRequired as exc:
+            exc.key = key
+            slot.reauthorization = exc
+            slot.reauthorization_until = self.clock() + self.policy.reauthorization_ttl
+            log.error("token for %r needs reauthorization: %s", key, exc)
+            self._call_hook(self.on_reauthorization_required, key, exc)
+            raise
+        except ActionstepError as exc:
+            self._back_off(slot, exc)
+            raise
+        slot.failures, slot.not_before, slot.last_error = 0, 0.0, None
+        return token
+
+    def _back_off(self, slot: _Slot, exc: ActionstepError) -> None:
+        slot.failures += 1
+        delay = max(
+            self.policy.backoff_base,
+            backoff_delay(
+                slot.failures,
+                base=self.policy.backoff_base,
+                cap=self.policy.backoff_cap,
+                rng=self._rng,
+            ),
+        )
+        if isinstance(exc, TransientError) and exc.retry_after is not None:
+            delay = max(delay, exc.retry_after)
+        slot.not_before = self.clock() + delay
+        slot.last_error = exc
+        log.warning(
+            "token refresh failed (%s: %s); next attempt in %.1fs", type(exc).__name__, exc, delay
+        )
+
+    async def _locked_refresh(self, key: str, slot: _Slot, rejected: Token | None) -> Token:
+        async with self.store.lock(key):
+            stored = await self.store.load(key)
+            mine = slot.token
+            if slot.unsaved and mine is not None:
+                # Our newest token never reached the store: the stored refresh token is spent.
+                basis: Token | None = mine
+            else:
+                basis = stored if stored is not None else mine
+            if basis is None:
+                raise ReauthorizationRequired(
+                    f"no token is stored for {key!r}; authorize first", key=key
+                )
+            if self._is_usable(basis, mine, rejected):
+                self._adopt(slot, basis)
+                return basis
+            try:
+                fresh = await self.refresher.refresh(basis)
+            except ReauthorizationRequired:
+                # Another process may have rotated without our lock (or its lock expired).
+                latest = await self.store.load(key)
+                if latest is not None and latest.refresh_token != basis.refresh_token:
+                    log.info("refresh token for %r was already rotated elsewhere; adopting", key)
+                    self._adopt(slot, latest)
+                    return latest
+                raise
+            self.refresh_count += 1
+            fresh = attrs.evolve(fresh, version=basis.version + 1)
+            self._adopt(slot, fresh)
+            await self._save(key, slot, fresh, expected_version=basis.version)
+        log.info("refreshed token for %r: %s -> %s", key, basis.fingerprint, fresh.fingerprint)
+        self._call_hook(self.on_refresh, key, slot.token or fresh)
+        return slot.token or fresh
+
+    def _is_usable(self, basis: Token, mine: Token | None, rejected: Token | None) -> bool:
+        """Whether ``basis`` (just read under the lock) can be used without refreshing."""
+        if rejected is not None:
+            return basis.access_token != rejected.access_token
+        if mine is not None and basis.access_token == mine.access_token:
+            return False  # the store still holds the very token that sent us here
+        return not self.policy.needs_refresh(basis, self.clock())
+
+    async def _save(self, key: str, slot: _Slot, fresh: Token, *, expected_version: int) -> None:
+        try:
+            saved = await self.store.compare_and_set(key, fresh, expected_version=expected_version)
+        except TokenStoreError as exc:
+            slot.unsaved = True
+            log.error(
+                "refreshed token for %r could not be saved (%s); keeping it in memory and retrying",
+                key,
+                exc,
+            )
+            self._spawn(self._retry_save(key, slot, fresh, expected_version))
+            return
+        slot.unsaved = False
+        if not saved:
+            # Someone wrote a newer token even though we held the lock (its TTL ran out): theirs
+            # wins. Ours is a valid token too, but only one refresh-token chain may survive.
+            winner = await self.store.load(key)
+            log.warning("token for %r was replaced during our refresh; adopting the winner", key)
+            if winner is not None:
+                self._adopt(slot, winner)
+
+    async def _retry_save(self, key: str, slot: _Slot, fresh: Token, expected: int) -> None:
+        attempt = 0
+        while slot.unsaved and slot.token is fresh:
+            attempt += 1
+            await asyncio.sleep(
+                max(
+                    self.policy.save_retry_base,
+                    backoff_delay(
+                        attempt,
+                        base=self.policy.save_retry_base,
+                        cap=self.policy.save_retry_cap,
+                        rng=self._rng,
+                    ),
+                )
+            )
+            try:
+                async with self.store.lock(key):
+                    ok = await self.store.compare_and_set(key, fresh, expected_version=expected)
+            except TokenStoreError as exc:
+                log.error("saving refreshed token for %r failed again (%s)", key, exc)
+                continue
+            slot.unsaved = False
+            if ok:
+                log.warning("refreshed token for %r saved after %d retries", key, attempt)
+            else:
+                log.error("token for %r changed in the store before our save landed", key)
+            return
+
+    def _spawn(self, coro: Awaitable[object]) -> None:
+        task: asyncio.Task[object] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _call_hook(self, hook: Callable[..., object] | None, *args: object) -> None:
+        if hook is None:
+            return
+        try:
+            result = hook(*args)
+        except Exception:  # a user's hook must never break token handling; it is reported
+            log.exception("token hook %r raised", hook)
+            return
+        if inspect.isawaitable(result):
+            self._spawn(result)

@@ -1,0 +1,92 @@
+"""Shared fixtures: sentinel secrets and a scriptable token endpoint on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from actionstep_async import Environment, OAuthClient
+
+# Sentinels: if any of these ever shows up in output, a secret leaked.
+SECRET_CLIENT = "sentinel-client-secret-5f2a9c"
+SECRET_ACCESS = "sentinel-access-token-77b1e0"
+SECRET_REFRESH = "sentinel-refresh-token-c4d8aa"
+SENTINELS = (SECRET_CLIENT, SECRET_ACCESS, SECRET_REFRESH)
+
+Reply = tuple[int, dict[str, str], bytes]
+
+
+class TokenEndpoint:
+    """A loopback token endpoint whose replies a test scripts one by one."""
+
+    def __init__(self) -> None:
+        self.replies: list[Reply] = []
+        self.requests: list[dict[str, str]] = []
+        self.server: TestServer | None = None
+        self.delay = 0.0
+
+    @property
+    def base_url(self) -> str:
+        assert self.server is not None
+        return str(self.server.make_url("")).rstrip("/")
+
+    @property
+    def api_endpoint(self) -> str:
+        return f"{self.base_url}/api/"
+
+    def reply_json(self, status: int, document: Any, headers: dict[str, str] | None = None) -> None:
+        body = json.dumps(document).encode()
+        self.replies.append((status, {"Content-Type": "application/json", **(headers or {})}, body))
+
+    def reply_raw(self, status: int, body: bytes, content_type: str = "text/html") -> None:
+        self.replies.append((status, {"Content-Type": content_type}, body))
+
+    def token_document(self, **overrides: Any) -> dict[str, Any]:
+        document: dict[str, Any] = {
+            "access_token": SECRET_ACCESS,
+            "token_type": "bearer",
+            "expires_in": 3600,
+            "refresh_token": SECRET_REFRESH,
+            "api_endpoint": self.api_endpoint,
+            "orgkey": "demoorg",
+        }
+        document.update(overrides)
+        return {k: v for k, v in document.items() if v is not None}
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.requests.append({k: str(v) for k, v in (await request.post()).items()})
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        status, headers, body = self.replies.pop(0)
+        return web.Response(status=status, headers=headers, body=body)
+
+
+@pytest.fixture
+async def token_endpoint() -> AsyncIterator[TokenEndpoint]:
+    endpoint = TokenEndpoint()
+    app = web.Application()
+    app.router.add_post("/api/oauth/token", endpoint.handle)
+    endpoint.server = TestServer(app, host="127.0.0.1", port=0)
+    await endpoint.server.start_server()
+    yield endpoint
+    await endpoint.server.close()
+
+
+@pytest.fixture
+def oauth_for(token_endpoint: TokenEndpoint) -> Callable[..., OAuthClient]:
+    def make(**kwargs: Any) -> OAuthClient:
+        return OAuthClient(
+            client_id="client-1",
+            client_secret=SECRET_CLIENT,
+            redirect_uri="http://127.0.0.1:8765/callback",
+            environment=Environment.local(token_endpoint.base_url),
+            **kwargs,
+        )
+
+    return make
