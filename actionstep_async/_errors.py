@@ -15,6 +15,7 @@ raises on purpose and nothing else::
     ├── TransientError                        trying again later may succeed
     │   ├── TokenEndpointUnavailable          token endpoint answered 429 / 5xx
     │   ├── TransportError                    no usable HTTP response at all
+    │   │   ├── ConnectError (ConnectionError) the request was never sent
     │   │   ├── RequestTimeout (TimeoutError)
     │   │   └── OutcomeUnknownError           a write may or may not have been applied
     │   ├── RateLimitedError (+APIError)      429 from the resource API
@@ -40,6 +41,7 @@ __all__ = [
     "BadRequestError",
     "ClientCredentialsError",
     "ConfigurationError",
+    "ConnectError",
     "ForbiddenError",
     "InvalidRequestError",
     "NotFoundError",
@@ -142,6 +144,10 @@ class TransportError(TransientError):
         super().__init__(message)
         self.method = method
         self.url = url
+
+
+class ConnectError(TransportError, ConnectionError):
+    """No connection could be made, so the request was certainly not sent (safe to retry)."""
 
 
 class RequestTimeout(TransportError, TimeoutError):

@@ -30,7 +30,10 @@ import attrs
 
 from ._errors import (
     ActionstepError,
+    ConnectError,
+    OAuthError,
     ReauthorizationRequired,
+    TokenEndpointUnavailable,
     TokenStoreError,
     TransientError,
 )
@@ -62,6 +65,9 @@ class RefreshPolicy:
     expiry (at most ``advisory_cap`` seconds), moved later by up to ``jitter`` of itself so a fleet
     does not refresh in lockstep. The mandatory window is ``mandatory_fraction`` of the lifetime
     (at most ``mandatory_cap``).
+
+    ``claim_timeout`` bounds how long a process waits for another one that claimed the refresh
+    token and has not saved the result yet; it must exceed the token request timeout.
     """
 
     advisory_fraction: float = 0.10
@@ -75,6 +81,8 @@ class RefreshPolicy:
     reactive_cooldown: float = 10.0
     save_retry_base: float = 0.5
     save_retry_cap: float = 30.0
+    claim_timeout: float = 120.0
+    claim_poll: float = 0.1
 
     def __attrs_post_init__(self) -> None:
         if not 0 <= self.mandatory_fraction <= self.advisory_fraction * (1 - self.jitter) < 1:
@@ -110,6 +118,7 @@ class _Slot:
     reactive_token: str | None = None
     reactive_at: float = 0.0
     unsaved: bool = False
+    own_claim: float | None = None
 
 
 class TokenManager:
@@ -337,37 +346,98 @@ class TokenManager:
 
     async def _locked_refresh(self, key: str, slot: _Slot, rejected: Token | None) -> Token:
         async with self.store.lock(key):
-            stored = await self.store.load(key)
+            while True:
+                basis = await self._settled_basis(key, slot)
+                if self._is_usable(basis, slot.token, rejected):
+                    self._adopt(slot, basis)
+                    return basis
+                claimed = await self._claim(key, slot, basis)
+                if claimed is not None:
+                    break
+            fresh = await self._spend(key, slot, basis, claimed)
+            if fresh is not None:
+                await self._save(key, slot, fresh, expected_version=claimed.version)
+        if fresh is None:  # someone else rotated it meanwhile; already adopted
+            assert slot.token is not None
+            return slot.token
+        log.info("refreshed token for %r: %s -> %s", key, basis.fingerprint, fresh.fingerprint)
+        self._call_hook(self.on_refresh, key, slot.token or fresh)
+        return slot.token or fresh
+
+    async def _settled_basis(self, key: str, slot: _Slot) -> Token:
+        """The token to judge and refresh from, once nobody else is mid-refresh on it."""
+        while True:
             mine = slot.token
             if slot.unsaved and mine is not None:
                 # Our newest token never reached the store: the stored refresh token is spent.
-                basis: Token | None = mine
-            else:
-                basis = stored if stored is not None else mine
+                return mine
+            stored = await self.store.load(key)
+            basis = stored if stored is not None else mine
             if basis is None:
                 raise ReauthorizationRequired(
                     f"no token is stored for {key!r}; authorize first", key=key
                 )
-            if self._is_usable(basis, mine, rejected):
-                self._adopt(slot, basis)
+            claimed_at = basis.refresh_claimed_at
+            if claimed_at is None:
                 return basis
-            try:
-                fresh = await self.refresher.refresh(basis)
-            except ReauthorizationRequired:
-                # Another process may have rotated without our lock (or its lock expired).
-                latest = await self.store.load(key)
-                if latest is not None and latest.refresh_token != basis.refresh_token:
-                    log.info("refresh token for %r was already rotated elsewhere; adopting", key)
-                    self._adopt(slot, latest)
-                    return latest
-                raise
-            self.refresh_count += 1
-            fresh = attrs.evolve(fresh, version=basis.version + 1)
-            self._adopt(slot, fresh)
-            await self._save(key, slot, fresh, expected_version=basis.version)
-        log.info("refreshed token for %r: %s -> %s", key, basis.fingerprint, fresh.fingerprint)
-        self._call_hook(self.on_refresh, key, slot.token or fresh)
-        return slot.token or fresh
+            age = self.clock() - claimed_at
+            if claimed_at == slot.own_claim or age >= self.policy.claim_timeout:
+                # A refresh was sent and never saved: the server may already have rotated, so
+                # presenting this refresh token again could revoke the whole token family.
+                raise ReauthorizationRequired(
+                    f"a refresh of {key!r} was interrupted after its refresh token may have been"
+                    " spent; authorize again",
+                    key=key,
+                )
+            # Another process is refreshing (its lock expired under a slow token endpoint):
+            # wait for its result rather than spend the same refresh token.
+            await asyncio.sleep(min(self.policy.claim_poll, self.policy.claim_timeout - age))
+
+    async def _claim(self, key: str, slot: _Slot, basis: Token) -> Token | None:
+        """Mark ``basis`` in the store as being spent; ``None`` if the store changed under us."""
+        if slot.unsaved:
+            return basis
+        claimed_at = self.clock()
+        claimed = attrs.evolve(basis, refresh_claimed_at=claimed_at)
+        if not await self.store.compare_and_set(key, claimed, expected_version=basis.version):
+            return None
+        slot.own_claim = claimed_at
+        return attrs.evolve(claimed, version=basis.version + 1)
+
+    async def _release(self, key: str, slot: _Slot, claimed: Token) -> None:
+        """Undo a claim after a refresh the server certainly did not process."""
+        slot.own_claim = None
+        if slot.unsaved:
+            return
+        released = attrs.evolve(claimed, refresh_claimed_at=None)
+        try:
+            if await self.store.compare_and_set(key, released, expected_version=claimed.version):
+                self._adopt(slot, attrs.evolve(released, version=claimed.version + 1))
+        except TokenStoreError as exc:
+            log.error("could not release the refresh claim on %r: %s", key, exc)
+
+    async def _spend(self, key: str, slot: _Slot, basis: Token, claimed: Token) -> Token | None:
+        """Call the token endpoint with ``claimed``'s refresh token; ``None`` if adopted instead."""
+        try:
+            fresh = await self.refresher.refresh(claimed)
+        except ReauthorizationRequired:
+            latest = await self.store.load(key)
+            if latest is not None and latest.refresh_token != basis.refresh_token:
+                log.info("refresh token for %r was already rotated elsewhere; adopting", key)
+                slot.own_claim = None
+                self._adopt(slot, latest)
+                return None
+            await self._release(key, slot, claimed)
+            raise
+        except (TokenEndpointUnavailable, ConnectError, OAuthError):
+            # The server answered with an error or was never reached: nothing was rotated.
+            await self._release(key, slot, claimed)
+            raise
+        self.refresh_count += 1
+        slot.own_claim = None
+        fresh = attrs.evolve(fresh, version=claimed.version + 1, refresh_claimed_at=None)
+        self._adopt(slot, fresh)
+        return fresh
 
     def _is_usable(self, basis: Token, mine: Token | None, rejected: Token | None) -> bool:
         """Whether ``basis`` (just read under the lock) can be used without refreshing."""
@@ -379,7 +449,7 @@ class TokenManager:
 
     async def _save(self, key: str, slot: _Slot, fresh: Token, *, expected_version: int) -> None:
         try:
-            saved = await self.store.compare_and_set(key, fresh, expected_version=expected_version)
+            saved = await self._write(key, slot, fresh, expected_version)
         except TokenStoreError as exc:
             slot.unsaved = True
             log.error(
@@ -387,44 +457,47 @@ class TokenManager:
                 key,
                 exc,
             )
-            self._spawn(self._retry_save(key, slot, fresh, expected_version))
+            self._spawn(self._retry_save(key, slot, fresh))
             return
-        slot.unsaved = False
         if not saved:
             # Someone wrote a newer token even though we held the lock (its TTL ran out): theirs
-            # wins. Ours is a valid token too, but only one refresh-token chain may survive.
+            # wins, because only one refresh-token chain may survive.
             winner = await self.store.load(key)
             log.warning("token for %r was replaced during our refresh; adopting the winner", key)
             if winner is not None:
                 self._adopt(slot, winner)
 
-    async def _retry_save(self, key: str, slot: _Slot, fresh: Token, expected: int) -> None:
+    async def _write(self, key: str, slot: _Slot, fresh: Token, expected_version: int) -> bool:
+        if slot.unsaved:
+            # The store missed at least one of our refreshes: its refresh token is spent, so ours
+            # replaces whatever version it holds.
+            stored = await self.store.load(key)
+            expected_version = stored.version if stored else 0
+        if not await self.store.compare_and_set(key, fresh, expected_version=expected_version):
+            return False
+        slot.unsaved = False
+        if slot.token is not None and slot.token.access_token == fresh.access_token:
+            self._adopt(slot, attrs.evolve(fresh, version=expected_version + 1))
+        return True
+
+    async def _retry_save(self, key: str, slot: _Slot, fresh: Token) -> None:
         attempt = 0
-        while slot.unsaved and slot.token is fresh:
+        while slot.unsaved and slot.token is not None:
+            if slot.token.access_token != fresh.access_token:
+                return  # a newer refresh took over; its own save carries the chain forward
             attempt += 1
-            await asyncio.sleep(
-                max(
-                    self.policy.save_retry_base,
-                    backoff_delay(
-                        attempt,
-                        base=self.policy.save_retry_base,
-                        cap=self.policy.save_retry_cap,
-                        rng=self._rng,
-                    ),
-                )
+            delay = backoff_delay(
+                attempt, base=self.policy.save_retry_base, cap=self.policy.save_retry_cap
             )
+            await asyncio.sleep(max(self.policy.save_retry_base, delay))
             try:
                 async with self.store.lock(key):
-                    ok = await self.store.compare_and_set(key, fresh, expected_version=expected)
+                    saved = await self._write(key, slot, fresh, fresh.version - 1)
             except TokenStoreError as exc:
                 log.error("saving refreshed token for %r failed again (%s)", key, exc)
                 continue
-            slot.unsaved = False
-            if ok:
+            if saved:
                 log.warning("refreshed token for %r saved after %d retries", key, attempt)
-            else:
-                log.error("token for %r changed in the store before our save landed", key)
-            return
 
     def _spawn(self, coro: Awaitable[object]) -> None:
         task: asyncio.Task[object] = asyncio.ensure_future(coro)

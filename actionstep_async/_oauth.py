@@ -23,6 +23,7 @@ from ._errors import (
     AuthorizationDenied,
     ClientCredentialsError,
     ConfigurationError,
+    ConnectError,
     OAuthError,
     ReauthorizationRequired,
     RequestTimeout,
@@ -361,6 +362,12 @@ class OAuthClient:
         except TimeoutError as exc:
             raise RequestTimeout(
                 f"token request to {host} timed out after {self.timeout:g}s", method="POST", url=url
+            ) from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise ConnectError(
+                f"could not connect to token endpoint {host}: {type(exc).__name__}",
+                method="POST",
+                url=url,
             ) from exc
         except aiohttp.ClientError as exc:
             raise TransportError(

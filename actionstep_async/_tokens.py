@@ -31,6 +31,8 @@ class Token:
     ``expires_at`` and ``issued_at`` are absolute wall-clock times, measured from when the token
     request was *sent*, so a slow response never makes a token look fresher than it is.
     ``version`` is the token store's generation counter used for compare-and-set writes.
+    ``refresh_claimed_at`` is set in the store while some process is spending the refresh token,
+    so that no other process ever presents it too.
     The access and refresh tokens never appear in ``repr`` or ``str``; use :attr:`fingerprint`.
     """
 
@@ -43,6 +45,7 @@ class Token:
     orgkey: str | None = None
     scopes: tuple[str, ...] = ()
     version: int = 0
+    refresh_claimed_at: float | None = None
 
     @property
     def lifetime(self) -> float:
