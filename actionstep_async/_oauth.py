@@ -208,10 +208,11 @@ def parse_token_response(
         document = None
 
     if status != 200:
-        error = document.get("error") if isinstance(document, dict) else None
-        description = document.get("error_description") if isinstance(document, dict) else None
+        fields = document if isinstance(document, dict) else {}
+        error = fields.get("error") if isinstance(fields.get("error"), str) else None
+        description = fields.get("error_description")
         detail = ""
-        if isinstance(error, str):
+        if error is not None:
             detail = error
             if isinstance(description, str) and description:
                 detail += f": {description[:200]}"
@@ -231,10 +232,10 @@ def parse_token_response(
         if error in _CREDENTIAL_ERRORS:
             raise ClientCredentialsError(
                 f"client credentials were rejected ({detail}); check client id and secret",
-                error=str(error),
+                error=error,
                 status=status,
             )
-        if isinstance(error, str):
+        if error is not None:
             raise OAuthError(f"token request failed: {detail}", error=error, status=status)
         raise OAuthError(
             f"token request failed with HTTP {status} and a {content_type} body", status=status
