@@ -10,10 +10,10 @@ import pytest
 
 from actionstep_async import (
     PRODUCTION,
-    Environment,
     AuthorizationDenied,
     ClientCredentialsError,
     ConfigurationError,
+    Environment,
     OAuthClient,
     OAuthError,
     ReauthorizationRequired,
@@ -355,7 +355,7 @@ async def test_connection_refused_is_transport_error(unused_tcp_port: int) -> No
         "http://127.0.0.1/cb",
         environment=Environment.local(f"http://127.0.0.1:{unused_tcp_port}"),
     )
-    with pytest.raises(TransportError, match="127.0.0.1"):
+    with pytest.raises(TransportError, match=r"127\.0\.0\.1"):
         await oauth.exchange_code("c")
 
 

@@ -1,6 +1,6 @@
 """A worker process for the cross-process tests: many concurrent token() calls, one report line.
 
-Usage: python -m tests.manager._worker STORE TARGET KEY BASE_URL CALLS START_AT
+Usage: python -m tests.manager._worker STORE TARGET KEY BASE_URL CALLS START_AT [LOCK_TTL]
 STORE is "file" (TARGET a directory) or "redis" (TARGET a key prefix).
 """
 
@@ -14,7 +14,9 @@ import time
 from actionstep_async import Environment, FileTokenStore, OAuthClient, TokenManager, TokenStore
 
 
-async def main(store_kind: str, target: str, key: str, base_url: str, calls: int, start: float):
+async def main(
+    store_kind: str, target: str, key: str, base_url: str, calls: int, start: float, ttl: float
+) -> None:
     redis_client = None
     store: TokenStore
     if store_kind == "file":
@@ -25,7 +27,7 @@ async def main(store_kind: str, target: str, key: str, base_url: str, calls: int
         from actionstep_async.stores.redis import RedisTokenStore
 
         redis_client = aioredis.Redis(host="127.0.0.1", port=6379)
-        store = RedisTokenStore(redis_client, prefix=target)
+        store = RedisTokenStore(redis_client, prefix=target, lock_ttl=ttl)
     oauth = OAuthClient(
         client_id="test-client-id",
         client_secret="test-client-secret",
@@ -40,9 +42,10 @@ async def main(store_kind: str, target: str, key: str, base_url: str, calls: int
     if redis_client is not None:
         await redis_client.aclose()
     fingerprints = sorted({t.fingerprint for t in tokens})
-    print(json.dumps({"fingerprints": fingerprints, "refreshes": manager.refresh_count}))
+    print(json.dumps({"fingerprints": fingerprints, "refreshes": manager.refresh_count}))  # noqa: T201 - the report line the parent reads
 
 
 if __name__ == "__main__":
     kind, target, key, base_url, calls, start = sys.argv[1:7]
-    asyncio.run(main(kind, target, key, base_url, int(calls), float(start)))
+    ttl = float(sys.argv[7]) if len(sys.argv) > 7 else 30.0
+    asyncio.run(main(kind, target, key, base_url, int(calls), float(start), ttl))

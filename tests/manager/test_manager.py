@@ -48,7 +48,7 @@ async def test_ten_thousand_callers_on_an_expired_token_cause_one_refresh(
     refresher: RotatingRefresher, clock: FakeClock
 ) -> None:
     """10,000 concurrent callers with an expired token trigger exactly one refresh."""
-    manager, first = await manager_with_token(refresher, clock)
+    manager, _first = await manager_with_token(refresher, clock)
     clock.advance(3601)
     refresher.delay = 0.01
     tokens = await asyncio.gather(*(manager.token("org-a") for _ in range(10_000)))
@@ -336,7 +336,7 @@ async def test_refresh_hook_runs_and_a_failing_hook_is_contained(
     async def record(key: str, token: Token) -> None:
         seen.append(token.access_token)
 
-    manager, first = await manager_with_token(refresher, clock, on_refresh=record)
+    manager, _first = await manager_with_token(refresher, clock, on_refresh=record)
     await manager.refresh("org-a")
     await manager.aclose()
     assert seen == ["access-2"]
@@ -356,7 +356,7 @@ async def test_interrupted_refresh_claim_blocks_reuse_of_the_refresh_token(
     refresher: RotatingRefresher, clock: FakeClock
 ) -> None:
     """A claim left by a process that died mid-refresh leads to reauthorization, never reuse."""
-    manager, first = await manager_with_token(refresher, clock)
+    manager, _first = await manager_with_token(refresher, clock)
     stored = await manager.store.load("org-a")
     assert stored is not None
     # Simulate a crashed sibling: it claimed the refresh token and never saved a result.
@@ -376,7 +376,7 @@ async def test_live_claim_is_waited_for_and_its_result_adopted(
     refresher: RotatingRefresher, clock: FakeClock
 ) -> None:
     """A sibling still refreshing (claim younger than the timeout) is waited for, not raced."""
-    manager, first = await manager_with_token(refresher, clock)
+    manager, _first = await manager_with_token(refresher, clock)
     clock.advance(3601)
     stored = await manager.store.load("org-a")
     assert stored is not None
@@ -400,7 +400,7 @@ async def test_secrets_stay_out_of_manager_repr_and_logs(
 ) -> None:
     """Manager repr and DEBUG logs through refreshes and failures carry no token values."""
     with caplog.at_level(logging.DEBUG):
-        manager, first = await manager_with_token(refresher, clock)
+        manager, _first = await manager_with_token(refresher, clock)
         clock.advance(3601)
         await manager.token("org-a")
         clock.advance(3601)
