@@ -372,6 +372,11 @@ class TokenManager:
                 # Our newest token never reached the store: the stored refresh token is spent.
                 return mine
             stored = await self.store.load(key)
+            if stored is None and mine is not None:
+                # The store lost the key (a Redis restart without persistence): carry on from our
+                # copy and write it back as a new record.
+                log.warning("token for %r is missing from the store; restoring it", key)
+                return attrs.evolve(mine, version=0, refresh_claimed_at=None)
             basis = stored if stored is not None else mine
             if basis is None:
                 raise ReauthorizationRequired(

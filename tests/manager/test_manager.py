@@ -449,3 +449,19 @@ def test_policy_rejects_overlapping_windows() -> None:
     """A mandatory window wider than the jittered advisory one is a configuration mistake."""
     with pytest.raises(ValueError, match="mandatory_fraction"):
         RefreshPolicy(mandatory_fraction=0.2)
+
+
+async def test_store_that_lost_the_key_is_restored_from_memory(
+    refresher: RotatingRefresher, clock: FakeClock
+) -> None:
+    """If the store forgets a key (Redis restart), the next refresh uses and re-saves our copy."""
+    manager, first = await manager_with_token(refresher, clock)
+    await manager.token("org-a")
+    await manager.store.delete("org-a")
+    clock.advance(3601)
+    token = await manager.token("org-a")
+    assert token.access_token == "access-2"
+    assert refresher.presented[first.refresh_token] == 1
+    stored = await manager.store.load("org-a")
+    assert stored is not None
+    assert stored.access_token == "access-2"
