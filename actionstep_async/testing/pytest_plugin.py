@@ -1,1 +1,62 @@
-"""Placeholder: the FakeActionstep pytest plugin."""
+"""pytest plugin (registered through the ``pytest11`` entry point): FakeActionstep fixtures.
+
+``fake_actionstep`` yields a started :class:`FakeActionstep` for one test. Configure it with a
+marker, whose keyword arguments go straight to the constructor::
+
+    @pytest.mark.fake_actionstep(records={"actions": 500}, reuse_detection=True)
+    async def test_something(fake_actionstep): ...
+
+The plugin loads in every pytest run of a project that installs actionstep-async, so it must
+not fail when pytest-asyncio is missing: the fixture then explains what to install.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from ._server import FakeActionstep
+
+__all__ = ["fake_actionstep"]
+
+_MARKER = "fake_actionstep"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", f"{_MARKER}(**kwargs): keyword arguments for the fake_actionstep fixture"
+    )
+
+
+def _options(request: pytest.FixtureRequest) -> dict[str, Any]:
+    marker = request.node.get_closest_marker(_MARKER)
+    return dict(marker.kwargs) if marker is not None else {}
+
+
+try:
+    pytest_asyncio: Any = importlib.import_module("pytest_asyncio")
+except ImportError:  # pragma: no cover - depends on the user's environment
+    pytest_asyncio = None
+
+if pytest_asyncio is not None:
+
+    @pytest_asyncio.fixture(loop_scope="function")  # type: ignore[untyped-decorator]
+    async def fake_actionstep(request: pytest.FixtureRequest) -> AsyncIterator[FakeActionstep]:
+        """A started FakeActionstep on 127.0.0.1 with a free port, stopped after the test."""
+        async with FakeActionstep(**_options(request)) as fake:
+            yield fake
+
+else:  # pragma: no cover - depends on the user's environment
+
+    @pytest.fixture
+    def fake_actionstep() -> None:
+        """Unavailable without pytest-asyncio."""
+        pytest.fail("the fake_actionstep fixture needs pytest-asyncio: pip install pytest-asyncio")
+
+
+# Reserved for the client helper: a fixture returning a ready TokenManager / client bound to
+# ``fake_actionstep`` (built from fake.environment, fake.client_id/client_secret and
+# fake.issue_token()) lands here once actionstep_async._manager and _client exist.
