@@ -13,13 +13,15 @@ from aiohttp.test_utils import TestServer
 
 from actionstep_async import Environment, OAuthClient
 
+from ._secrets import SENTINELS
+
 # Sentinels: if any of these ever shows up in output, a secret leaked.
-SECRET_CLIENT = "sentinel-client-secret-5f2a9c"
-SECRET_ACCESS = "sentinel-access-token-77b1e0"
-SECRET_REFRESH = "sentinel-refresh-token-c4d8aa"
-SENTINELS = (SECRET_CLIENT, SECRET_ACCESS, SECRET_REFRESH)
+SECRET_CLIENT, SECRET_ACCESS, SECRET_REFRESH = SENTINELS[:3]
 
 Reply = tuple[int, dict[str, str], bytes]
+
+# The suite-wide secret scan (see tests/leak_scan.py) and pytester for testing that scan.
+pytest_plugins = ["tests.leak_scan", "pytester"]
 
 
 class TokenEndpoint:

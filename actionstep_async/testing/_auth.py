@@ -20,6 +20,15 @@ from ._counters import FakeCounters
 
 __all__ = ["Authority", "GrantError", "Pair"]
 
+# Every secret any fake in this process minted, so a test suite can scan its output for leaks.
+_ISSUED: set[str] = set()
+
+
+def issued_secrets() -> frozenset[str]:
+    """Access tokens, refresh tokens and codes minted by every FakeActionstep in this process."""
+    return frozenset(_ISSUED)
+
+
 CODE_TTL: Final = 600.0
 REFRESH_TTL: Final = 21 * 86400.0
 """Actionstep documents 21 days for refresh tokens."""
@@ -121,7 +130,9 @@ class Authority:
         self._refresh: dict[str, _Refresh] = {}
 
     def _secret(self, prefix: str) -> str:
-        return f"{prefix}{self._rng.getrandbits(192):048x}"
+        value = f"{prefix}{self._rng.getrandbits(192):048x}"
+        _ISSUED.add(value)
+        return value
 
     # -- client authentication ------------------------------------------------------------
 
