@@ -1,0 +1,290 @@
+"""RedisTokenStore: tokens and refresh locks in Redis, shared by every process and host.
+
+Install with the ``redis`` extra. For a key whose :func:`encode_key` is ``NAME``:
+
+``{prefix}token:NAME``
+    A hash with ``version`` (an integer, authoritative) and ``token`` (``dump_token`` plus the key).
+    Read with one ``HMGET``, so version and token always come from the same write.
+``{prefix}lock:NAME``
+    The refresh lock: a random value with a TTL.
+
+``compare_and_set`` is one Lua script (read the version, compare, write ``version + 1``), atomic on
+the server whoever holds the lock. That matters: the lock is only advisory. Its TTL can run out
+during a slow refresh, or a failover can drop it, and then the script is what stops a second writer
+from overwriting the first writer's token.
+
+``lock(key)`` is ``SET NX PX`` with a fresh ``uuid4`` value per acquisition (never shared between
+tasks), polled with jittered sleeps until acquired or ``lock_timeout``. Release and extension are
+Lua scripts that act only while the value is still ours, so a holder whose lock expired never
+deletes the next holder's lock. While the lock is held a watchdog task extends the TTL every
+``lock_ttl / 3``; if an extension finds the lock gone it logs a warning and stops. Tasks of one
+process first queue on a per-key ``asyncio.Lock``, so only one task per key and loop polls Redis.
+
+The caller owns the Redis client: the store never closes it. Either ``decode_responses`` setting
+works.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import uuid
+import weakref
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
+from typing import Final, TypeVar
+
+import attrs
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from .._errors import ConfigurationError, ResponseDecodeError, TokenStoreError
+from .._tokens import Token, dump_token, load_token
+from ._base import encode_key
+
+__all__ = ["RedisTokenStore"]
+
+log = logging.getLogger("actionstep_async.stores")
+
+_T = TypeVar("_T")
+
+# OSError: a socket failure redis-py did not wrap (it wraps most into ConnectionError).
+_REDIS_ERRORS: Final = (RedisError, OSError)
+
+_COMPARE_AND_SET: Final = """
+local current = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
+if current ~= tonumber(ARGV[1]) then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'version', ARGV[2], 'token', ARGV[3])
+return 1
+"""
+
+_RELEASE: Final = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+_EXTEND: Final = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+
+class RedisTokenStore:
+    """Tokens in Redis behind a per-key lock that spans processes and hosts.
+
+    ``lock_ttl`` (seconds) is how long a lock outlives a holder that died; budget it as the token
+    request timeout times attempts plus the write, with margin. While held, the lock is extended
+    every ``lock_ttl / 3`` unless ``extend=False`` (tests use that to force the TTL shorter than a
+    slow refresh). ``lock_timeout`` bounds the wait for the lock (``None``: no bound) and
+    ``poll_interval`` is the mean pause between attempts. The lock is not reentrant. Redis
+    failures raise :class:`TokenStoreError`; how soon depends on the client's own retry policy.
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        prefix: str = "actionstep:",
+        lock_ttl: float = 30.0,
+        lock_timeout: float | None = 60.0,
+        poll_interval: float = 0.05,
+        extend: bool = True,
+    ) -> None:
+        if not lock_ttl >= 0.001:
+            raise ConfigurationError("lock_ttl must be at least 0.001 seconds")
+        if lock_timeout is not None and not lock_timeout > 0:
+            raise ConfigurationError("lock_timeout must be positive or None")
+        if not poll_interval > 0:
+            raise ConfigurationError("poll_interval must be positive")
+        self._redis = redis
+        self._prefix = prefix
+        self._lock_ttl = lock_ttl
+        self._lock_timeout = lock_timeout
+        self._poll_interval = poll_interval
+        self._extend = extend
+        self._compare_and_set = redis.register_script(_COMPARE_AND_SET)
+        self._release_script = redis.register_script(_RELEASE)
+        self._extend_script = redis.register_script(_EXTEND)
+        # Keyed by (id(loop), name): an asyncio.Lock must not be shared between event loops.
+        self._local_locks: weakref.WeakValueDictionary[tuple[int, str], asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
+        # Strong references to shielded releases that outlive a cancelled caller.
+        self._releases: set[asyncio.Task[None]] = set()
+
+    def __repr__(self) -> str:
+        return f"RedisTokenStore(prefix={self._prefix!r})"
+
+    def token_key(self, key: str) -> str:
+        """The Redis key holding the token for ``key``."""
+        return f"{self._prefix}token:{encode_key(key)}"
+
+    def lock_key(self, key: str) -> str:
+        """The Redis key of the refresh lock for ``key``."""
+        return f"{self._prefix}lock:{encode_key(key)}"
+
+    async def load(self, key: str) -> Token | None:
+        """The stored token for ``key`` with its version, or ``None``; a corrupt entry raises."""
+        name = self.token_key(key)
+        version, document = await self._call(
+            "load", name, self._redis.hmget(name, "version", "token")
+        )
+        if document is None:
+            return None
+        if version is None:
+            raise TokenStoreError(f"token entry {name} is corrupt: it has no version")
+        try:
+            token = load_token(document)
+        except ResponseDecodeError as exc:
+            raise TokenStoreError(f"token entry {name} is corrupt: {exc}") from exc
+        try:
+            stored_version = int(version)
+        except ValueError:
+            # Not chained: int()'s message quotes the value, which could be anything, even a secret.
+            raise TokenStoreError(f"token entry {name} is corrupt: bad version") from None
+        if stored_version < 1:
+            raise TokenStoreError(f"token entry {name} is corrupt: version {stored_version}")
+        return attrs.evolve(token, version=stored_version)
+
+    async def compare_and_set(self, key: str, token: Token, *, expected_version: int) -> bool:
+        """Write ``token`` as version ``expected_version + 1`` iff Redis holds that version."""
+        name = self.token_key(key)
+        new_version = expected_version + 1
+        document = dump_token(attrs.evolve(token, version=new_version), key=key)
+        written = await self._call(
+            "compare-and-set",
+            name,
+            self._compare_and_set(keys=[name], args=[expected_version, new_version, document]),
+        )
+        return bool(written)
+
+    async def delete(self, key: str) -> None:
+        """Forget the token for ``key`` (no error if absent)."""
+        name = self.token_key(key)
+        await self._call("delete", name, self._redis.delete(name))
+
+    @asynccontextmanager
+    async def lock(self, key: str) -> AsyncIterator[None]:
+        """Exclusive access to ``key`` for every task, process and host using this Redis prefix."""
+        name = self.lock_key(key)
+        loop = asyncio.get_running_loop()
+        deadline = None if self._lock_timeout is None else loop.time() + self._lock_timeout
+        local = self._local_lock(loop, name)
+        try:
+            async with asyncio.timeout_at(deadline):
+                await local.acquire()
+        except TimeoutError:
+            raise self._lock_timeout_error(key) from None
+        try:
+            value = uuid.uuid4().hex
+            await self._acquire(loop, name, value, deadline, key)
+            watchdog = asyncio.create_task(self._keep_alive(name, value)) if self._extend else None
+            try:
+                yield
+            finally:
+                try:
+                    if watchdog is not None:
+                        watchdog.cancel()
+                        await asyncio.wait([watchdog])
+                finally:
+                    await self._release(name, value)
+        finally:
+            local.release()
+
+    # -- internals ------------------------------------------------------------------------------
+
+    async def _call(self, action: str, name: str, command: Awaitable[_T]) -> _T:
+        task = asyncio.current_task()
+        cancel_requests = task.cancelling() if task is not None else 0
+        try:
+            result = await command
+        except _REDIS_ERRORS as exc:
+            raise TokenStoreError(f"Redis {action} of {name} failed: {exc}") from exc
+        # On Python 3.11 asyncio.wait_for inside redis-py drops a cancellation that arrives as the
+        # reply does (CPython gh-86296). The request is still counted, so honour it here: a lock
+        # waiter that ignored its cancellation would go on to take a lock nobody releases.
+        if task is not None and task.cancelling() > cancel_requests:
+            raise asyncio.CancelledError
+        return result
+
+    def _local_lock(self, loop: asyncio.AbstractEventLoop, name: str) -> asyncio.Lock:
+        slot = (id(loop), name)
+        local = self._local_locks.get(slot)
+        if local is None:
+            local = self._local_locks[slot] = asyncio.Lock()
+        return local
+
+    async def _acquire(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        name: str,
+        value: str,
+        deadline: float | None,
+        key: str,
+    ) -> None:
+        ttl_ms = max(1, round(self._lock_ttl * 1000))
+        while True:
+            try:
+                acquired = await self._call(
+                    "lock", name, self._redis.set(name, value, nx=True, px=ttl_ms)
+                )
+            except BaseException:
+                # The SET may have reached the server before the failure or cancellation: undo it
+                # (harmless if it did not, since release checks our unique value).
+                await self._release(name, value)
+                raise
+            if acquired:
+                return
+            now = loop.time()
+            if deadline is not None and now >= deadline:
+                raise self._lock_timeout_error(key)
+            pause = self._poll_interval * random.uniform(0.5, 1.5)
+            await asyncio.sleep(pause if deadline is None else min(pause, deadline - now))
+
+    def _lock_timeout_error(self, key: str) -> TokenStoreError:
+        return TokenStoreError(
+            f"timed out after {self._lock_timeout}s waiting for the lock on key {key!r} in {self}"
+        )
+
+    async def _keep_alive(self, name: str, value: str) -> None:
+        ttl_ms = max(1, round(self._lock_ttl * 1000))
+        while True:
+            await asyncio.sleep(self._lock_ttl / 3)
+            try:
+                # Through _call so that a cancellation redis-py drops still stops the watchdog;
+                # lock() awaits the cancelled watchdog and would otherwise wait forever.
+                still_ours = await self._call(
+                    "extend", name, self._extend_script(keys=[name], args=[value, ttl_ms])
+                )
+            except TokenStoreError as exc:
+                # The lock may still be ours; try again next tick rather than give up on a blip.
+                log.warning("could not extend the lock %s: %s", name, exc)
+                continue
+            if not still_ours:
+                log.warning(
+                    "lost the lock %s while holding it (TTL ran out or Redis failed over); "
+                    "compare-and-set still protects the stored token",
+                    name,
+                )
+                return
+
+    async def _release(self, name: str, value: str) -> None:
+        # Shielded so a second cancellation cannot leave the lock held until its TTL runs out.
+        task = asyncio.create_task(self._release_now(name, value))
+        self._releases.add(task)
+        task.add_done_callback(self._releases.discard)
+        await asyncio.shield(task)
+
+    async def _release_now(self, name: str, value: str) -> None:
+        try:
+            await self._release_script(keys=[name], args=[value])
+        except _REDIS_ERRORS as exc:
+            # Not raised: the caller's work is done, and the TTL frees the lock anyway.
+            log.warning("could not release the lock %s (its TTL will free it): %s", name, exc)
