@@ -93,6 +93,16 @@ for _kind in (str, int, float):
     _converter.register_structure_hook(_kind, _strict(_kind))
 
 
+def _scopes(value: Any, _: type[Any]) -> tuple[str, ...]:
+    # cattrs would turn the string "actions" into ('a', 'c', ...) and a dict into its keys.
+    if not isinstance(value, list | tuple) or not all(isinstance(s, str) for s in value):
+        raise TypeError("expected a list of strings")
+    return tuple(value)
+
+
+_converter.register_structure_hook(tuple[str, ...], _scopes)
+
+
 def dump_token(token: Token, **extra: Any) -> str:
     """Serialise a token (secrets included: this is what stores persist) to a JSON document."""
     document: dict[str, Any] = _converter.unstructure(token)

@@ -108,6 +108,8 @@ def test_dump_keeps_absolute_timestamps_and_extra_fields() -> None:
         json.dumps({**json.loads(dump_token(make_token())), "expires_at": "soon"}).encode(),
         json.dumps({**json.loads(dump_token(make_token())), "access_token": 5}).encode(),
         json.dumps({**json.loads(dump_token(make_token())), "version": True}).encode(),
+        json.dumps({**json.loads(dump_token(make_token())), "scopes": "actions"}).encode(),
+        json.dumps({**json.loads(dump_token(make_token())), "scopes": {"a": 1}}).encode(),
     ],
 )
 def test_corrupt_documents_raise_without_echoing_secrets(document: bytes) -> None:
