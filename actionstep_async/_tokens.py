@@ -100,7 +100,7 @@ def _scopes(value: Any, _: type[Any]) -> tuple[str, ...]:
     return tuple(value)
 
 
-_converter.register_structure_hook(tuple[str, ...], _scopes)
+_converter.register_structure_hook_func(lambda kind: kind == tuple[str, ...], _scopes)
 
 
 def dump_token(token: Token, **extra: Any) -> str:
