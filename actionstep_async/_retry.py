@@ -1,12 +1,24 @@
-"""Pure retry arithmetic: Retry-After parsing and jittered exponential backoff."""
+"""Pure retry arithmetic: Retry-After parsing, jittered backoff, and what may be retried."""
 
 from __future__ import annotations
 
 import math
 import random
 from email.utils import parsedate_to_datetime
+from typing import Final
 
-__all__ = ["backoff_delay", "parse_retry_after"]
+import attrs
+
+__all__ = [
+    "IDEMPOTENT_METHODS",
+    "NO_RETRY",
+    "RetryPolicy",
+    "backoff_delay",
+    "is_idempotent",
+    "parse_retry_after",
+    "retryable_failure",
+    "retryable_status",
+]
 
 MAX_RETRY_AFTER = 3600.0
 """A server asking us to wait longer than an hour is treated as asking for an hour."""
@@ -48,3 +60,76 @@ def backoff_delay(
     """Full-jitter exponential backoff: uniform in ``[0, min(cap, base * 2**attempt)]``."""
     ceiling = min(cap, base * (2 ** min(attempt, 32)))
     return (rng or random).uniform(0.0, ceiling)
+
+
+IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+"""Methods whose repetition cannot create a second effect (RFC 9110 section 9.2.2)."""
+
+
+@attrs.frozen
+class RetryPolicy:
+    """How hard the resource client tries before giving up.
+
+    ``max_attempts`` counts every request sent, the first one included (1 disables retries);
+    ``max_elapsed`` bounds the seconds spent on one call, waits included: a retry whose wait would
+    cross it is not made. Waits grow as full-jitter exponential backoff from ``backoff_base`` up to
+    ``backoff_cap``; a ``Retry-After`` from the server replaces the backoff and is spread by up to
+    ``retry_after_jitter`` of itself so callers told the same thing do not come back in lockstep.
+    ``statuses`` are retried for idempotent methods; POST is only ever retried on 429.
+    """
+
+    max_attempts: int = 5
+    max_elapsed: float = 60.0
+    backoff_base: float = 0.25
+    backoff_cap: float = 10.0
+    retry_after_jitter: float = 0.2
+    statuses: frozenset[int] = frozenset({429, 502, 503, 504})
+
+    def __attrs_post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        if self.max_elapsed < 0 or self.backoff_base < 0 or self.backoff_cap < 0:
+            raise ValueError("max_elapsed, backoff_base and backoff_cap must not be negative")
+        if not 0.0 <= self.retry_after_jitter <= 1.0:
+            raise ValueError("retry_after_jitter must be between 0 and 1")
+
+    def delay(
+        self, attempt: int, retry_after: float | None, *, rng: random.Random | None = None
+    ) -> float:
+        """Seconds to wait before attempt number ``attempt + 1`` (``attempt`` >= 1 were made)."""
+        if retry_after is not None:
+            return retry_after * (1.0 + (rng or random).uniform(0.0, self.retry_after_jitter))
+        return backoff_delay(attempt - 1, base=self.backoff_base, cap=self.backoff_cap, rng=rng)
+
+    def allows(self, attempt: int, elapsed: float, delay: float) -> bool:
+        """Whether another attempt fits the budget after ``attempt`` were made in ``elapsed`` s."""
+        return attempt < self.max_attempts and elapsed + delay <= self.max_elapsed
+
+
+NO_RETRY: Final = RetryPolicy(max_attempts=1)
+"""A policy that sends every request exactly once."""
+
+
+def is_idempotent(method: str) -> bool:
+    """True for methods that may be repeated without a second effect on the server."""
+    return method in IDEMPOTENT_METHODS
+
+
+def retryable_status(policy: RetryPolicy, method: str, status: int) -> bool:
+    """Whether an answer with ``status`` may be retried for ``method``.
+
+    A 429 means the server refused the request without processing it, so even a POST may be sent
+    again; a 5xx on a POST may have followed a partial write, so it never is.
+    """
+    if status not in policy.statuses:
+        return False
+    return status == 429 or is_idempotent(method)
+
+
+def retryable_failure(method: str, *, sent: bool) -> bool:
+    """Whether a request that got no response may be retried.
+
+    ``sent`` is False only when the connection failed before any byte of the request left (DNS,
+    refused, connect timeout): then even a POST cannot have reached the server.
+    """
+    return is_idempotent(method) or not sent

@@ -1,0 +1,117 @@
+"""How many requests a client has in flight: a fixed limit, or one that adapts to 429s.
+
+Actionstep's rate limits are unpublished and change with load, so a fixed number is either too
+timid or a 429 storm. The adaptive mode is additive-increase / multiplicative-decrease (the TCP
+congestion-avoidance rule): every 429 halves the limit, and it grows back by one after a run of
+successes, so a bulk job settles just under the rate the server currently allows.
+
+A slot covers one HTTP exchange only. The client releases it before sleeping for a retry, so a
+request that waits out a ``Retry-After`` never blocks the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Final, Literal
+
+__all__ = ["ConcurrencyLimiter", "Outcome"]
+
+Outcome = Literal["ok", "rate_limited", "failed"]
+"""How an exchange ended, as far as the limiter cares."""
+
+_OK: Final = "ok"
+_RATE_LIMITED: Final = "rate_limited"
+
+
+class ConcurrencyLimiter:
+    """A semaphore whose size can shrink on 429 and grow back (when ``adaptive``).
+
+    ``maximum`` is the size it starts with and never exceeds; ``minimum`` is the floor the halving
+    stops at. ``increase_every`` is the number of successes that earn one more slot; by default
+    it is the current limit, so the limit grows by about one per round of requests.
+    """
+
+    def __init__(
+        self,
+        maximum: int,
+        *,
+        adaptive: bool = False,
+        minimum: int = 1,
+        increase_every: int | None = None,
+    ) -> None:
+        if maximum < 1 or not 1 <= minimum <= maximum:
+            raise ValueError("need 1 <= minimum <= maximum")
+        if increase_every is not None and increase_every < 1:
+            raise ValueError("increase_every must be at least 1")
+        self.maximum = maximum
+        self.minimum = minimum
+        self.adaptive = adaptive
+        self.increase_every = increase_every
+        self.limit = maximum
+        self.decreases = 0
+        self._in_flight = 0
+        self._successes = 0
+        # Bumped on every decrease: a 429 for a request sent before the last decrease says
+        # nothing new about the current limit, so it must not halve it again.
+        self._epoch = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    def __repr__(self) -> str:
+        mode = "adaptive" if self.adaptive else "fixed"
+        return (
+            f"ConcurrencyLimiter({mode}, limit={self.limit}/{self.maximum},"
+            f" in_flight={self._in_flight}, waiting={len(self._waiters)})"
+        )
+
+    @property
+    def in_flight(self) -> int:
+        """Slots currently held."""
+        return self._in_flight
+
+    async def acquire(self) -> int:
+        """Wait for a slot; returns a ticket to hand back to :meth:`release`."""
+        if self._in_flight < self.limit and not self._waiters:
+            self._in_flight += 1
+            return self._epoch
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                # The slot was handed over just as we were cancelled: pass it on.
+                self._in_flight -= 1
+                self._wake()
+            else:
+                self._waiters.remove(waiter)
+            raise
+        return self._epoch
+
+    def release(self, ticket: int, outcome: Outcome = _OK) -> None:
+        """Return a slot, telling the adaptive mode how the exchange went."""
+        self._in_flight -= 1
+        if self.adaptive:
+            if outcome == _RATE_LIMITED:
+                self._decrease(ticket)
+            elif outcome == _OK:
+                self._successes += 1
+                if self._successes >= (self.increase_every or self.limit):
+                    self._successes = 0
+                    self.limit = min(self.maximum, self.limit + 1)
+        self._wake()
+
+    def _decrease(self, ticket: int) -> None:
+        if ticket != self._epoch:
+            return
+        self._epoch += 1
+        self._successes = 0
+        self.decreases += 1
+        self.limit = max(self.minimum, self.limit // 2)
+
+    def _wake(self) -> None:
+        while self._waiters and self._in_flight < self.limit:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                self._in_flight += 1

@@ -1,0 +1,488 @@
+"""Response decoding: the envelope, pages, plain and typed records.
+
+Actionstep answers in a pre-1.0 JSON API style keyed by resource name, with quirks every caller
+would otherwise handle by hand (survey section 5.3): 204 for "no matches", an object instead of a
+one-element array, ``"T"``/``"F"`` booleans, int or string (and composite ``a--b``) ids,
+timestamps with the organisation's offset or no time at all, decimal strings, side-loaded
+``linked`` records. This module normalises all of that once.
+
+Typed records are built by a private cattrs converter. Fields a model does not know are kept in
+``extra``, never dropped: Actionstep adds fields without notice and "additional" fields only
+appear when asked for.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from types import MappingProxyType
+from typing import Any, Final, TypeAlias
+
+import attrs
+import cattrs
+from cattrs.gen import make_dict_structure_fn, override
+
+from ._errors import ResponseDecodeError
+
+__all__ = [
+    "TYPED_MODELS",
+    "Action",
+    "ActionType",
+    "FileNote",
+    "Id",
+    "Page",
+    "Paging",
+    "Participant",
+    "Record",
+    "TimeRecord",
+    "decode_json",
+    "error_details",
+    "make_page",
+    "primary_records",
+    "structure_record",
+]
+
+try:  # the ``speed`` extra
+    import orjson
+
+    _loads: Callable[[bytes], Any] = orjson.loads
+except ImportError:  # pragma: no cover - exercised only without the extra
+    _loads = json.loads
+
+Id: TypeAlias = int | str
+"""A record id: an int for most resources, a string like ``"1024--31--11"`` for composite ones."""
+
+_EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
+
+
+def decode_json(body: bytes, *, content_type: str, what: str) -> Any:
+    """Parse a JSON body, or raise ResponseDecodeError naming its content type and size."""
+    try:
+        return _loads(body)
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are both ValueErrors
+        kind = "an HTML page" if body.lstrip()[:1] == b"<" else "not valid JSON"
+        raise ResponseDecodeError(
+            f"{what}: the body is {kind} (content-type {content_type or 'missing'!r},"
+            f" {len(body)} bytes)"
+        ) from exc
+
+
+class Record(Mapping[str, Any]):
+    """One record as decoded from JSON, read-only; ``record["name"]``, ``record.id``.
+
+    The values are exactly what the server sent (``"T"``/``"F"``, strings for link ids); use
+    ``typed=True`` on the client for converted values on the resources that have a model.
+    """
+
+    __slots__ = ("_data", "resource")
+
+    def __init__(self, resource: str, data: Mapping[str, Any]) -> None:
+        self.resource = resource
+        self._data = data
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        return f"Record({self.resource!r}, {self._data!r})"
+
+    @property
+    def id(self) -> Any:
+        """The record's id as sent (int, numeric string or composite string), or None."""
+        return self._data.get("id")
+
+    @property
+    def links(self) -> Mapping[str, Any]:
+        """Ids of related records by link name (strings, lists of strings or null)."""
+        links = self._data.get("links")
+        return MappingProxyType(links) if isinstance(links, dict) else _EMPTY
+
+
+# -- typed models ------------------------------------------------------------------------------
+
+Timestamp: TypeAlias = datetime | date
+"""A timestamp with the organisation's offset, or a bare date when the server sends one."""
+
+
+def _mapping() -> Mapping[str, Any]:
+    return _EMPTY
+
+
+@attrs.frozen
+class Action:
+    """A matter (``actions``)."""
+
+    id: Id
+    name: str | None = None
+    reference: str | None = None
+    priority: int | None = None
+    status: str | None = None
+    is_billable: bool | None = None
+    is_deleted: bool | None = None
+    is_favorite: bool | None = None
+    status_timestamp: Timestamp | None = None
+    created_timestamp: Timestamp | None = None
+    modified_timestamp: Timestamp | None = None
+    links: Mapping[str, Any] = attrs.field(factory=_mapping)
+    extra: Mapping[str, Any] = attrs.field(factory=_mapping)
+
+
+@attrs.frozen
+class Participant:
+    """A person or company (``participants``)."""
+
+    id: Id
+    display_name: str | None = None
+    is_company: bool | None = None
+    company_name: str | None = None
+    salutation: str | None = None
+    first_name: str | None = None
+    middle_name: str | None = None
+    last_name: str | None = None
+    email: str | None = None
+    phone1_number: str | None = None
+    physical_address_line1: str | None = None
+    date_of_birth: Timestamp | None = None
+    created_timestamp: Timestamp | None = None
+    modified_timestamp: Timestamp | None = None
+    links: Mapping[str, Any] = attrs.field(factory=_mapping)
+    extra: Mapping[str, Any] = attrs.field(factory=_mapping)
+
+
+@attrs.frozen
+class FileNote:
+    """A file note on a matter (``filenotes``)."""
+
+    id: Id
+    text: str | None = None
+    source: str | None = None
+    entered_by: str | None = None
+    entered_timestamp: Timestamp | None = None
+    note_timestamp: Timestamp | None = None
+    links: Mapping[str, Any] = attrs.field(factory=_mapping)
+    extra: Mapping[str, Any] = attrs.field(factory=_mapping)
+
+
+@attrs.frozen
+class TimeRecord:
+    """Time recorded against a matter (``timerecords``); hours and amounts are Decimals."""
+
+    id: Id
+    description: str | None = None
+    timestamp_date: Timestamp | None = None
+    actual_hours: Decimal | None = None
+    billable_hours: Decimal | None = None
+    billable_amount: Decimal | None = None
+    is_billable: bool | None = None
+    billing_status: str | None = None
+    created_timestamp: Timestamp | None = None
+    links: Mapping[str, Any] = attrs.field(factory=_mapping)
+    extra: Mapping[str, Any] = attrs.field(factory=_mapping)
+
+
+@attrs.frozen
+class ActionType:
+    """A matter type (``actiontypes``)."""
+
+    id: Id
+    name: str | None = None
+    description: str | None = None
+    is_disabled: bool | None = None
+    links: Mapping[str, Any] = attrs.field(factory=_mapping)
+    extra: Mapping[str, Any] = attrs.field(factory=_mapping)
+
+
+TypedRecord: TypeAlias = Action | Participant | FileNote | TimeRecord | ActionType
+TYPED_MODELS: Final[Mapping[str, type[TypedRecord]]] = MappingProxyType(
+    {
+        "actions": Action,
+        "participants": Participant,
+        "filenotes": FileNote,
+        "timerecords": TimeRecord,
+        "actiontypes": ActionType,
+    }
+)
+
+# -- the private converter ----------------------------------------------------------------------
+
+_converter = cattrs.Converter(forbid_extra_keys=False, detailed_validation=True)
+_DIGITS: Final = re.compile(r"[1-9][0-9]{0,17}")
+_EXTRA_KEY: Final = "\x00extra"
+
+
+def _id(value: object, _: object) -> Id:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value:
+        # Numeric ids arrive as numbers or as strings depending on the resource; one form keeps
+        # ``record.id == 5`` true either way. Composite ids stay strings.
+        return int(value) if _DIGITS.fullmatch(value) else value
+    raise ValueError("expected an int or non-empty string id")
+
+
+def _bool(value: object, _: object) -> bool:
+    if value == "T" or value is True:
+        return True
+    if value == "F" or value is False:
+        return False
+    raise ValueError("expected 'T' or 'F'")
+
+
+def _str(value: object, _: object) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    raise ValueError("expected a string")
+
+
+def _int(value: object, _: object) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lstrip("-").isdigit():
+        return int(value)
+    raise ValueError("expected an integer")
+
+
+def _decimal(value: object, _: object) -> Decimal | None:
+    if value is None:
+        return None
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        try:
+            number = Decimal(str(value))
+        except InvalidOperation as exc:
+            raise ValueError("expected a decimal number") from exc
+        if number.is_finite():
+            return number
+    raise ValueError("expected a decimal number")
+
+
+def _timestamp(value: object, _: object) -> Timestamp | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if len(value) == 10:
+            return date.fromisoformat(value)
+        return datetime.fromisoformat(value)
+    raise ValueError("expected an ISO 8601 timestamp")
+
+
+def _read_only(value: object, _: object) -> Mapping[str, Any]:
+    if value is None:
+        return _EMPTY
+    if isinstance(value, dict):
+        return MappingProxyType(value)
+    raise ValueError("expected an object")
+
+
+_converter.register_structure_hook(Id, _id)
+_converter.register_structure_hook(bool, _bool)
+_converter.register_structure_hook(str, _str)
+_converter.register_structure_hook(int, _int)
+_converter.register_structure_hook(Decimal | None, _decimal)
+_converter.register_structure_hook(Timestamp | None, _timestamp)
+_converter.register_structure_hook_func(lambda t: t == Mapping[str, Any], _read_only)
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def _register(model: type[TypedRecord]) -> None:
+    names = [field.name for field in attrs.fields(model)]
+    renames = {name: override(rename=_camel(name)) for name in names if name != "extra"}
+    renames["extra"] = override(rename=_EXTRA_KEY)
+    base = make_dict_structure_fn(model, _converter, **renames)  # type: ignore[arg-type]
+    known = frozenset(_camel(name) for name in names if name != "extra")
+
+    def structure(data: Any, _: object) -> TypedRecord:
+        if not isinstance(data, dict):
+            raise ValueError("expected an object")
+        extra = {key: value for key, value in data.items() if key not in known}
+        if extra:
+            data = {**data, _EXTRA_KEY: extra}
+        record: TypedRecord = base(data, model)
+        return record
+
+    _converter.register_structure_hook(model, structure)
+
+
+for _model in TYPED_MODELS.values():
+    _register(_model)
+
+
+def structure_record(resource: str, data: object, *, typed: bool) -> Any:
+    """One record: a typed model when ``typed`` and the resource has one, else a Record."""
+    if typed:
+        model = TYPED_MODELS.get(resource)
+        if model is not None:
+            try:
+                return _converter.structure(data, model)
+            except (cattrs.BaseValidationError, ValueError, TypeError) as exc:
+                problems = (
+                    "; ".join(cattrs.transform_error(exc))
+                    if isinstance(exc, cattrs.BaseValidationError)
+                    else str(exc)
+                )
+                raise ResponseDecodeError(f"unexpected {resource} record: {problems}") from exc
+    if not isinstance(data, dict):
+        raise ResponseDecodeError(f"unexpected {resource} record: expected an object")
+    return Record(resource, data)
+
+
+# -- the envelope -------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Paging:
+    """``meta.paging.<resource>``: totals for the whole query and where this page sits."""
+
+    record_count: int
+    page_count: int
+    page: int
+    page_size: int
+
+
+def primary_records(resource: str, document: object) -> list[Any]:
+    """The raw primary records of a 2xx document, always a list (an object becomes ``[object]``)."""
+    if document is None:
+        return []
+    if not isinstance(document, dict):
+        raise ResponseDecodeError(f"{resource} response is not a JSON object")
+    if resource not in document:
+        raise ResponseDecodeError(f"{resource} response has no {resource!r} member")
+    raw = document[resource]
+    if isinstance(raw, list):
+        return raw
+    if isinstance(raw, dict):
+        return [raw]
+    if raw is None:
+        return []
+    raise ResponseDecodeError(f"{resource} response has an unusable {resource!r} member")
+
+
+def _paging(resource: str, document: Mapping[str, Any], count: int, page: int, size: int) -> Paging:
+    meta = document.get("meta")
+    paging = meta.get("paging") if isinstance(meta, dict) else None
+    block = paging.get(resource) if isinstance(paging, dict) else None
+    if not isinstance(block, dict):
+        return Paging(record_count=count, page_count=1 if count else 0, page=page, page_size=size)
+    try:
+        return Paging(
+            record_count=_int(block.get("recordCount", count), None),
+            page_count=_int(block.get("pageCount", 1), None),
+            page=_int(block.get("page", page), None),
+            page_size=_int(block.get("pageSize", size), None),
+        )
+    except ValueError as exc:
+        raise ResponseDecodeError(f"{resource} response has malformed meta.paging") from exc
+
+
+def _link_types(document: Mapping[str, Any]) -> dict[str, str]:
+    """``{"actions.assignedTo": "participants"}`` from the top-level ``links`` templates."""
+    links = document.get("links")
+    result: dict[str, str] = {}
+    if isinstance(links, dict):
+        for key, template in links.items():
+            if isinstance(template, dict) and isinstance(template.get("type"), str):
+                result[key] = template["type"]
+    return result
+
+
+@attrs.frozen(eq=False)
+class Page(Sequence[Any]):
+    """One page of a list request: the records, what was side-loaded with them, and paging.
+
+    A Page is a sequence of its records. ``linked`` holds side-loaded records by resource name
+    (``include=[...]``); :meth:`related` follows a record's link to them.
+    """
+
+    resource: str
+    records: tuple[Any, ...]
+    paging: Paging
+    linked: Mapping[str, tuple[Any, ...]] = attrs.field(factory=dict)
+    link_types: Mapping[str, str] = attrs.field(factory=dict, repr=False)
+    _index: dict[str, dict[str, Any]] = attrs.field(factory=dict, init=False, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.records)
+
+    def __getitem__(self, index: Any) -> Any:
+        return self.records[index]
+
+    def linked_record(self, resource: str, id: Id) -> Any | None:
+        """The side-loaded ``resource`` record with ``id``, or None if it was not included."""
+        index = self._index.get(resource)
+        if index is None:
+            index = self._index[resource] = {str(r.id): r for r in self.linked.get(resource, ())}
+        return index.get(str(id))
+
+    def related(self, record: Any, link: str, *, resource: str | None = None) -> list[Any]:
+        """The side-loaded records ``record``'s ``link`` points to (empty when not included).
+
+        The target resource comes from the response's link templates; pass ``resource`` when the
+        server sent none (``page.related(action, "assignedTo", resource="participants")``).
+        """
+        value = record.links.get(link)
+        if value is None:
+            return []
+        target = resource or self.link_types.get(f"{self.resource}.{link}") or _guess(link)
+        ids = value if isinstance(value, list) else [value]
+        found = (self.linked_record(target, i) for i in ids if i is not None)
+        return [r for r in found if r is not None]
+
+
+def _guess(link: str) -> str:
+    # Without a template, Actionstep's own naming is the best guess: actionType -> actiontypes.
+    return link.lower() + "s"
+
+
+def make_page(
+    resource: str,
+    document: object,
+    *,
+    typed: bool,
+    page: int,
+    page_size: int,
+) -> Page:
+    """Decode a list response (``None`` for a 204) into a Page."""
+    raws = primary_records(resource, document)
+    records = tuple(structure_record(resource, raw, typed=typed) for raw in raws)
+    if not isinstance(document, dict):
+        return Page(resource, records, Paging(0, 0, page, page_size))
+    linked: dict[str, tuple[Any, ...]] = {}
+    side = document.get("linked")
+    if isinstance(side, dict):
+        for kind, items in side.items():
+            listed = items if isinstance(items, list) else [items]
+            linked[kind] = tuple(structure_record(kind, item, typed=typed) for item in listed)
+    paging = _paging(resource, document, len(records), page, page_size)
+    return Page(resource, records, paging, linked, _link_types(document))
+
+
+def error_details(document: object) -> tuple[list[Mapping[str, Any]], str | None]:
+    """The ``errors`` of an error body (a list or one object) and a short message from them."""
+    if not isinstance(document, dict):
+        return [], None
+    raw = document.get("errors")
+    items = raw if isinstance(raw, list) else [raw] if isinstance(raw, dict) else []
+    errors: list[Mapping[str, Any]] = [item for item in items if isinstance(item, dict)]
+    for item in errors:
+        for key in ("detail", "title", "message", "code"):
+            text = item.get(key)
+            if isinstance(text, str) and text:
+                return errors, text[:300]
+    return errors, None
