@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any as _Any
 
+from ._client import AsyncResourceClient
 from ._environment import PRODUCTION, STAGING, Environment
 from ._errors import (
     ActionstepError,
@@ -37,12 +38,25 @@ from ._errors import (
     UnsafeEndpointError,
 )
 from ._manager import Refresher, RefreshPolicy, TokenManager
+from ._models import (
+    Action,
+    ActionType,
+    FileNote,
+    Id,
+    Page,
+    Paging,
+    Participant,
+    Record,
+    TimeRecord,
+)
 from ._oauth import (
     AuthorizationRequest,
     OAuthClient,
     build_authorize_url,
     parse_authorization_response,
 )
+from ._query import F, Filter
+from ._retry import RetryPolicy
 from ._tokens import Token
 from .stores import FileTokenStore, MemoryTokenStore, TokenStore
 
@@ -50,7 +64,10 @@ __all__ = [
     "PRODUCTION",
     "STAGING",
     "APIError",
+    "Action",
+    "ActionType",
     "ActionstepError",
+    "AsyncResourceClient",
     "AuthorizationDenied",
     "AuthorizationRequest",
     "BadRequestError",
@@ -58,22 +75,32 @@ __all__ = [
     "ConfigurationError",
     "ConnectError",
     "Environment",
+    "F",
+    "FileNote",
     "FileTokenStore",
+    "Filter",
     "ForbiddenError",
+    "Id",
     "InvalidRequestError",
     "MemoryTokenStore",
     "NotFoundError",
     "OAuthClient",
     "OAuthError",
     "OutcomeUnknownError",
+    "Page",
+    "Paging",
+    "Participant",
     "RateLimitedError",
     "ReauthorizationRequired",
+    "Record",
     "RefreshPolicy",
     "Refresher",
     "RequestTimeout",
     "ResponseDecodeError",
+    "RetryPolicy",
     "ServerError",
     "StateMismatchError",
+    "TimeRecord",
     "Token",
     "TokenEndpointUnavailable",
     "TokenManager",

@@ -14,8 +14,12 @@ from urllib.parse import unquote, urlencode
 
 from aiohttp import web
 
+from .._client import AsyncResourceClient
 from .._environment import Environment
+from .._manager import TokenManager
+from .._oauth import OAuthClient
 from .._tokens import Token
+from ..stores import TokenStore
 from ._auth import REFRESH_TTL, Authority, GrantError, Pair
 from ._control import add_control_routes
 from ._counters import FakeCounters
@@ -249,6 +253,32 @@ class FakeActionstep:
             orgkey=self.orgkey,
             scopes=pair.scopes,
         )
+
+    def oauth_client(self) -> OAuthClient:
+        """An OAuthClient registered with this fake (its client id, secret and redirect URI)."""
+        return OAuthClient(
+            client_id=self.client_id,
+            client_secret=self.client_secret,
+            redirect_uri=self.redirect_uri,
+            environment=self.environment,
+        )
+
+    async def connect(
+        self,
+        key: str = "test",
+        *,
+        scopes: tuple[str, ...] | list[str] = ("actions",),
+        store: TokenStore | None = None,
+        **client_options: Any,
+    ) -> AsyncResourceClient:
+        """A ready client: a TokenManager holding a freshly issued token, bound to this fake.
+
+        ``client_options`` go to :class:`AsyncResourceClient`; close the client when done (or
+        use ``async with``). ``client.manager`` is the TokenManager behind it.
+        """
+        manager = TokenManager(self.oauth_client(), store)
+        await manager.save(key, self.issue_token(scopes))
+        return AsyncResourceClient(manager, key, **client_options)
 
     def issue_code(self, scopes: tuple[str, ...] | list[str] = ("actions",)) -> str:
         """An authorization code, as if the consent page had just redirected with it."""

@@ -1,7 +1,8 @@
 """pytest plugin (registered through the ``pytest11`` entry point): FakeActionstep fixtures.
 
-``fake_actionstep`` yields a started :class:`FakeActionstep` for one test. Configure it with a
-marker, whose keyword arguments go straight to the constructor::
+``fake_actionstep`` yields a started :class:`FakeActionstep` for one test, and
+``actionstep_client`` an :class:`AsyncResourceClient` already authorized against it. Configure
+the fake with a marker, whose keyword arguments go straight to the constructor::
 
     @pytest.mark.fake_actionstep(records={"actions": 500}, reuse_detection=True)
     async def test_something(fake_actionstep): ...
@@ -18,9 +19,10 @@ from typing import Any
 
 import pytest
 
+from .._client import AsyncResourceClient
 from ._server import FakeActionstep
 
-__all__ = ["fake_actionstep"]
+__all__ = ["actionstep_client", "fake_actionstep"]
 
 _MARKER = "fake_actionstep"
 
@@ -49,6 +51,14 @@ if pytest_asyncio is not None:
         async with FakeActionstep(**_options(request)) as fake:
             yield fake
 
+    @pytest_asyncio.fixture(loop_scope="function")  # type: ignore[untyped-decorator]
+    async def actionstep_client(
+        fake_actionstep: FakeActionstep,
+    ) -> AsyncIterator[AsyncResourceClient]:
+        """An AsyncResourceClient already authorized against ``fake_actionstep``."""
+        async with await fake_actionstep.connect(scopes=("all",)) as client:
+            yield client
+
 else:  # pragma: no cover - depends on the user's environment
 
     @pytest.fixture
@@ -56,7 +66,9 @@ else:  # pragma: no cover - depends on the user's environment
         """Unavailable without pytest-asyncio."""
         pytest.fail("the fake_actionstep fixture needs pytest-asyncio: pip install pytest-asyncio")
 
+    @pytest.fixture
+    def actionstep_client() -> None:
+        """Unavailable without pytest-asyncio."""
+        pytest.fail("the actionstep_client fixture needs pytest-asyncio (pip install it)")
 
-# Reserved for the client helper: a fixture returning a ready TokenManager / client bound to
-# ``fake_actionstep`` (built from fake.environment, fake.client_id/client_secret and
-# fake.issue_token()) lands here once actionstep_async._manager and _client exist.
+

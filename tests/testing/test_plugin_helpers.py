@@ -1,0 +1,35 @@
+"""The five-line integration test that README promises, using the bundled pytest fixtures."""
+
+from __future__ import annotations
+
+import pytest
+
+from actionstep_async import AsyncResourceClient, Page
+from actionstep_async.testing import FakeActionstep
+
+
+async def test_actionstep_client_fixture_reads_a_matter(
+    actionstep_client: AsyncResourceClient,
+) -> None:
+    """The actionstep_client fixture is authorized and reads seeded records."""
+    action = await actionstep_client.get("actions", 1)
+    assert action["id"] == 1
+
+
+@pytest.mark.fake_actionstep(records={"participants": 7})
+async def test_connect_gives_a_ready_client(fake_actionstep: FakeActionstep) -> None:
+    """fake.connect() returns a client whose manager holds a token for the fake."""
+    async with await fake_actionstep.connect("firm", scopes=("participants",)) as client:
+        page = await client.list("participants")
+        assert isinstance(page, Page)
+        assert page.paging.record_count == 7
+        assert (await client.manager.token("firm")).api_endpoint == fake_actionstep.api_endpoint
+
+
+async def test_readme_example(actionstep_client: AsyncResourceClient) -> None:
+    """The README's example runs as written."""
+    action = await actionstep_client.get("actions", 1)  # a read-only mapping
+    assert action["id"] == 1 and action["isDeleted"] in ("T", "F")
+    typed = await actionstep_client.with_options(typed=True).get("actions", 1)
+    assert typed.is_deleted in (True, False)  # Actionstep's "T"/"F", decoded
+    assert actionstep_client.manager.refresh_count == 0
