@@ -269,12 +269,13 @@ class TokenManager:
         now = self.clock()
         self._raise_if_remembered(slot, now)
         token = slot.token
+        in_flight = self._active_flight(slot) is not None
         if token is not None and now < slot.mandatory_at:
             # Advisory window: one background refresh, nobody waits for it.
-            if slot.flight is None and now >= slot.not_before:
+            if not in_flight and now >= slot.not_before:
                 _ = self._flight(key, slot, rejected=None)
             return token
-        if slot.flight is None and now < slot.not_before:
+        if not in_flight and now < slot.not_before:
             # Backing off after a failure: a token that still works beats an error.
             if token is not None and now < token.expires_at:
                 return token
@@ -288,16 +289,23 @@ class TokenManager:
                 return token
             raise
 
+    @staticmethod
+    def _active_flight(slot: _Slot) -> asyncio.Task[Token] | None:
+        flight = slot.flight
+        # A flight left on another (finished) loop is ignored: tasks are bound to their loop, and
+        # one whose loop was closed mid-refresh will never complete.
+        if flight is None or flight.done() or flight.get_loop() is not asyncio.get_running_loop():
+            return None
+        return flight
+
     def _flight(self, key: str, slot: _Slot, *, rejected: Token | None) -> asyncio.Task[Token]:
         """The one refresh task for ``key``, started if none is running on this loop."""
-        flight = slot.flight
-        loop = asyncio.get_running_loop()
-        # A flight left on another (finished) loop is ignored: tasks are bound to their loop.
-        if flight is not None and not flight.done() and flight.get_loop() is loop:
+        flight = self._active_flight(slot)
+        if flight is not None:
             return flight
         if self._closed:
             raise TokenStoreError("the TokenManager is closed")
-        flight = loop.create_task(self._run_flight(key, slot, rejected))
+        flight = asyncio.get_running_loop().create_task(self._run_flight(key, slot, rejected))
         slot.flight = flight
         flight.add_done_callback(lambda task: self._flight_done(slot, task))
         return flight
