@@ -29,7 +29,8 @@ async def test_connect_gives_a_ready_client(fake_actionstep: FakeActionstep) -> 
 async def test_readme_example(actionstep_client: AsyncResourceClient) -> None:
     """The README's example runs as written."""
     action = await actionstep_client.get("actions", 1)  # a read-only mapping
-    assert action["id"] == 1 and action["isDeleted"] in ("T", "F")
+    assert action["id"] == 1
+    assert action["isDeleted"] in ("T", "F")
     typed = await actionstep_client.with_options(typed=True).get("actions", 1)
     assert typed.is_deleted in (True, False)  # Actionstep's "T"/"F", decoded
     assert actionstep_client.manager.refresh_count == 0
