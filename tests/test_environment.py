@@ -33,7 +33,11 @@ def test_presets_use_go_host_for_authorize_and_api_host_for_token() -> None:
             "https://ap-southeast-2.actionstep.com/api/",
             "https://ap-southeast-2.actionstep.com/api/",
         ),
-        (PRODUCTION, "https://us-west-2.actionstep.com/api", "https://us-west-2.actionstep.com/api/"),
+        (
+            PRODUCTION,
+            "https://us-west-2.actionstep.com/api",
+            "https://us-west-2.actionstep.com/api/",
+        ),
         (PRODUCTION, "https://EU.ActionStep.com:443/api/", "https://eu.actionstep.com/api/"),
         (
             STAGING,

@@ -12,7 +12,8 @@ def test_all_lists_exactly_the_public_names() -> None:
     public = {
         name
         for name, value in vars(actionstep_async).items()
-        if not name.startswith("_") and not isinstance(value, types.ModuleType)
+        if not name.startswith("_")
+        and not isinstance(value, types.ModuleType)
         and name != "annotations"
     }
     assert set(actionstep_async.__all__) == public

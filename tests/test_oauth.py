@@ -61,7 +61,11 @@ def test_invalid_scopes_are_a_configuration_error(scopes: object) -> None:
     """Empty scope lists and scopes containing whitespace are refused."""
     with pytest.raises(ConfigurationError):
         build_authorize_url(
-            PRODUCTION, client_id="c", redirect_uri="r", scopes=scopes, state="s"  # type: ignore[arg-type]
+            PRODUCTION,
+            client_id="c",
+            redirect_uri="r",
+            scopes=scopes,
+            state="s",  # type: ignore[arg-type]
         )
 
 

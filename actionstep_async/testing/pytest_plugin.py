@@ -70,5 +70,3 @@ else:  # pragma: no cover - depends on the user's environment
     def actionstep_client() -> None:
         """Unavailable without pytest-asyncio."""
         pytest.fail("the actionstep_client fixture needs pytest-asyncio (pip install it)")
-
-
