@@ -20,8 +20,9 @@ SECRET_CLIENT, SECRET_ACCESS, SECRET_REFRESH = SENTINELS[:3]
 
 Reply = tuple[int, dict[str, str], bytes]
 
-# The suite-wide secret scan (see tests/leak_scan.py) and pytester for testing that scan.
-pytest_plugins = ["tests.leak_scan", "pytester"]
+# The suite-wide secret scan (see tests/leak_scan.py), pytester for testing that scan, and our
+# own fixtures (registered here rather than through the entry point; see pyproject.toml).
+pytest_plugins = ["tests.leak_scan", "pytester", "actionstep_async.testing.pytest_plugin"]
 
 
 class TokenEndpoint:

@@ -34,3 +34,11 @@ async def test_readme_example(actionstep_client: AsyncResourceClient) -> None:
     typed = await actionstep_client.with_options(typed=True).get("actions", 1)
     assert typed.is_deleted in (True, False)  # Actionstep's "T"/"F", decoded
     assert actionstep_client.manager.refresh_count == 0
+
+
+def test_plugin_is_registered_for_users() -> None:
+    """Installing the package registers the fixtures' plugin under pytest's entry point group."""
+    from importlib.metadata import entry_points
+
+    plugins = {ep.name: ep.value for ep in entry_points(group="pytest11")}
+    assert plugins["actionstep_async"] == "actionstep_async.testing.pytest_plugin"
