@@ -679,8 +679,10 @@ class AsyncResourceClient:
         if raw:
             try:
                 document = json.loads(raw)
-            except ValueError:
-                document = None  # an HTML error page: the status says enough
+            except (ValueError, RecursionError):
+                # An HTML error page, or nesting too deep for the stdlib parser: the status says
+                # enough, and RecursionError must not escape as an untyped error.
+                document = None
         errors, detail = error_details(document)
         cls = api_error_class(status)
         if 300 <= status < 400:

@@ -182,6 +182,9 @@ class TokenManager:
         if (
             slot.reactive_token == token_sent.access_token
             and now - slot.reactive_at < self.policy.reactive_cooldown
+            # Unless the token has reached its mandatory window: then expiry explains the 401
+            # (a short-lived token, or a request delayed past expiry) and a refresh is due.
+            and now < slot.mandatory_at
         ):
             # This token came from a 401-triggered refresh moments ago; a second refresh would not
             # help (the 401 is about permissions, not the token) and would start a refresh storm.
@@ -369,8 +372,18 @@ class TokenManager:
             assert slot.token is not None
             return slot.token
         log.info("refreshed token for %r: %s -> %s", key, basis.fingerprint, fresh.fingerprint)
-        self._call_hook(self.on_refresh, key, slot.token or fresh)
-        return slot.token or fresh
+        token = slot.token or fresh
+        self._call_hook(self.on_refresh, key, token)
+        if token.expires_at <= self.clock():
+            # The server granted a lifetime shorter than the round trip, so the token expired
+            # before it arrived (scenario A5). It is saved, since its refresh token is the live
+            # one, but handing it out would only earn a 401 and another refresh per request: fail
+            # as a transient error so callers back off instead of looping on refreshes.
+            raise TransientError(
+                f"the token endpoint issued a token for {key!r} that expired before it arrived"
+                f" (lifetime {token.lifetime:.3g}s); backing off"
+            )
+        return token
 
     async def _settled_basis(self, key: str, slot: _Slot) -> Token:
         """The token to judge and refresh from, once nobody else is mid-refresh on it."""

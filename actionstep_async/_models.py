@@ -62,7 +62,9 @@ def decode_json(body: bytes, *, content_type: str, what: str) -> Any:
     """Parse a JSON body, or raise ResponseDecodeError naming its content type and size."""
     try:
         return _loads(body)
-    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are both ValueErrors
+    # JSONDecodeError and UnicodeDecodeError are both ValueErrors; the stdlib parser (used
+    # without orjson) raises RecursionError on deeply nested input instead.
+    except (ValueError, RecursionError) as exc:
         kind = "an HTML page" if body.lstrip()[:1] == b"<" else "not valid JSON"
         raise ResponseDecodeError(
             f"{what}: the body is {kind} (content-type {content_type or 'missing'!r},"

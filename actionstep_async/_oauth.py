@@ -204,7 +204,8 @@ def parse_token_response(
     document: Any = None
     try:
         document = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        # RecursionError: the stdlib parser's answer to a deeply nested body ("[[[[...").
         document = None
 
     if status != 200:

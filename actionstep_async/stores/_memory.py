@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -19,7 +20,12 @@ class MemoryTokenStore:
 
     def __init__(self) -> None:
         self._tokens: dict[str, Token] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        # Keyed by (id(loop), key): an asyncio.Lock that was ever contended is bound to its loop,
+        # so sharing one between event loops (asyncio.run per job, pytest's per-test loops)
+        # raises "bound to a different event loop". Weak values: idle locks are dropped.
+        self._locks: weakref.WeakValueDictionary[tuple[int, str], asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
 
     def __repr__(self) -> str:
         return f"MemoryTokenStore(keys={len(self._tokens)})"
@@ -39,6 +45,9 @@ class MemoryTokenStore:
 
     @asynccontextmanager
     async def lock(self, key: str) -> AsyncIterator[None]:
-        lock = self._locks.setdefault(validate_key(key), asyncio.Lock())
+        slot = (id(asyncio.get_running_loop()), validate_key(key))
+        lock = self._locks.get(slot)
+        if lock is None:
+            lock = self._locks[slot] = asyncio.Lock()
         async with lock:
             yield
