@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-from contextlib import AbstractAsyncContextManager
+import weakref
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Final, Protocol, runtime_checkable
 from urllib.parse import quote
 
 from .._errors import InvalidRequestError
 from .._tokens import Token
 
-__all__ = ["TokenStore", "encode_key", "validate_key"]
+__all__ = ["LoopLocks", "TokenStore", "encode_key", "validate_key"]
 
 MAX_KEY_LENGTH: Final = 512
 
@@ -70,3 +73,43 @@ def encode_key(key: str) -> str:
     if len(encoded) > 180:
         return "%sha256-" + hashlib.sha256(key.encode()).hexdigest()
     return encoded
+
+
+class LoopLocks:
+    """One ``asyncio.Lock`` per (event loop, name): how a store queues its own tasks.
+
+    A lock that was ever contended is bound to its loop, so sharing one between event loops
+    (``asyncio.run`` per job, pytest's per-test loops) raises "bound to a different event loop".
+    Weak values: idle locks are dropped.
+    """
+
+    def __init__(self) -> None:
+        self._locks: weakref.WeakValueDictionary[tuple[int, str], asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
+
+    @asynccontextmanager
+    async def hold(
+        self,
+        name: str,
+        deadline: float | None = None,
+        on_timeout: Callable[[], Exception] = TimeoutError,
+    ) -> AsyncIterator[None]:
+        """Hold the lock for ``name`` on this loop.
+
+        Raises ``on_timeout()`` if it is not acquired before ``deadline`` (loop time); a
+        TimeoutError raised inside the ``async with`` body passes through untouched.
+        """
+        slot = (id(asyncio.get_running_loop()), name)
+        lock = self._locks.get(slot)
+        if lock is None:
+            lock = self._locks[slot] = asyncio.Lock()
+        try:
+            async with asyncio.timeout_at(deadline):
+                await lock.acquire()
+        except TimeoutError:
+            raise on_timeout() from None
+        try:
+            yield
+        finally:
+            lock.release()

@@ -50,7 +50,6 @@ import stat
 import sys
 import threading
 import time
-import weakref
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -60,7 +59,7 @@ import attrs
 
 from .._errors import ConfigurationError, ResponseDecodeError, TokenStoreError
 from .._tokens import Token, dump_token, load_token
-from ._base import encode_key
+from ._base import LoopLocks, encode_key
 
 if sys.platform != "win32":
     import fcntl
@@ -103,10 +102,7 @@ class FileTokenStore:
         self._lock_timeout = lock_timeout
         self._directory_ready = False
         self._directory_guard = threading.Lock()
-        # Keyed by (id(loop), name): an asyncio.Lock must not be shared between event loops.
-        self._local_locks: weakref.WeakValueDictionary[tuple[int, str], asyncio.Lock] = (
-            weakref.WeakValueDictionary()
-        )
+        self._local_locks = LoopLocks()
 
     def __repr__(self) -> str:
         return f"FileTokenStore({str(self._directory)!r})"
@@ -143,29 +139,15 @@ class FileTokenStore:
         name = encode_key(key)
         loop = asyncio.get_running_loop()
         deadline = None if self._lock_timeout is None else loop.time() + self._lock_timeout
-        local = self._local_lock(loop, name)
-        try:
-            async with asyncio.timeout_at(deadline):
-                await local.acquire()
-        except TimeoutError:
-            raise self._lock_timeout_error(key) from None
-        try:
+        # Tasks of this process queue here first: only one per key polls the file lock.
+        async with self._local_locks.hold(name, deadline, lambda: self._lock_timeout_error(key)):
             fd = await self._acquire_file_lock(loop, name, deadline, key)
             try:
                 yield
             finally:
                 _unlock(fd)
-        finally:
-            local.release()
 
     # -- lock(key) -------------------------------------------------------------------------------
-
-    def _local_lock(self, loop: asyncio.AbstractEventLoop, name: str) -> asyncio.Lock:
-        slot = (id(loop), name)
-        local = self._local_locks.get(slot)
-        if local is None:
-            local = self._local_locks[slot] = asyncio.Lock()
-        return local
 
     async def _acquire_file_lock(
         self, loop: asyncio.AbstractEventLoop, name: str, deadline: float | None, key: str

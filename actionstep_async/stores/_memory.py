@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import attrs
 
 from .._tokens import Token
-from ._base import validate_key
+from ._base import LoopLocks, validate_key
 
 __all__ = ["MemoryTokenStore"]
 
@@ -20,12 +18,7 @@ class MemoryTokenStore:
 
     def __init__(self) -> None:
         self._tokens: dict[str, Token] = {}
-        # Keyed by (id(loop), key): an asyncio.Lock that was ever contended is bound to its loop,
-        # so sharing one between event loops (asyncio.run per job, pytest's per-test loops)
-        # raises "bound to a different event loop". Weak values: idle locks are dropped.
-        self._locks: weakref.WeakValueDictionary[tuple[int, str], asyncio.Lock] = (
-            weakref.WeakValueDictionary()
-        )
+        self._locks = LoopLocks()
 
     def __repr__(self) -> str:
         return f"MemoryTokenStore(keys={len(self._tokens)})"
@@ -45,9 +38,5 @@ class MemoryTokenStore:
 
     @asynccontextmanager
     async def lock(self, key: str) -> AsyncIterator[None]:
-        slot = (id(asyncio.get_running_loop()), validate_key(key))
-        lock = self._locks.get(slot)
-        if lock is None:
-            lock = self._locks[slot] = asyncio.Lock()
-        async with lock:
+        async with self._locks.hold(validate_key(key)):
             yield

@@ -30,7 +30,6 @@ import asyncio
 import logging
 import random
 import uuid
-import weakref
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from typing import Final, TypeVar
@@ -41,7 +40,7 @@ from redis.exceptions import RedisError
 
 from .._errors import ConfigurationError, ResponseDecodeError, TokenStoreError
 from .._tokens import Token, dump_token, load_token
-from ._base import encode_key
+from ._base import LoopLocks, encode_key
 
 __all__ = ["RedisTokenStore"]
 
@@ -112,10 +111,7 @@ class RedisTokenStore:
         self._compare_and_set = redis.register_script(_COMPARE_AND_SET)
         self._release_script = redis.register_script(_RELEASE)
         self._extend_script = redis.register_script(_EXTEND)
-        # Keyed by (id(loop), name): an asyncio.Lock must not be shared between event loops.
-        self._local_locks: weakref.WeakValueDictionary[tuple[int, str], asyncio.Lock] = (
-            weakref.WeakValueDictionary()
-        )
+        self._local_locks = LoopLocks()
         # Strong references to shielded releases that outlive a cancelled caller.
         self._releases: set[asyncio.Task[None]] = set()
 
@@ -176,13 +172,8 @@ class RedisTokenStore:
         name = self.lock_key(key)
         loop = asyncio.get_running_loop()
         deadline = None if self._lock_timeout is None else loop.time() + self._lock_timeout
-        local = self._local_lock(loop, name)
-        try:
-            async with asyncio.timeout_at(deadline):
-                await local.acquire()
-        except TimeoutError:
-            raise self._lock_timeout_error(key) from None
-        try:
+        # Tasks of this process queue here first: only one per key polls Redis.
+        async with self._local_locks.hold(name, deadline, lambda: self._lock_timeout_error(key)):
             value = uuid.uuid4().hex
             await self._acquire(loop, name, value, deadline, key)
             watchdog = asyncio.create_task(self._keep_alive(name, value)) if self._extend else None
@@ -195,8 +186,6 @@ class RedisTokenStore:
                         await asyncio.wait([watchdog])
                 finally:
                     await self._release(name, value)
-        finally:
-            local.release()
 
     # -- internals ------------------------------------------------------------------------------
 
@@ -213,13 +202,6 @@ class RedisTokenStore:
         if task is not None and task.cancelling() > cancel_requests:
             raise asyncio.CancelledError
         return result
-
-    def _local_lock(self, loop: asyncio.AbstractEventLoop, name: str) -> asyncio.Lock:
-        slot = (id(loop), name)
-        local = self._local_locks.get(slot)
-        if local is None:
-            local = self._local_locks[slot] = asyncio.Lock()
-        return local
 
     async def _acquire(
         self,
