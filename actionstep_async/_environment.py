@@ -20,7 +20,8 @@ _LOOPBACK_NAMES: Final = frozenset({"localhost"})
 _API_PATHS: Final = frozenset({"/api", "/api/"})
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback IP addresses (127.0.0.0/8, ::1)."""
     if host in _LOOPBACK_NAMES:
         return True
     try:
@@ -59,7 +60,7 @@ class Environment:
         """An environment served from ``base_url`` on loopback, such as a FakeActionstep server."""
         base = base_url.rstrip("/")
         host = urlsplit(base).hostname or ""
-        if not _is_loopback(host):
+        if not is_loopback(host):
             raise ConfigurationError(f"Environment.local needs a loopback URL, got host {host!r}")
         return cls(
             name=name,
@@ -86,7 +87,7 @@ class Environment:
         except ValueError as exc:
             raise UnsafeEndpointError("api_endpoint is not a valid URL") from exc
         host = parts.hostname or ""
-        loopback = self.allow_loopback and _is_loopback(host)
+        loopback = self.allow_loopback and is_loopback(host)
         plain_http_ok = parts.scheme == "http" and self.allow_http and loopback
         if parts.scheme != "https" and not plain_http_ok:
             scheme = parts.scheme or "nothing"

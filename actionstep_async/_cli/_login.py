@@ -8,7 +8,6 @@ is exchanged.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import os
 import sys
 import webbrowser
@@ -20,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 import attrs
 from aiohttp import web
 
+from .._environment import is_loopback
 from .._errors import OAuthError
 from .._oauth import AuthorizationRequest, OAuthClient, parse_authorization_response
 from ._exits import USAGE, CommandError
@@ -33,15 +33,6 @@ _DONE_PAGE: Final = (
 )
 
 
-def _loopback_host(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 @attrs.frozen
 class _Target:
     host: str
@@ -53,7 +44,7 @@ def parse_redirect_uri(redirect_uri: str) -> _Target:
     """Where to listen; only a plain-http loopback URI can be served by this process."""
     parts = urlsplit(redirect_uri)
     host = parts.hostname or ""
-    if parts.scheme != "http" or not _loopback_host(host):
+    if parts.scheme != "http" or not is_loopback(host):
         raise CommandError(
             "login needs ACTIONSTEP_REDIRECT_URI to be a loopback URL such as"
             " http://127.0.0.1:8765/callback (registered with your Actionstep app), so this"
