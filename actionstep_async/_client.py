@@ -368,30 +368,32 @@ class AsyncResourceClient:
         page_size: int = 200,
         concurrency: int = 4,
         adaptive: bool = True,
+        prefetch: int | None = None,
     ) -> AsyncIterator[Any]:
         """Every record of a query, in order, across all pages.
 
         Page 1 tells how many pages there are; the rest are then fetched ``concurrency`` at a
-        time (a sliding window, so memory stays bounded however large the query) and yielded in
-        page order. ``adaptive`` narrows that window while the server answers 429. Arguments
-        are validated here, before the first request.
+        time and yielded in page order. Up to ``prefetch`` pages (default ``8 * concurrency``)
+        are requested ahead of the one being yielded: a page parked on a 429's ``Retry-After``
+        then does not stall the others, and memory stays bounded however large the query.
+        ``adaptive`` lowers the concurrency while the server answers 429. Arguments are
+        validated here, before the first request.
         """
         check_resource(resource)
-        given: object = concurrency
-        if isinstance(given, bool) or not isinstance(given, int) or given < 1:
-            raise InvalidRequestError("concurrency must be a positive int")
+        _check_positive("concurrency", concurrency)
+        ahead = 8 * concurrency if prefetch is None else _check_positive("prefetch", prefetch)
         base = build_query(
             filters=filters, include=include, fields=fields, sort=sort, page_size=page_size
         )
         limiter = ConcurrencyLimiter(concurrency, adaptive=adaptive)
-        return self._iterate(resource, base, page_size, concurrency, limiter)
+        return self._iterate(resource, base, page_size, ahead, limiter)
 
     async def _iterate(
         self,
         resource: str,
         base: str,
         page_size: int,
-        concurrency: int,
+        ahead: int,
         limiter: ConcurrencyLimiter,
     ) -> AsyncIterator[Any]:
         def fetch(number: int) -> asyncio.Task[Page]:
@@ -404,7 +406,7 @@ class AsyncResourceClient:
         upcoming = 2
         try:
             # Start the next pages before handing out page 1: the caller's work overlaps them.
-            while upcoming <= pages and len(window) < concurrency:
+            while upcoming <= pages and len(window) < ahead:
                 window.append(fetch(upcoming))
                 upcoming += 1
             for record in first.records:
@@ -570,6 +572,7 @@ class AsyncResourceClient:
             url = prepared.base + path
             attempts += 1
             outcome: Outcome = "failed"
+            pause = 0.0
             failure: BaseException | None = None
             answer: _Answer | None = None
             sent_at = time.perf_counter()
@@ -590,15 +593,17 @@ class AsyncResourceClient:
                         )
                     if answer.status == 429:
                         outcome = "rate_limited"
+                        hint = response.headers.get("Retry-After")
+                        pause = parse_retry_after(hint, now=time.time()) or 0.0
                     elif answer.status < 500:
                         outcome = "ok"
                 except _WRAP_TRANSPORT as exc:
                     failure = exc
                 finally:
-                    self.limiter.release(ticket, outcome)
+                    self.limiter.release(ticket, outcome, retry_after=pause)
             finally:
                 if limiter is not None:
-                    limiter.release(extra_ticket, outcome)
+                    limiter.release(extra_ticket, outcome, retry_after=pause)
             elapsed = time.perf_counter() - sent_at
 
             if answer is None:
@@ -699,6 +704,12 @@ class AsyncResourceClient:
         if status == 429:
             kwargs["retry_after"] = parse_retry_after(headers.get("Retry-After"), now=time.time())
         return cls(message, **kwargs)
+
+
+def _check_positive(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidRequestError(f"{name} must be a positive int")
+    return value
 
 
 def _quote(text: str) -> str:

@@ -3,7 +3,10 @@
 Actionstep's rate limits are unpublished and change with load, so a fixed number is either too
 timid or a 429 storm. The adaptive mode is additive-increase / multiplicative-decrease (the TCP
 congestion-avoidance rule): every 429 halves the limit, and it grows back by one after a run of
-successes, so a bulk job settles just under the rate the server currently allows.
+successes, so a bulk job settles just under the rate the server currently allows. After a
+decrease it holds still for a while (at least the server's ``Retry-After``, and one second): a
+probe that overshoots costs a whole ``Retry-After`` for the request that hit it, far more than
+the round trip that TCP-style growth assumes, so probing must be rare.
 
 A slot covers one HTTP exchange only. The client releases it before sleeping for a retry, so a
 request that waits out a ``Retry-After`` never blocks the others.
@@ -12,7 +15,9 @@ request that waits out a ``Retry-After`` never blocks the others.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
+from collections.abc import Callable
 from typing import Final, Literal
 
 __all__ = ["ConcurrencyLimiter", "Outcome"]
@@ -39,6 +44,7 @@ class ConcurrencyLimiter:
         adaptive: bool = False,
         minimum: int = 1,
         increase_every: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if maximum < 1 or not 1 <= minimum <= maximum:
             raise ValueError("need 1 <= minimum <= maximum")
@@ -55,6 +61,8 @@ class ConcurrencyLimiter:
         # Bumped on every decrease: a 429 for a request sent before the last decrease says
         # nothing new about the current limit, so it must not halve it again.
         self._epoch = 0
+        self._clock = clock
+        self._hold_until = 0.0
         self._waiters: deque[asyncio.Future[None]] = deque()
 
     def __repr__(self) -> str:
@@ -88,20 +96,24 @@ class ConcurrencyLimiter:
             raise
         return self._epoch
 
-    def release(self, ticket: int, outcome: Outcome = _OK) -> None:
-        """Return a slot, telling the adaptive mode how the exchange went."""
+    def release(self, ticket: int, outcome: Outcome = _OK, *, retry_after: float = 0.0) -> None:
+        """Return a slot, telling the adaptive mode how the exchange went.
+
+        ``retry_after`` is the server's hint on a 429 (seconds); growth pauses at least that long.
+        """
         self._in_flight -= 1
         if self.adaptive:
             if outcome == _RATE_LIMITED:
-                self._decrease(ticket)
-            elif outcome == _OK:
+                self._decrease(ticket, retry_after)
+            elif outcome == _OK and self._clock() >= self._hold_until:
                 self._successes += 1
                 if self._successes >= (self.increase_every or self.limit):
                     self._successes = 0
                     self.limit = min(self.maximum, self.limit + 1)
         self._wake()
 
-    def _decrease(self, ticket: int) -> None:
+    def _decrease(self, ticket: int, retry_after: float) -> None:
+        self._hold_until = max(self._hold_until, self._clock() + max(1.0, retry_after))
         if ticket != self._epoch:
             return
         self._epoch += 1

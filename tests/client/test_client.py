@@ -368,3 +368,10 @@ async def test_requests_run_concurrently_up_to_the_limit(
     await asyncio.gather(*(client.get("actions", i) for i in range(1, 17)))
     elapsed = asyncio.get_running_loop().time() - started
     assert 0.38 <= elapsed < 1.2
+
+
+def test_iterate_rejects_bad_prefetch(client: AsyncResourceClient) -> None:
+    """prefetch must be a positive int, checked before any request."""
+    for bad in (0, -1, True, 2.5):
+        with pytest.raises(InvalidRequestError, match="prefetch"):
+            client.iterate("actions", prefetch=bad)  # type: ignore[arg-type]

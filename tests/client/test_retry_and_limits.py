@@ -97,15 +97,21 @@ async def test_cancelled_waiter_does_not_leak_a_slot() -> None:
 
 
 async def test_adaptive_limiter_halves_once_per_burst_and_grows_back() -> None:
-    """429s from one round halve the limit once; successes then add one slot per round."""
-    limiter = ConcurrencyLimiter(16, adaptive=True)
+    """429s from one round halve the limit once; after a pause, one slot per round comes back."""
+    now = [0.0]
+    limiter = ConcurrencyLimiter(16, adaptive=True, clock=lambda: now[0])
     tickets = [await limiter.acquire() for _ in range(16)]
     for ticket in tickets:
         limiter.release(ticket, "rate_limited")
     assert limiter.limit == 8
     assert limiter.decreases == 1
-    limiter.release(await limiter.acquire(), "rate_limited")
+    limiter.release(await limiter.acquire(), "rate_limited", retry_after=3.0)
     assert limiter.limit == 4
+    # Growth holds still for the server's Retry-After (at least a second) after a 429.
+    for _ in range(50):
+        limiter.release(await limiter.acquire(), "ok")
+    assert limiter.limit == 4
+    now[0] += 3.0
     for _ in range(4 + 5):
         limiter.release(await limiter.acquire(), "ok")
     assert limiter.limit == 6
@@ -115,6 +121,9 @@ async def test_adaptive_limiter_halves_once_per_burst_and_grows_back() -> None:
     for _ in range(10):
         limiter.release(await limiter.acquire(), "rate_limited")
     assert limiter.limit == 1
+    for _ in range(10):
+        limiter.release(await limiter.acquire(), "ok")
+    assert limiter.limit == 1  # a 429 without Retry-After still holds growth for a second
 
 
 def test_fixed_limiter_ignores_rate_limits() -> None:
