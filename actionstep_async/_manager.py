@@ -188,6 +188,11 @@ class TokenManager:
         ):
             # This token came from a 401-triggered refresh moments ago; a second refresh would not
             # help (the 401 is about permissions, not the token) and would start a refresh storm.
+            # A sibling process may have stored a newer token meanwhile, though: one read is cheap.
+            stored = await self.store.load(key)
+            if stored is not None and stored.access_token != token_sent.access_token:
+                self._adopt(slot, stored)
+                return stored
             return token_sent
         self._raise_if_remembered(slot, now)
         flight = self._flight(key, slot, rejected=token_sent)

@@ -465,3 +465,18 @@ async def test_store_that_lost_the_key_is_restored_from_memory(
     stored = await manager.store.load("org-a")
     assert stored is not None
     assert stored.access_token == "access-2"
+
+
+async def test_401_cooldown_still_adopts_a_newer_token_from_a_sibling(
+    refresher: RotatingRefresher, clock: FakeClock
+) -> None:
+    """Within the anti-storm cooldown, a token another process stored is used, not the old one."""
+    manager, first = await manager_with_token(refresher, clock)
+    second = await manager.token_rejected("org-a", first)
+    stored = await manager.store.load("org-a")
+    assert stored is not None
+    sibling = refresher.first_token(access_token="from-sibling", refresh_token="r-sibling")
+    await manager.store.compare_and_set("org-a", sibling, expected_version=stored.version)
+    again = await manager.token_rejected("org-a", second)
+    assert again.access_token == "from-sibling"
+    assert refresher.calls == 1
