@@ -46,24 +46,13 @@ from actionstep_async import (
 from actionstep_async.stores.redis import RedisTokenStore
 from actionstep_async.testing import FakeActionstep, FaultRule, issued_secrets
 
+from ..manager.conftest import FakeClock
+
 KEY = "org"
 FAST = RetryPolicy(max_attempts=4, max_elapsed=10.0, backoff_base=0.01, backoff_cap=0.05)
 """Client retries with millisecond backoff so fault tests stay quick."""
 QUICK = RefreshPolicy(backoff_base=0.05, backoff_cap=0.1, claim_poll=0.01)
 """Manager backoff short enough for a test to wait it out."""
-
-
-class Clock:
-    """A wall clock a test sets and moves by hand (forwards or backwards)."""
-
-    def __init__(self, now: float = 1_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class SkewedClock:
@@ -85,7 +74,9 @@ class GenerationRefresher:
     sleeps for real.
     """
 
-    def __init__(self, clock: Clock, *, lifetime: float = 60.0, round_trip: float = 0.0) -> None:
+    def __init__(
+        self, clock: FakeClock, *, lifetime: float = 60.0, round_trip: float = 0.0
+    ) -> None:
         self.clock = clock
         self.lifetime = lifetime
         self.round_trip = round_trip
@@ -199,7 +190,7 @@ async def connected(
 
 async def test_a5_token_shorter_than_the_margin_caps_refreshes_once_per_lifetime() -> None:
     """A5: a 30-second token (shorter than the 60 s / 600 s caps) refreshes once per lifetime."""
-    clock = Clock()
+    clock = FakeClock()
     refresher = GenerationRefresher(clock, lifetime=30.0)
     manager = TokenManager(refresher, clock=clock)
     await manager.save(KEY, refresher.mint())
@@ -218,7 +209,7 @@ async def test_a5_token_shorter_than_the_margin_caps_refreshes_once_per_lifetime
 
 async def test_a5_token_that_arrives_already_expired_is_a_typed_error_not_a_refresh_loop() -> None:
     """A5: a token whose lifetime is shorter than the round trip is kept but not looped on."""
-    clock = Clock()
+    clock = FakeClock()
     refresher = GenerationRefresher(clock, lifetime=1.0, round_trip=2.0)
     manager = TokenManager(refresher, clock=clock, policy=RefreshPolicy(jitter=0.0))
     await manager.save(KEY, refresher.mint())
@@ -240,7 +231,7 @@ async def test_a5_token_that_arrives_already_expired_is_a_typed_error_not_a_refr
 
 async def test_a6_readers_never_see_mixed_token_generations() -> None:
     """A6: 1,000 tasks reading across ~30 refreshes only ever see whole, monotonic generations."""
-    clock = Clock()
+    clock = FakeClock()
     refresher = GenerationRefresher(clock, lifetime=5.0)
     refresher.delay = 0.001
     manager = TokenManager(refresher, clock=clock)
@@ -285,7 +276,7 @@ async def test_a7_continuous_load_refreshes_at_most_once_per_lifetime_simulated(
     the bound is ceil(T / (0.9 L)) + 1; that equals the reference's ceil(T / L) + 1 for runs of
     up to about nine lifetimes (the soak's 240 s), and is asserted as such there.
     """
-    clock = Clock()
+    clock = FakeClock()
     lifetime = 60.0
     refresher = GenerationRefresher(clock, lifetime=lifetime)
     manager = TokenManager(refresher, clock=clock)
@@ -559,7 +550,7 @@ async def test_e26_local_clock_five_minutes_ahead_refreshes_once_not_in_a_storm(
 
 async def test_e27_clock_jump_forward_between_check_and_use_refreshes_once() -> None:
     """E27: a jump of two hours after a fresh check (VM resume) gives 1,000 callers one refresh."""
-    clock = Clock()
+    clock = FakeClock()
     refresher = GenerationRefresher(clock, lifetime=3600.0)
     manager = TokenManager(refresher, clock=clock)
     await manager.save(KEY, refresher.mint())
@@ -573,7 +564,7 @@ async def test_e27_clock_jump_forward_between_check_and_use_refreshes_once() -> 
 
 async def test_e27_clock_jump_backwards_neither_refreshes_nor_busy_loops() -> None:
     """E27: a day-long backwards step serves the token as is, then re-evaluates on return."""
-    clock = Clock()
+    clock = FakeClock()
     refresher = GenerationRefresher(clock, lifetime=3600.0)
     manager = TokenManager(refresher, clock=clock)
     await manager.save(KEY, refresher.mint())
@@ -588,7 +579,7 @@ async def test_e27_clock_jump_backwards_neither_refreshes_nor_busy_loops() -> No
 
 async def test_e27_clock_jump_backwards_while_waiting_on_a_live_claim_does_not_busy_loop() -> None:
     """E27: a backwards step while waiting for a sibling's refresh keeps polling at claim_poll."""
-    clock = Clock()
+    clock = FakeClock()
     refresher = GenerationRefresher(clock, lifetime=3600.0)
     loads = 0
 
@@ -702,7 +693,7 @@ async def test_f31_permanent_401_surfaces_after_one_refresh_for_many_callers() -
 
 async def test_f31_anti_storm_cooldown_never_blocks_refreshing_an_expired_token() -> None:
     """F31: a 401 on a token that expired is refreshed even inside the 401 cooldown."""
-    clock = Clock()
+    clock = FakeClock()
     refresher = GenerationRefresher(clock, lifetime=5.0)  # shorter than the 10 s cooldown
     manager = TokenManager(refresher, clock=clock)
     first = await manager.save(KEY, refresher.mint())
