@@ -196,15 +196,24 @@ class _SessionHolder:
 
 
 class _Answer:
-    """One HTTP answer, body read. A plain slotted class: built once per request."""
+    """One HTTP answer, body read. A plain slotted class: built once per request.
 
-    __slots__ = ("body", "headers", "status", "url")
+    ``retry_after`` is the server's ``Retry-After`` in seconds, parsed once and only for the
+    statuses that carry one (429 and 5xx), so successful answers pay nothing for it.
+    """
+
+    __slots__ = ("body", "headers", "retry_after", "status", "url")
 
     def __init__(self, status: int, headers: CIMultiDictProxy[str], body: bytes, url: str) -> None:
         self.status = status
         self.headers = headers
         self.body = body
         self.url = url
+        self.retry_after = (
+            parse_retry_after(headers.get("Retry-After"), now=time.time())
+            if status == 429 or status >= 500
+            else None
+        )
 
 
 class AsyncResourceClient:
@@ -593,8 +602,7 @@ class AsyncResourceClient:
                         )
                     if answer.status == 429:
                         outcome = "rate_limited"
-                        hint = response.headers.get("Retry-After")
-                        pause = parse_retry_after(hint, now=time.time()) or 0.0
+                        pause = answer.retry_after or 0.0
                     elif answer.status < 500:
                         outcome = "ok"
                 except _WRAP_TRANSPORT as exc:
@@ -642,8 +650,7 @@ class AsyncResourceClient:
                     attempts -= 1  # a refused token is not the server failing: no budget spent
                     continue
             elif status in policy.statuses and (status == 429 or is_idempotent(method)):
-                retry_after = parse_retry_after(answer.headers.get("Retry-After"), now=time.time())
-                delay = policy.delay(attempts, retry_after, rng=self._rng)
+                delay = policy.delay(attempts, answer.retry_after, rng=self._rng)
                 if policy.allows(attempts, loop.time() - started, delay):
                     log.info(
                         "%s %s -> %d; retrying in %.2f s (attempt %d of %d)",
@@ -702,7 +709,7 @@ class AsyncResourceClient:
             "request_id": headers.get("X-Request-Id"),
         }
         if status == 429:
-            kwargs["retry_after"] = parse_retry_after(headers.get("Retry-After"), now=time.time())
+            kwargs["retry_after"] = answer.retry_after
         return cls(message, **kwargs)
 
 

@@ -27,6 +27,12 @@ from .conftest import FakeClock, RotatingRefresher
 NO_JITTER = RefreshPolicy(jitter=0.0)
 
 
+async def settle() -> None:
+    """Let background refreshes and hooks started by the manager run to completion."""
+    others = asyncio.all_tasks() - {asyncio.current_task()}
+    await asyncio.gather(*others, return_exceptions=True)
+
+
 async def manager_with_token(
     refresher: RotatingRefresher, clock: FakeClock, **kwargs: object
 ) -> tuple[TokenManager, Token]:
@@ -110,8 +116,7 @@ async def test_transient_failure_in_advisory_window_keeps_current_token(
     clock.advance(3600 - 300)
     refresher.failures.append(TokenEndpointUnavailable("down", status=503, retry_after=30))
     assert (await manager.token("org-a")).access_token == first.access_token
-    await manager.aclose()
-    manager._closed = False
+    await settle()
     assert refresher.calls == 1
     clock.advance(10)  # still inside Retry-After: no new attempt
     assert (await manager.token("org-a")).access_token == first.access_token
@@ -119,7 +124,7 @@ async def test_transient_failure_in_advisory_window_keeps_current_token(
     assert refresher.calls == 1
     clock.advance(25)
     await manager.token("org-a")
-    await manager.aclose()
+    await settle()
     assert refresher.calls == 2
     assert (await manager.token("org-a")).access_token == "access-2"
 
@@ -338,14 +343,13 @@ async def test_refresh_hook_runs_and_a_failing_hook_is_contained(
 
     manager, _first = await manager_with_token(refresher, clock, on_refresh=record)
     await manager.refresh("org-a")
-    await manager.aclose()
+    await settle()
     assert seen == ["access-2"]
 
     def explode(key: str, token: Token) -> None:
         raise RuntimeError("hook bug")
 
     manager.on_refresh = explode
-    manager._closed = False
     with caplog.at_level(logging.ERROR):
         token = await manager.refresh("org-a")
     assert token.access_token == "access-3"
