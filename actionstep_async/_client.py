@@ -1,9 +1,9 @@
 """AsyncResourceClient: the Actionstep REST resources, with every wire quirk handled.
 
 One call goes: validate the resource and ids -> take the *current* token from the TokenManager
-(a refresh may move the organisation to another data host) -> a limiter slot -> one aiohttp
-exchange -> on 401 tell the manager which token was refused and retry once -> on 429/5xx/
-connection errors retry within the RetryPolicy budget (slot released while waiting) -> decode.
+(a refresh may move the organisation to another data host) -> a limiter permit -> one exchange
+through the Transport -> :func:`next_step` decides: done, report a refused token and retry once,
+sleep and retry within the RetryPolicy budget (permit released while waiting), or fail -> decode.
 
 The hot path is kept lean on purpose: per-token state (URL prefix, headers, fingerprint) is built
 once per token and cached, URLs are concatenated from validated parts and handed to yarl as
@@ -30,21 +30,16 @@ from urllib.parse import quote
 
 import aiohttp
 import attrs
-from multidict import CIMultiDict, CIMultiDictProxy
-from yarl import URL
+from multidict import CIMultiDict
 
 from ._errors import (
     APIError,
-    ConnectError,
     InvalidRequestError,
     NotFoundError,
-    OutcomeUnknownError,
-    RequestTimeout,
     TransportError,
     UnsafeEndpointError,
     api_error_class,
 )
-from ._http import read_limited
 from ._limits import ConcurrencyLimiter, Outcome
 from ._manager import TokenManager
 from ._models import (
@@ -57,8 +52,21 @@ from ._models import (
     structure_record,
 )
 from ._query import FieldsArg, FiltersArg, build_query
-from ._retry import RetryPolicy, is_idempotent, parse_retry_after, retryable_failure
+from ._retry import (
+    Answered,
+    AttemptOutcome,
+    Done,
+    Fail,
+    Reauthorize,
+    RetryPolicy,
+    Sleep,
+    Step,
+    Unanswered,
+    next_step,
+    parse_retry_after,
+)
 from ._tokens import Token
+from ._transport import AiohttpTransport, Request, Response, Transport, outcome_unknown
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "AsyncResourceClient"]
 
@@ -71,12 +79,10 @@ DEFAULT_MAX_BODY_BYTES: Final = 64 * 1024 * 1024
 Method: TypeAlias = Literal["GET", "POST", "PUT", "DELETE", "OPTIONS"]
 _METHODS: Final = frozenset({"GET", "POST", "PUT", "DELETE", "OPTIONS"})
 _RESOURCE: Final = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
-# Composite ids use "--", document ids "::" and ";" (survey section 3); nothing here can end a
-# path segment, start a query or fragment, or be percent-decoded into something that does.
+# Actionstep's composite ids join parts with "--", document ids use "::" and ";"; nothing here
+# can end a path segment, start a query or fragment, or be percent-decoded into something that does.
 _ID: Final = re.compile(r"[A-Za-z0-9_\-.:;]{1,200}")
 _PARAM: Final = re.compile(r"[A-Za-z][A-Za-z0-9_\[\]]{0,99}")
-_NOT_SENT: Final = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
-_WRAP_TRANSPORT: Final = (aiohttp.ClientError, asyncio.TimeoutError)
 _MISSING: Final[Any] = object()
 
 
@@ -178,16 +184,19 @@ def _prepare(token: Token) -> _Prepared:
 
 
 @attrs.define(eq=False)
-class _SessionHolder:
-    """The session shared by a client and its ``with_options`` copies."""
+class _TransportHolder:
+    """The transport shared by a client and its ``with_options`` copies.
 
-    session: aiohttp.ClientSession | None
-    owned: bool
+    ``owned`` is the transport the client created (and closes); None when it was given one.
+    """
+
+    transport: Transport
+    owned: AiohttpTransport | None
     closed: bool = False
 
     def __del__(self) -> None:
-        session = self.session
-        if self.owned and session is not None and not session.closed:
+        owned = self.owned
+        if owned is not None and owned.session is not None and not owned.session.closed:
             warnings.warn(
                 "AsyncResourceClient was not closed; use 'async with' or 'await client.aclose()'",
                 ResourceWarning,
@@ -195,25 +204,15 @@ class _SessionHolder:
             )
 
 
-class _Answer:
-    """One HTTP answer, body read. A plain slotted class: built once per request.
-
-    ``retry_after`` is the server's ``Retry-After`` in seconds, parsed once and only for the
-    statuses that carry one (429 and 5xx), so successful answers pay nothing for it.
-    """
-
-    __slots__ = ("body", "headers", "retry_after", "status", "url")
-
-    def __init__(self, status: int, headers: CIMultiDictProxy[str], body: bytes, url: str) -> None:
-        self.status = status
-        self.headers = headers
-        self.body = body
-        self.url = url
-        self.retry_after = (
-            parse_retry_after(headers.get("Retry-After"), now=time.time())
-            if status == 429 or status >= 500
-            else None
-        )
+def _holder(session: aiohttp.ClientSession | None, transport: Transport | None) -> _TransportHolder:
+    if transport is not None:
+        if session is not None:
+            raise ValueError("give session= or transport=, not both")
+        return _TransportHolder(transport, None)
+    if session is not None:
+        return _TransportHolder(AiohttpTransport(session), None)
+    owned = AiohttpTransport()
+    return _TransportHolder(owned, owned)
 
 
 class AsyncResourceClient:
@@ -221,7 +220,9 @@ class AsyncResourceClient:
 
     ``session`` is borrowed when given (your trace configs, proxies and connector limits apply;
     it is never closed here); otherwise one is created on first use and closed by
-    :meth:`aclose` or ``async with``. ``timeout`` (seconds) bounds each HTTP exchange,
+    :meth:`aclose` or ``async with``. ``transport`` replaces aiohttp altogether (for example
+    ``actionstep_async.testing.MockTransport``); it is not closed here either.
+    ``timeout`` (seconds) bounds each HTTP exchange,
     ``retry`` how hard a call tries, ``concurrency`` how many exchanges run at once (``adaptive``
     halves it on 429 and grows it back). With ``typed=True`` the core resources come back as
     attrs models (:class:`Action`, ...) instead of read-only :class:`Record` mappings.
@@ -233,6 +234,7 @@ class AsyncResourceClient:
         key: str,
         *,
         session: aiohttp.ClientSession | None = None,
+        transport: Transport | None = None,
         timeout: float = 30.0,
         retry: RetryPolicy | None = None,
         concurrency: int = 8,
@@ -251,15 +253,18 @@ class AsyncResourceClient:
         self.max_body_bytes = max_body_bytes
         self.typed = typed
         self.limiter = ConcurrencyLimiter(concurrency, adaptive=adaptive)
-        self._holder = _SessionHolder(session, owned=session is None)
-        self._client_timeout = aiohttp.ClientTimeout(total=timeout)
+        self._holder = _holder(session, transport)
         self._prepared: _Prepared | None = None
         self._rng = random.Random()
 
     def __repr__(self) -> str:
-        ownership = "owned" if self._holder.owned else "borrowed"
+        holder = self._holder
+        if isinstance(holder.transport, AiohttpTransport):
+            via = "session=" + ("owned" if holder.owned is not None else "borrowed")
+        else:
+            via = f"transport={type(holder.transport).__name__}"
         return (
-            f"AsyncResourceClient(key={self.key!r}, session={ownership}, typed={self.typed},"
+            f"AsyncResourceClient(key={self.key!r}, {via}, typed={self.typed},"
             f" timeout={self.timeout:g}, {self.limiter!r})"
         )
 
@@ -270,7 +275,7 @@ class AsyncResourceClient:
         retry: RetryPolicy | None = None,
         typed: bool | None = None,
     ) -> AsyncResourceClient:
-        """A copy with other per-request settings, sharing the session, limiter and token.
+        """A copy with other per-request settings, sharing the transport, limiter and token.
 
         ``await client.with_options(timeout=600).list("actions", ...)`` gives one slow query
         more time without changing the client everyone else uses.
@@ -281,7 +286,6 @@ class AsyncResourceClient:
             if timeout <= 0:
                 raise ValueError("timeout must be positive")
             copy.timeout = timeout
-            copy._client_timeout = aiohttp.ClientTimeout(total=timeout)
         if retry is not None:
             copy.retry = retry
         if typed is not None:
@@ -297,21 +301,17 @@ class AsyncResourceClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the session if this client created it; a borrowed session is left open."""
+        """Close the session if this client created it; a borrowed one or a transport stays open."""
         holder = self._holder
         holder.closed = True
-        if holder.owned and holder.session is not None:
-            await holder.session.close()
+        if holder.owned is not None:
+            await holder.owned.aclose()
 
-    def _session(self) -> aiohttp.ClientSession:
+    def _transport(self) -> Transport:
         holder = self._holder
-        session = holder.session
-        if session is None:
-            if holder.closed:
-                raise RuntimeError("this AsyncResourceClient is closed")
-            # Created here, inside a running coroutine, so it binds to the caller's loop.
-            session = holder.session = aiohttp.ClientSession()
-        return session
+        if holder.closed and holder.owned is not None:
+            raise RuntimeError("this AsyncResourceClient is closed")
+        return holder.transport
 
     # -- operations --------------------------------------------------------------------------
 
@@ -527,7 +527,7 @@ class AsyncResourceClient:
         except TypeError as exc:
             raise InvalidRequestError(f"cannot encode the {resource} body: {exc}") from exc
 
-    def _written(self, resource: str, answer: _Answer, method: str) -> Any:
+    def _written(self, resource: str, answer: Response, method: str) -> Any:
         document = self._decode(answer, method)
         raws = primary_records(resource, document) if document is not None else []
         return structure_record(resource, raws[0], typed=self.typed) if raws else None
@@ -545,17 +545,11 @@ class AsyncResourceClient:
         document = self._decode(answer, "GET")
         return make_page(resource, document, typed=self.typed, page=page, page_size=page_size)
 
-    def _decode(self, answer: _Answer, method: str) -> Any:
+    def _decode(self, answer: Response, method: str) -> Any:
         if answer.status == 204 or not answer.body:
             return None
         content_type = answer.headers.get("Content-Type", "")
         return decode_json(answer.body, content_type=content_type, what=f"{method} {answer.url}")
-
-    async def _read(self, response: aiohttp.ClientResponse) -> bytes:
-        declared = response.content_length
-        if declared is not None and declared <= self.max_body_bytes:
-            return await response.read()
-        return await read_limited(response, self.max_body_bytes, what="Actionstep response")
 
     async def _call(
         self,
@@ -565,127 +559,127 @@ class AsyncResourceClient:
         *,
         resource: str,
         limiter: ConcurrencyLimiter | None = None,
-    ) -> _Answer:
-        """Send ``method`` to ``<endpoint>rest/<path>`` until it succeeds or the budget is spent."""
-        session = self._session()
-        policy = self.retry
+    ) -> Response:
+        """Send ``method`` to ``<endpoint>rest/<path>`` until :func:`next_step` says stop."""
+        transport = self._transport()
         loop = asyncio.get_running_loop()
         started = loop.time()
-        attempts = 0
+        attempt = 0
         reauthorized = False
         while True:
             token = await self.manager.token(self.key)
             prepared = self._prepared
             if prepared is None or prepared.token is not token:
                 prepared = self._prepared = _prepare(token)
-            url = prepared.base + path
-            attempts += 1
-            outcome: Outcome = "failed"
-            pause = 0.0
-            failure: BaseException | None = None
-            answer: _Answer | None = None
-            sent_at = time.perf_counter()
-            extra_ticket = await limiter.acquire() if limiter is not None else 0
-            try:
-                ticket = await self.limiter.acquire()
-                try:
-                    async with session.request(
-                        method,
-                        URL(url, encoded=True),
-                        headers=prepared.headers,
-                        data=body,
-                        timeout=self._client_timeout,
-                        allow_redirects=False,
-                    ) as response:
-                        answer = _Answer(
-                            response.status, response.headers, await self._read(response), url
-                        )
-                    if answer.status == 429:
-                        outcome = "rate_limited"
-                        pause = answer.retry_after or 0.0
-                    elif answer.status < 500:
-                        outcome = "ok"
-                except _WRAP_TRANSPORT as exc:
-                    failure = exc
-                finally:
-                    self.limiter.release(ticket, outcome, retry_after=pause)
-            finally:
-                if limiter is not None:
-                    limiter.release(extra_ticket, outcome, retry_after=pause)
-            elapsed = time.perf_counter() - sent_at
-
-            if answer is None:
-                assert failure is not None
-                sent = not isinstance(failure, _NOT_SENT)
-                log.debug(
-                    "%s %s failed after %.1f ms (%s, token %s)",
-                    method,
-                    url,
-                    elapsed * 1000,
-                    type(failure).__name__,
-                    prepared.fingerprint,
-                )
-                if retryable_failure(method, sent=sent):
-                    delay = policy.delay(attempts, None, rng=self._rng)
-                    if policy.allows(attempts, loop.time() - started, delay):
-                        await asyncio.sleep(delay)
-                        continue
-                raise self._transport_error(method, url, failure, sent=sent) from failure
-
-            status = answer.status
-            log.debug(
-                "%s %s -> %d in %.1f ms (token %s)",
+            attempt += 1
+            request = Request(
                 method,
-                url,
-                status,
-                elapsed * 1000,
-                prepared.fingerprint,
+                prepared.base + path,
+                prepared.headers,
+                body,
+                timeout=self.timeout,
+                max_body_bytes=self.max_body_bytes,
+                what="Actionstep response",
             )
-            if 200 <= status < 300:
-                return answer
-            if status == 401 and not reauthorized:
+            outcome, result = await self._exchange(transport, request, limiter, prepared)
+            step = next_step(
+                self.retry,
+                method,
+                outcome,
+                attempt=attempt,
+                elapsed=loop.time() - started,
+                reauthorized=reauthorized,
+                rng=self._rng,
+            )
+            if isinstance(step, Done) and isinstance(result, Response):
+                return result
+            if isinstance(step, Sleep):
+                self._log_retry(request, outcome, step, attempt)
+                await asyncio.sleep(step.seconds)
+                continue
+            if isinstance(step, Reauthorize):
                 reauthorized = True
                 fresh = await self.manager.token_rejected(self.key, token)
                 if fresh.access_token != token.access_token:
-                    attempts -= 1  # a refused token is not the server failing: no budget spent
+                    attempt -= 1  # a refused token is not the server failing: no budget spent
                     continue
-            elif status in policy.statuses and (status == 429 or is_idempotent(method)):
-                delay = policy.delay(attempts, answer.retry_after, rng=self._rng)
-                if policy.allows(attempts, loop.time() - started, delay):
-                    log.info(
-                        "%s %s -> %d; retrying in %.2f s (attempt %d of %d)",
-                        method,
-                        url,
-                        status,
-                        delay,
-                        attempts + 1,
-                        policy.max_attempts,
+            raise self._failure(method, outcome, result, step)
+
+    async def _exchange(
+        self,
+        transport: Transport,
+        request: Request,
+        limiter: ConcurrencyLimiter | None,
+        prepared: _Prepared,
+    ) -> tuple[AttemptOutcome, Response | TransportError]:
+        """One send through the transport, holding a permit of each limiter while it runs."""
+        verdict: Outcome = "failed"
+        pause = 0.0
+        response: Response | None = None
+        retry_after: float | None = None
+        failure: TransportError | None = None
+        timing = log.isEnabledFor(logging.DEBUG)
+        sent_at = time.perf_counter() if timing else 0.0
+        iterate_epoch = await limiter.acquire() if limiter is not None else 0
+        try:
+            epoch = await self.limiter.acquire()
+            try:
+                response = await transport.send(request)
+                status = response.status
+                if status == 429 or status >= 500:
+                    retry_after = parse_retry_after(
+                        response.headers.get("Retry-After"), now=time.time()
                     )
-                    await asyncio.sleep(delay)
-                    continue
-            raise self._api_error(method, answer)
+                if status == 429:
+                    verdict = "rate_limited"
+                    pause = retry_after or 0.0
+                elif status < 500:
+                    verdict = "ok"
+            except TransportError as exc:
+                failure = exc
+            finally:
+                self.limiter.release(epoch, verdict, retry_after=pause)
+        finally:
+            if limiter is not None:
+                limiter.release(iterate_epoch, verdict, retry_after=pause)
+        if timing:
+            _log_exchange(request, response, failure, time.perf_counter() - sent_at, prepared)
+        if response is None:
+            assert failure is not None
+            return Unanswered(failure.may_have_been_sent), failure
+        return Answered(response.status, retry_after), response
 
     @staticmethod
-    def _transport_error(
-        method: str, url: str, failure: BaseException, *, sent: bool
-    ) -> TransportError:
-        what = type(failure).__name__
-        timed_out = isinstance(failure, asyncio.TimeoutError)
-        if sent and method != "GET" and method != "OPTIONS":
-            return OutcomeUnknownError(
-                f"{method} {url}: {'timed out' if timed_out else what} after the request may"
-                " have reached the server; check before repeating it",
-                method=method,
-                url=url,
-            )
-        if timed_out:
-            return RequestTimeout(f"{method} {url} timed out ({what})", method=method, url=url)
-        if not sent:
-            return ConnectError(f"{method} {url}: no connection ({what})", method=method, url=url)
-        return TransportError(f"{method} {url} failed: {what}", method=method, url=url)
+    def _log_retry(request: Request, outcome: AttemptOutcome, step: Sleep, attempt: int) -> None:
+        what = outcome.status if isinstance(outcome, Answered) else "no answer"
+        log.info(
+            "%s %s -> %s; retrying in %.2f s (attempt %d)",
+            request.method,
+            request.url,
+            what,
+            step.seconds,
+            attempt + 1,
+        )
+
+    def _failure(
+        self,
+        method: str,
+        outcome: AttemptOutcome,
+        result: Response | TransportError,
+        step: Step,
+    ) -> Exception:
+        """The error to raise when :func:`next_step` gave up."""
+        if isinstance(result, Response):
+            retry_after = outcome.retry_after if isinstance(outcome, Answered) else None
+            return self._api_error(method, result, retry_after)
+        if isinstance(step, Fail) and step.outcome_unknown:
+            unknown = outcome_unknown(result)
+            unknown.__cause__ = result
+            return unknown
+        return result
 
     @staticmethod
-    def _api_error(method: str, answer: _Answer) -> APIError:
+    def _api_error(method: str, answer: Response, retry_after: float | None) -> APIError:
         status, headers, raw, url = answer.status, answer.headers, answer.body, answer.url
         document: object = None
         if raw:
@@ -709,8 +703,35 @@ class AsyncResourceClient:
             "request_id": headers.get("X-Request-Id"),
         }
         if status == 429:
-            kwargs["retry_after"] = answer.retry_after
+            kwargs["retry_after"] = retry_after
         return cls(message, **kwargs)
+
+
+def _log_exchange(
+    request: Request,
+    response: Response | None,
+    failure: TransportError | None,
+    elapsed: float,
+    prepared: _Prepared,
+) -> None:
+    if response is not None:
+        log.debug(
+            "%s %s -> %d in %.1f ms (token %s)",
+            request.method,
+            request.url,
+            response.status,
+            elapsed * 1000,
+            prepared.fingerprint,
+        )
+    else:
+        log.debug(
+            "%s %s failed after %.1f ms (%s, token %s)",
+            request.method,
+            request.url,
+            elapsed * 1000,
+            type((failure and failure.__cause__) or failure).__name__,
+            prepared.fingerprint,
+        )
 
 
 def _check_positive(name: str, value: object) -> int:

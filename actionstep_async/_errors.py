@@ -138,16 +138,31 @@ class TokenEndpointUnavailable(TransientError):
 
 
 class TransportError(TransientError):
-    """The HTTP exchange failed before a usable response arrived (DNS, connect, reset)."""
+    """The HTTP exchange failed before a usable response arrived (DNS, connect, reset).
 
-    def __init__(self, message: str, *, method: str | None = None, url: str | None = None) -> None:
+    ``may_have_been_sent`` is False only when the request certainly never reached the server,
+    so even a write may then be repeated.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str | None = None,
+        url: str | None = None,
+        may_have_been_sent: bool = True,
+    ) -> None:
         super().__init__(message)
         self.method = method
         self.url = url
+        self.may_have_been_sent = may_have_been_sent
 
 
 class ConnectError(TransportError, ConnectionError):
     """No connection could be made, so the request was certainly not sent (safe to retry)."""
+
+    def __init__(self, message: str, *, method: str | None = None, url: str | None = None) -> None:
+        super().__init__(message, method=method, url=url, may_have_been_sent=False)
 
 
 class RequestTimeout(TransportError, TimeoutError):

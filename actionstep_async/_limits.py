@@ -8,8 +8,8 @@ decrease it holds still for a while (at least the server's ``Retry-After``, and 
 probe that overshoots costs a whole ``Retry-After`` for the request that hit it, far more than
 the round trip that TCP-style growth assumes, so probing must be rare.
 
-A slot covers one HTTP exchange only. The client releases it before sleeping for a retry, so a
-request that waits out a ``Retry-After`` never blocks the others.
+A permit covers one HTTP exchange only. The client releases it before sleeping for a retry, so
+a request that waits out a ``Retry-After`` never blocks the others.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ class ConcurrencyLimiter:
     """A semaphore whose size can shrink on 429 and grow back (when ``adaptive``).
 
     ``maximum`` is the size it starts with and never exceeds; ``minimum`` is the floor the halving
-    stops at. ``increase_every`` is the number of successes that earn one more slot; by default
+    stops at. ``increase_every`` is the number of successes that earn one more permit; by default
     it is the current limit, so the limit grows by about one per round of requests.
     """
 
@@ -74,11 +74,11 @@ class ConcurrencyLimiter:
 
     @property
     def in_flight(self) -> int:
-        """Slots currently held."""
+        """Permits currently held."""
         return self._in_flight
 
     async def acquire(self) -> int:
-        """Wait for a slot; returns a ticket to hand back to :meth:`release`."""
+        """Wait for a permit; returns the limiter's epoch then, to hand back to :meth:`release`."""
         if self._in_flight < self.limit and not self._waiters:
             self._in_flight += 1
             return self._epoch
@@ -88,7 +88,7 @@ class ConcurrencyLimiter:
             await waiter
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():
-                # The slot was handed over just as we were cancelled: pass it on.
+                # The permit was handed over just as we were cancelled: pass it on.
                 self._in_flight -= 1
                 self._wake()
             else:
@@ -96,15 +96,18 @@ class ConcurrencyLimiter:
             raise
         return self._epoch
 
-    def release(self, ticket: int, outcome: Outcome = _OK, *, retry_after: float = 0.0) -> None:
-        """Return a slot, telling the adaptive mode how the exchange went.
+    def release(self, epoch: int, outcome: Outcome = _OK, *, retry_after: float = 0.0) -> None:
+        """Return a permit, telling the adaptive mode how the exchange went.
+
+        ``epoch`` is what :meth:`acquire` returned: a 429 for a request sent before the last
+        decrease does not halve the limit again.
 
         ``retry_after`` is the server's hint on a 429 (seconds); growth pauses at least that long.
         """
         self._in_flight -= 1
         if self.adaptive:
             if outcome == _RATE_LIMITED:
-                self._decrease(ticket, retry_after)
+                self._decrease(epoch, retry_after)
             elif outcome == _OK and self._clock() >= self._hold_until:
                 self._successes += 1
                 if self._successes >= (self.increase_every or self.limit):
@@ -112,9 +115,9 @@ class ConcurrencyLimiter:
                     self.limit = min(self.maximum, self.limit + 1)
         self._wake()
 
-    def _decrease(self, ticket: int, retry_after: float) -> None:
+    def _decrease(self, epoch: int, retry_after: float) -> None:
         self._hold_until = max(self._hold_until, self._clock() + max(1.0, retry_after))
-        if ticket != self._epoch:
+        if epoch != self._epoch:
             return
         self._epoch += 1
         self._successes = 0

@@ -17,25 +17,23 @@ from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import aiohttp
 import attrs
+from yarl import URL
 
 from ._environment import PRODUCTION, Environment
 from ._errors import (
     AuthorizationDenied,
     ClientCredentialsError,
     ConfigurationError,
-    ConnectError,
     OAuthError,
     ReauthorizationRequired,
-    RequestTimeout,
     ResponseDecodeError,
     StateMismatchError,
     TokenEndpointUnavailable,
-    TransportError,
     UnsafeEndpointError,
 )
-from ._http import read_limited
 from ._retry import parse_retry_after
 from ._tokens import Clock, Token
+from ._transport import AiohttpTransport, Request, Response, Transport
 
 __all__ = [
     "AuthorizationRequest",
@@ -51,6 +49,10 @@ log = logging.getLogger("actionstep_async.oauth")
 
 _CREDENTIAL_ERRORS: Final = frozenset({"invalid_client", "unauthorized_client"})
 _MAX_TOKEN_BODY: Final = 64 * 1024
+_TOKEN_HEADERS: Final = {
+    "Accept": "application/json",
+    "Content-Type": "application/x-www-form-urlencoded",
+}
 
 
 def normalise_scopes(scopes: Iterable[str] | str) -> tuple[str, ...]:
@@ -287,6 +289,7 @@ class OAuthClient:
 
     ``session`` is borrowed and never closed; without one, each token request uses a short-lived
     session of its own (token requests are rare, and this keeps the client usable from any loop).
+    ``transport`` replaces aiohttp altogether (for example ``testing.MockTransport``).
     """
 
     client_id: str
@@ -296,8 +299,11 @@ class OAuthClient:
     session: aiohttp.ClientSession | None = attrs.field(default=None, repr=False)
     timeout: float = 30.0
     clock: Clock = attrs.field(default=time.time, repr=False)
+    transport: Transport | None = attrs.field(default=None, repr=False, kw_only=True)
 
     def __attrs_post_init__(self) -> None:
+        if self.session is not None and self.transport is not None:
+            raise ConfigurationError("give session= or transport=, not both")
         if not self.client_id:
             raise ConfigurationError("client_id is required")
         if not self.client_secret:
@@ -355,26 +361,17 @@ class OAuthClient:
         host = urlsplit(url).hostname
         sent_at = self.clock()
         log.debug("token request: grant=%s host=%s", grant, host)
-        try:
-            if self.session is not None:
-                status, headers, raw = await self._post(self.session, url, body)
-            else:
-                async with aiohttp.ClientSession() as session:
-                    status, headers, raw = await self._post(session, url, body)
-        except TimeoutError as exc:
-            raise RequestTimeout(
-                f"token request to {host} timed out after {self.timeout:g}s", method="POST", url=url
-            ) from exc
-        except aiohttp.ClientConnectorError as exc:
-            raise ConnectError(
-                f"could not connect to token endpoint {host}: {type(exc).__name__}",
-                method="POST",
-                url=url,
-            ) from exc
-        except aiohttp.ClientError as exc:
-            raise TransportError(
-                f"token request to {host} failed: {type(exc).__name__}", method="POST", url=url
-            ) from exc
+        request = Request(
+            "POST",
+            str(URL(url)),
+            _TOKEN_HEADERS,
+            urlencode(body).encode(),
+            timeout=self.timeout,
+            max_body_bytes=_MAX_TOKEN_BODY,
+            what="token response",
+        )
+        response = await self._send(request)
+        status, headers, raw = response.status, response.headers, response.body
         try:
             token = parse_token_response(
                 status,
@@ -393,16 +390,10 @@ class OAuthClient:
         log.debug("token request: grant=%s ok, new token %s", grant, token.fingerprint)
         return token
 
-    async def _post(
-        self, session: aiohttp.ClientSession, url: str, body: dict[str, str]
-    ) -> tuple[int, Mapping[str, str], bytes]:
-        timeout = aiohttp.ClientTimeout(total=self.timeout)
-        async with session.post(
-            url,
-            data=body,
-            headers={"Accept": "application/json"},
-            timeout=timeout,
-            allow_redirects=False,
-        ) as response:
-            raw = await read_limited(response, _MAX_TOKEN_BODY, what="token response")
-            return response.status, response.headers, raw
+    async def _send(self, request: Request) -> Response:
+        if self.transport is not None:
+            return await self.transport.send(request)
+        if self.session is not None:
+            return await AiohttpTransport(self.session).send(request)
+        async with AiohttpTransport() as transport:
+            return await transport.send(request)

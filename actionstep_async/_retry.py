@@ -1,20 +1,34 @@
-"""Pure retry arithmetic: Retry-After parsing, jittered backoff, and what may be retried."""
+"""Pure retry decisions: Retry-After parsing, jittered backoff, and what to do after an attempt.
+
+:func:`next_step` is the whole policy of the resource client: given how one attempt ended it
+says whether the call is done, needs a fresh token, should sleep and try again, or has failed.
+The client's loop only does the I/O around it.
+"""
 
 from __future__ import annotations
 
 import math
 import random
 from email.utils import parsedate_to_datetime
-from typing import Final
+from typing import Final, TypeAlias
 
 import attrs
 
 __all__ = [
     "IDEMPOTENT_METHODS",
-    "NO_RETRY",
+    "SAFE_METHODS",
+    "Answered",
+    "AttemptOutcome",
+    "Done",
+    "Fail",
+    "Reauthorize",
     "RetryPolicy",
+    "Sleep",
+    "Step",
+    "Unanswered",
     "backoff_delay",
     "is_idempotent",
+    "next_step",
     "parse_retry_after",
     "retryable_failure",
     "retryable_status",
@@ -64,6 +78,8 @@ def backoff_delay(
 
 IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 """Methods whose repetition cannot create a second effect (RFC 9110 section 9.2.2)."""
+SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
+"""Methods that change nothing on the server (RFC 9110 section 9.2.1)."""
 
 
 @attrs.frozen
@@ -106,10 +122,6 @@ class RetryPolicy:
         return attempt < self.max_attempts and elapsed + delay <= self.max_elapsed
 
 
-NO_RETRY: Final = RetryPolicy(max_attempts=1)
-"""A policy that sends every request exactly once."""
-
-
 def is_idempotent(method: str) -> bool:
     """True for methods that may be repeated without a second effect on the server."""
     return method in IDEMPOTENT_METHODS
@@ -133,3 +145,86 @@ def retryable_failure(method: str, *, sent: bool) -> bool:
     refused, connect timeout): then even a POST cannot have reached the server.
     """
     return is_idempotent(method) or not sent
+
+
+@attrs.frozen
+class Answered:
+    """The attempt got a response: its status and ``Retry-After`` in seconds (None if absent)."""
+
+    status: int
+    retry_after: float | None = None
+
+
+@attrs.frozen
+class Unanswered:
+    """The attempt got no response; ``may_have_been_sent`` as the transport reported it."""
+
+    may_have_been_sent: bool
+
+
+AttemptOutcome: TypeAlias = Answered | Unanswered
+
+
+@attrs.frozen
+class Done:
+    """A 2xx: hand the response to the caller."""
+
+
+@attrs.frozen
+class Reauthorize:
+    """A first 401: report the refused token to the TokenManager and try again with a new one."""
+
+
+@attrs.frozen
+class Sleep:
+    """Wait ``seconds`` (backoff or the server's ``Retry-After``), then send the request again."""
+
+    seconds: float
+
+
+@attrs.frozen
+class Fail:
+    """Stop and raise. ``outcome_unknown``: a write may have been applied without an answer."""
+
+    outcome_unknown: bool = False
+
+
+Step: TypeAlias = Done | Reauthorize | Sleep | Fail
+
+_DONE: Final = Done()
+_REAUTHORIZE: Final = Reauthorize()
+_FAIL: Final = Fail()
+
+
+def next_step(
+    policy: RetryPolicy,
+    method: str,
+    outcome: AttemptOutcome,
+    *,
+    attempt: int,
+    elapsed: float,
+    reauthorized: bool,
+    rng: random.Random | None = None,
+) -> Step:
+    """What to do after attempt number ``attempt`` of ``method`` ended in ``outcome``.
+
+    ``elapsed`` is the seconds spent on the call so far and ``reauthorized`` whether a token was
+    already reported refused during it (a second 401 is final). ``rng`` draws the jitter.
+    """
+    if isinstance(outcome, Unanswered):
+        sent = outcome.may_have_been_sent
+        if retryable_failure(method, sent=sent):
+            delay = policy.delay(attempt, None, rng=rng)
+            if policy.allows(attempt, elapsed, delay):
+                return Sleep(delay)
+        return Fail(outcome_unknown=True) if sent and method not in SAFE_METHODS else _FAIL
+    status = outcome.status
+    if 200 <= status < 300:
+        return _DONE
+    if status == 401 and not reauthorized:
+        return _REAUTHORIZE
+    if retryable_status(policy, method, status):
+        delay = policy.delay(attempt, outcome.retry_after, rng=rng)
+        if policy.allows(attempt, elapsed, delay):
+            return Sleep(delay)
+    return _FAIL

@@ -223,13 +223,19 @@ async def test_borrowed_session_keeps_trace_configs_and_stays_open(make_client: 
         assert not session.closed
 
 
+def _owned_session(client: AsyncResourceClient) -> aiohttp.ClientSession:
+    owned = client._holder.owned
+    assert owned is not None
+    assert owned.session is not None
+    return owned.session
+
+
 async def test_owned_session_closed_by_context_manager(make_client: MakeClient) -> None:
     """An owned session is created on first use and closed on exit; the client then refuses."""
     client = make_client()
     async with client:
         await client.get("actions", 1)
-        session = client._holder.session
-        assert session is not None
+        session = _owned_session(client)
         was_open = not session.closed
     assert was_open
     assert session.closed
@@ -241,8 +247,7 @@ async def test_unclosed_owned_session_warns(manager: TokenManager) -> None:
     """Dropping a client whose own session is still open emits a ResourceWarning."""
     client = AsyncResourceClient(manager, KEY)
     await client.get("actions", 1)
-    session = client._holder.session
-    assert session is not None
+    session = _owned_session(client)
     box = [client]
     del client
 

@@ -93,7 +93,9 @@ async def test_hostile_resource_names_and_ids_never_produce_a_request(
 
     check()
     assert rest_requests(fake_actionstep) == 0
-    assert client._holder.session is None  # not even a session was needed
+    owned = client._holder.owned
+    assert owned is not None
+    assert owned.session is None  # not even a session was needed
 
 
 @pytest.mark.parametrize("resource", ["", "actions/", "actions/../x", "actions?x=1", "a#b", "ä"])

@@ -9,7 +9,6 @@ import pytest
 
 from actionstep_async._limits import ConcurrencyLimiter
 from actionstep_async._retry import (
-    NO_RETRY,
     RetryPolicy,
     retryable_failure,
     retryable_status,
@@ -55,7 +54,7 @@ def test_budget_counts_attempts_and_seconds() -> None:
     assert policy.allows(1, 0.0, 1.0)
     assert not policy.allows(3, 0.0, 0.0)
     assert not policy.allows(1, 4.5, 1.0)
-    assert not NO_RETRY.allows(1, 0.0, 0.0)
+    assert not RetryPolicy(max_attempts=1).allows(1, 0.0, 0.0)
     with pytest.raises(ValueError, match="max_attempts"):
         RetryPolicy(max_attempts=0)
 
@@ -67,9 +66,9 @@ async def test_fixed_limiter_caps_in_flight_and_hands_slots_over_in_order() -> N
     order: list[int] = []
 
     async def wait(n: int) -> None:
-        ticket = await limiter.acquire()
+        epoch = await limiter.acquire()
         order.append(n)
-        limiter.release(ticket)
+        limiter.release(epoch)
 
     waiters = [asyncio.ensure_future(wait(n)) for n in range(3)]
     await asyncio.sleep(0)
@@ -85,13 +84,13 @@ async def test_fixed_limiter_caps_in_flight_and_hands_slots_over_in_order() -> N
 async def test_cancelled_waiter_does_not_leak_a_slot() -> None:
     """Cancelling a task waiting for a slot leaves the count intact."""
     limiter = ConcurrencyLimiter(1)
-    ticket = await limiter.acquire()
+    epoch = await limiter.acquire()
     waiter = asyncio.ensure_future(limiter.acquire())
     await asyncio.sleep(0)
     waiter.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiter
-    limiter.release(ticket)
+    limiter.release(epoch)
     assert limiter.in_flight == 0
     assert await limiter.acquire() == 0
 
@@ -100,9 +99,9 @@ async def test_adaptive_limiter_halves_once_per_burst_and_grows_back() -> None:
     """429s from one round halve the limit once; after a pause, one slot per round comes back."""
     now = [0.0]
     limiter = ConcurrencyLimiter(16, adaptive=True, clock=lambda: now[0])
-    tickets = [await limiter.acquire() for _ in range(16)]
-    for ticket in tickets:
-        limiter.release(ticket, "rate_limited")
+    epochs = [await limiter.acquire() for _ in range(16)]
+    for epoch in epochs:
+        limiter.release(epoch, "rate_limited")
     assert limiter.limit == 8
     assert limiter.decreases == 1
     limiter.release(await limiter.acquire(), "rate_limited", retry_after=3.0)

@@ -1,0 +1,220 @@
+"""The one place HTTP leaves the library: a ``Transport`` sends a prepared request.
+
+Both the OAuth client and the resource client hand a :class:`Request` to a transport and get a
+:class:`Response` (body already read, within the request's size limit) or one of our
+:class:`TransportError` subclasses, which says whether the request *may have been sent*. That
+flag is what decides whether a write can be repeated, so it is computed in one place:
+:func:`transport_error` is the single map from aiohttp/asyncio exceptions to our errors.
+
+:class:`AiohttpTransport` is the production implementation; ``actionstep_async.testing``
+has a socket-free ``MockTransport`` for unit tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Final, Protocol
+
+import aiohttp
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
+
+from ._errors import (
+    ConnectError,
+    OutcomeUnknownError,
+    RequestTimeout,
+    ResponseDecodeError,
+    TransportError,
+)
+
+__all__ = [
+    "AiohttpTransport",
+    "Request",
+    "Response",
+    "Transport",
+    "outcome_unknown",
+    "transport_error",
+]
+
+_NOT_SENT: Final = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
+"""Failures raised before any byte of the request left: DNS, refused, connect timeout."""
+_FAILURES: Final = (aiohttp.ClientError, asyncio.TimeoutError)
+
+
+class Request:
+    """One prepared HTTP request: ``url`` is absolute and already percent-encoded.
+
+    ``timeout`` bounds the whole exchange in seconds; a response body larger than
+    ``max_body_bytes`` is refused with ResponseDecodeError instead of being buffered; ``what``
+    names the body in that error ("token response"). The repr leaves out headers and body,
+    which carry bearer tokens and client secrets.
+    """
+
+    __slots__ = ("body", "headers", "max_body_bytes", "method", "timeout", "url", "what")
+
+    def __init__(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes | None = None,
+        *,
+        timeout: float = 30.0,
+        max_body_bytes: int = 64 * 1024 * 1024,
+        what: str = "response",
+    ) -> None:
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.body = body
+        self.timeout = timeout
+        self.max_body_bytes = max_body_bytes
+        self.what = what
+
+    def __repr__(self) -> str:
+        return f"Request({self.method} {self.url}, timeout={self.timeout:g})"
+
+
+class Response:
+    """One HTTP response with its body read; ``headers`` look up names case-insensitively."""
+
+    __slots__ = ("body", "headers", "status", "url")
+
+    def __init__(
+        self,
+        status: int,
+        headers: Mapping[str, str] | None = None,
+        body: bytes = b"",
+        url: str = "",
+    ) -> None:
+        self.status = status
+        if not isinstance(headers, CIMultiDictProxy | CIMultiDict):
+            headers = CIMultiDict(headers or {})
+        self.headers: Mapping[str, str] = headers
+        self.body = body
+        self.url = url
+
+    def __repr__(self) -> str:
+        return f"Response({self.status}, {self.url}, {len(self.body)} bytes)"
+
+
+class Transport(Protocol):
+    """Sends a prepared request; the only I/O the clients do.
+
+    ``send`` returns the response whatever its status (redirects are not followed) or raises a
+    :class:`TransportError` whose ``may_have_been_sent`` is False only when the request
+    certainly never left; it raises ResponseDecodeError for a body over the request's limit.
+    """
+
+    async def send(self, request: Request, /) -> Response: ...
+
+
+def transport_error(
+    request: Request, failure: BaseException, *, may_have_been_sent: bool | None = None
+) -> TransportError:
+    """Our error for an exchange that ended in ``failure`` (an aiohttp or asyncio exception).
+
+    ``may_have_been_sent`` defaults to what the exception type proves: only a failure to connect
+    shows the request never left. A caller that observed the exchange (connection created,
+    request headers written) can pass what it saw instead.
+    """
+    if may_have_been_sent is None:
+        may_have_been_sent = not isinstance(failure, _NOT_SENT)
+    what = type(failure).__name__
+    where = f"{request.method} {request.url}"
+    method, url, sent = request.method, request.url, may_have_been_sent
+    if isinstance(failure, asyncio.TimeoutError):
+        return RequestTimeout(
+            f"{where} timed out ({what})", method=method, url=url, may_have_been_sent=sent
+        )
+    if not sent:
+        return ConnectError(f"{where}: no connection ({what})", method=method, url=url)
+    return TransportError(f"{where} failed: {what}", method=method, url=url)
+
+
+def outcome_unknown(error: TransportError) -> OutcomeUnknownError:
+    """The error for a write that may have reached the server although no answer came back."""
+    return OutcomeUnknownError(
+        f"{error.args[0]}, after the request may have reached the server;"
+        " check before repeating it",
+        method=error.method,
+        url=error.url,
+    )
+
+
+class AiohttpTransport:
+    """The aiohttp transport, over a borrowed ``session`` or one it creates and owns.
+
+    A borrowed session keeps your trace configs, proxies and connector limits, and is never
+    closed here. Per request, redirects are not followed and ``raise_for_status`` is off, so a
+    borrowed session's defaults cannot change what the clients see. An owned session is created
+    on first use (inside the running loop) and closed by :meth:`aclose`.
+    """
+
+    def __init__(self, session: aiohttp.ClientSession | None = None) -> None:
+        self.session = session
+        self.owned = session is None
+        self.closed = False
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
+
+    def __repr__(self) -> str:
+        return f"AiohttpTransport({'owned' if self.owned else 'borrowed'} session)"
+
+    async def __aenter__(self) -> AiohttpTransport:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the session if this transport created it; a borrowed one is left open."""
+        self.closed = True
+        if self.owned and self.session is not None:
+            await self.session.close()
+
+    def _open(self) -> aiohttp.ClientSession:
+        if self.closed:
+            raise RuntimeError("this transport is closed")
+        session = self.session = aiohttp.ClientSession()
+        return session
+
+    def _timeout(self, seconds: float) -> aiohttp.ClientTimeout:
+        timeout = self._timeouts.get(seconds)
+        if timeout is None:
+            timeout = self._timeouts[seconds] = aiohttp.ClientTimeout(total=seconds)
+        return timeout
+
+    async def send(self, request: Request, /) -> Response:
+        session = self.session or self._open()
+        try:
+            async with session.request(
+                request.method,
+                URL(request.url, encoded=True),
+                headers=request.headers,
+                data=request.body,
+                timeout=self._timeout(request.timeout),
+                allow_redirects=False,
+                raise_for_status=False,
+            ) as response:
+                body = await _read(response, request.max_body_bytes, request.what)
+                return Response(response.status, response.headers, body, request.url)
+        except _FAILURES as exc:
+            raise transport_error(request, exc) from exc
+
+
+async def _read(response: aiohttp.ClientResponse, limit: int, what: str) -> bytes:
+    """The whole body, refusing (without buffering it) one larger than ``limit`` bytes."""
+    declared = response.content_length
+    if declared is not None:
+        if declared <= limit:
+            return await response.read()
+        raise ResponseDecodeError(f"{what} body of {declared} bytes exceeds the {limit}-byte limit")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            raise ResponseDecodeError(f"{what} body exceeds the {limit}-byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
