@@ -58,6 +58,7 @@ from ._oauth import (
 from ._query import F, Filter
 from ._retry import RetryPolicy
 from ._tokens import Token
+from ._transport import AiohttpTransport, Request, Response, Transport
 from .stores import FileTokenStore, MemoryTokenStore, TokenStore
 
 __all__ = [
@@ -67,6 +68,7 @@ __all__ = [
     "Action",
     "ActionType",
     "ActionstepError",
+    "AiohttpTransport",
     "AsyncResourceClient",
     "AuthorizationDenied",
     "AuthorizationRequest",
@@ -95,7 +97,9 @@ __all__ = [
     "Record",
     "RefreshPolicy",
     "Refresher",
+    "Request",
     "RequestTimeout",
+    "Response",
     "ResponseDecodeError",
     "RetryPolicy",
     "ServerError",
@@ -107,6 +111,7 @@ __all__ = [
     "TokenStore",
     "TokenStoreError",
     "TransientError",
+    "Transport",
     "TransportError",
     "UnauthorizedError",
     "UnsafeEndpointError",

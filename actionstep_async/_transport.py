@@ -29,17 +29,20 @@ from ._errors import (
 )
 
 __all__ = [
+    "WIRE_FAILURES",
     "AiohttpTransport",
     "Request",
     "Response",
     "Transport",
+    "body_too_large",
     "outcome_unknown",
     "transport_error",
 ]
 
 _NOT_SENT: Final = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
 """Failures raised before any byte of the request left: DNS, refused, connect timeout."""
-_FAILURES: Final = (aiohttp.ClientError, asyncio.TimeoutError)
+WIRE_FAILURES: Final = (aiohttp.ClientError, asyncio.TimeoutError)
+"""What an exchange can raise that :func:`transport_error` turns into one of our errors."""
 
 
 class Request:
@@ -199,8 +202,15 @@ class AiohttpTransport:
             ) as response:
                 body = await _read(response, request.max_body_bytes, request.what)
                 return Response(response.status, response.headers, body, request.url)
-        except _FAILURES as exc:
+        except WIRE_FAILURES as exc:
             raise transport_error(request, exc) from exc
+
+
+def body_too_large(what: str, limit: int, size: int | None = None) -> ResponseDecodeError:
+    """The error for a body over ``limit`` bytes (``size`` when the server declared it)."""
+    if size is None:
+        return ResponseDecodeError(f"{what} body exceeds the {limit}-byte limit")
+    return ResponseDecodeError(f"{what} body of {size} bytes exceeds the {limit}-byte limit")
 
 
 async def _read(response: aiohttp.ClientResponse, limit: int, what: str) -> bytes:
@@ -209,12 +219,12 @@ async def _read(response: aiohttp.ClientResponse, limit: int, what: str) -> byte
     if declared is not None:
         if declared <= limit:
             return await response.read()
-        raise ResponseDecodeError(f"{what} body of {declared} bytes exceeds the {limit}-byte limit")
+        raise body_too_large(what, limit, declared)
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.content.iter_any():
         size += len(chunk)
         if size > limit:
-            raise ResponseDecodeError(f"{what} body exceeds the {limit}-byte limit")
+            raise body_too_large(what, limit)
         chunks.append(chunk)
     return b"".join(chunks)
