@@ -10,12 +10,9 @@ import pytest
 from actionstep_async._client import AsyncResourceClient
 from actionstep_async._manager import TokenManager
 from actionstep_async._oauth import OAuthClient
-from actionstep_async._retry import RetryPolicy
-from actionstep_async.testing import FakeActionstep
+from actionstep_async.testing import FAST_RETRY, FakeActionstep
 
 KEY = "org-user"
-FAST_RETRY = RetryPolicy(max_attempts=4, max_elapsed=10.0, backoff_base=0.01, backoff_cap=0.05)
-"""Retries with millisecond backoff, so retry tests stay quick."""
 
 
 def rest_requests(fake: FakeActionstep, method: str | None = None) -> int:

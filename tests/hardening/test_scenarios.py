@@ -33,7 +33,6 @@ from actionstep_async import (
     ReauthorizationRequired,
     RefreshPolicy,
     ResponseDecodeError,
-    RetryPolicy,
     Token,
     TokenEndpointUnavailable,
     TokenManager,
@@ -44,13 +43,10 @@ from actionstep_async import (
     UnauthorizedError,
 )
 from actionstep_async.stores.redis import RedisTokenStore
-from actionstep_async.testing import FakeActionstep, FaultRule, issued_secrets
-
-from ..manager.conftest import FakeClock
+from actionstep_async.testing import FAST_RETRY as FAST
+from actionstep_async.testing import FakeActionstep, FakeClock, FaultRule, issued_secrets
 
 KEY = "org"
-FAST = RetryPolicy(max_attempts=4, max_elapsed=10.0, backoff_base=0.01, backoff_cap=0.05)
-"""Client retries with millisecond backoff so fault tests stay quick."""
 QUICK = RefreshPolicy(backoff_base=0.05, backoff_cap=0.1, claim_poll=0.01)
 """Manager backoff short enough for a test to wait it out."""
 

@@ -10,19 +10,9 @@ import attrs
 import pytest
 
 from actionstep_async import ActionstepError, ReauthorizationRequired, Token
+from actionstep_async.testing import FakeClock
 
-
-class FakeClock:
-    """A wall clock the test moves by hand."""
-
-    def __init__(self, now: float = 1_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+__all__ = ["FakeClock", "RotatingRefresher"]
 
 
 class RotatingRefresher:
