@@ -562,32 +562,25 @@ class AsyncResourceClient:
     ) -> Response:
         """Send ``method`` to ``<endpoint>rest/<path>`` until :func:`next_step` says stop."""
         transport = self._transport()
+        policy = self.retry
         loop = asyncio.get_running_loop()
         started = loop.time()
         attempt = 0
         reauthorized = False
         while True:
-            token = await self.manager.token(self.key)
-            prepared = self._prepared
-            if prepared is None or prepared.token is not token:
-                prepared = self._prepared = _prepare(token)
+            prepared = await self._current()
             attempt += 1
-            request = Request(
-                method,
-                prepared.base + path,
-                prepared.headers,
-                body,
-                timeout=self.timeout,
-                max_body_bytes=self.max_body_bytes,
-                what="Actionstep response",
-            )
+            url = prepared.base + path
+            headers, timeout, limit = prepared.headers, self.timeout, self.max_body_bytes
+            request = Request(method, url, headers, body, timeout, limit)
             outcome, result = await self._exchange(transport, request, limiter, prepared)
+            elapsed = loop.time() - started
             step = next_step(
-                self.retry,
+                policy,
                 method,
                 outcome,
                 attempt=attempt,
-                elapsed=loop.time() - started,
+                elapsed=elapsed,
                 reauthorized=reauthorized,
                 rng=self._rng,
             )
@@ -599,11 +592,20 @@ class AsyncResourceClient:
                 continue
             if isinstance(step, Reauthorize):
                 reauthorized = True
+                token = prepared.token
                 fresh = await self.manager.token_rejected(self.key, token)
                 if fresh.access_token != token.access_token:
                     attempt -= 1  # a refused token is not the server failing: no budget spent
                     continue
             raise self._failure(method, outcome, result, step)
+
+    async def _current(self) -> _Prepared:
+        """What requests with the manager's current token share (rebuilt when it changes)."""
+        token = await self.manager.token(self.key)
+        prepared = self._prepared
+        if prepared is None or prepared.token is not token:
+            prepared = self._prepared = _prepare(token)
+        return prepared
 
     async def _exchange(
         self,

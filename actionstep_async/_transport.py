@@ -62,10 +62,9 @@ class Request:
         url: str,
         headers: Mapping[str, str],
         body: bytes | None = None,
-        *,
         timeout: float = 30.0,
         max_body_bytes: int = 64 * 1024 * 1024,
-        what: str = "response",
+        what: str = "Actionstep response",
     ) -> None:
         self.method = method
         self.url = url
