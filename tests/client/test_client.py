@@ -223,6 +223,15 @@ async def test_borrowed_session_keeps_trace_configs_and_stays_open(make_client: 
         assert not session.closed
 
 
+async def test_borrowed_session_defaults_cannot_change_answers(make_client: MakeClient) -> None:
+    """A session made with raise_for_status=True still gives our typed errors, not aiohttp's."""
+    async with aiohttp.ClientSession(raise_for_status=True) as session:
+        client = make_client(session=session)
+        with pytest.raises(NotFoundError):
+            await client.get("actions", 999_999)
+        assert (await client.get("actions", 1))["id"] == 1
+
+
 def _owned_session(client: AsyncResourceClient) -> aiohttp.ClientSession:
     owned = client._holder.owned
     assert owned is not None
