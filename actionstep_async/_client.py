@@ -568,7 +568,10 @@ class AsyncResourceClient:
         attempt = 0
         reauthorized = False
         while True:
-            prepared = await self._current()
+            token = await self.manager.token(self.key)
+            prepared = self._prepared
+            if prepared is None or prepared.token is not token:
+                prepared = self._prepared = _prepare(token)
             attempt += 1
             url = prepared.base + path
             headers, timeout, limit = prepared.headers, self.timeout, self.max_body_bytes
@@ -592,20 +595,11 @@ class AsyncResourceClient:
                 continue
             if isinstance(step, Reauthorize):
                 reauthorized = True
-                token = prepared.token
                 fresh = await self.manager.token_rejected(self.key, token)
                 if fresh.access_token != token.access_token:
                     attempt -= 1  # a refused token is not the server failing: no budget spent
                     continue
             raise self._failure(method, outcome, result, step)
-
-    async def _current(self) -> _Prepared:
-        """What requests with the manager's current token share (rebuilt when it changes)."""
-        token = await self.manager.token(self.key)
-        prepared = self._prepared
-        if prepared is None or prepared.token is not token:
-            prepared = self._prepared = _prepare(token)
-        return prepared
 
     async def _exchange(
         self,

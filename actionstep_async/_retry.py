@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import random
 from email.utils import parsedate_to_datetime
-from typing import Final, TypeAlias
+from typing import Final, NamedTuple, TypeAlias
 
 import attrs
 
@@ -147,16 +147,16 @@ def retryable_failure(method: str, *, sent: bool) -> bool:
     return is_idempotent(method) or not sent
 
 
-@attrs.frozen
-class Answered:
+# The two outcomes are NamedTuples rather than attrs classes: one is built per request, and a
+# tuple is the cheapest immutable value Python makes.
+class Answered(NamedTuple):
     """The attempt got a response: its status and ``Retry-After`` in seconds (None if absent)."""
 
     status: int
     retry_after: float | None = None
 
 
-@attrs.frozen
-class Unanswered:
+class Unanswered(NamedTuple):
     """The attempt got no response; ``may_have_been_sent`` as the transport reported it."""
 
     may_have_been_sent: bool

@@ -41,6 +41,7 @@ __all__ = [
 
 _NOT_SENT: Final = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
 """Failures raised before any byte of the request left: DNS, refused, connect timeout."""
+_CASELESS: Final = (CIMultiDictProxy, CIMultiDict)
 WIRE_FAILURES: Final = (aiohttp.ClientError, asyncio.TimeoutError)
 """What an exchange can raise that :func:`transport_error` turns into one of our errors."""
 
@@ -91,7 +92,7 @@ class Response:
         url: str = "",
     ) -> None:
         self.status = status
-        if not isinstance(headers, CIMultiDictProxy | CIMultiDict):
+        if not isinstance(headers, _CASELESS):
             headers = CIMultiDict(headers or {})
         self.headers: Mapping[str, str] = headers
         self.body = body
