@@ -53,9 +53,9 @@ from ._models import (
 )
 from ._query import FieldsArg, FiltersArg, build_query
 from ._retry import (
+    DONE,
     Answered,
     AttemptOutcome,
-    Done,
     Fail,
     Reauthorize,
     RetryPolicy,
@@ -307,12 +307,6 @@ class AsyncResourceClient:
         if holder.owned is not None:
             await holder.owned.aclose()
 
-    def _transport(self) -> Transport:
-        holder = self._holder
-        if holder.closed and holder.owned is not None:
-            raise RuntimeError("this AsyncResourceClient is closed")
-        return holder.transport
-
     # -- operations --------------------------------------------------------------------------
 
     @overload
@@ -561,7 +555,10 @@ class AsyncResourceClient:
         limiter: ConcurrencyLimiter | None = None,
     ) -> Response:
         """Send ``method`` to ``<endpoint>rest/<path>`` until :func:`next_step` says stop."""
-        transport = self._transport()
+        holder = self._holder
+        if holder.closed and holder.owned is not None:
+            raise RuntimeError("this AsyncResourceClient is closed")
+        transport = holder.transport
         policy = self.retry
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -587,7 +584,7 @@ class AsyncResourceClient:
                 reauthorized=reauthorized,
                 rng=self._rng,
             )
-            if isinstance(step, Done) and isinstance(result, Response):
+            if step is DONE and isinstance(result, Response):
                 return result
             if isinstance(step, Sleep):
                 self._log_retry(request, outcome, step, attempt)

@@ -15,6 +15,7 @@ from typing import Final, NamedTuple, TypeAlias
 import attrs
 
 __all__ = [
+    "DONE",
     "IDEMPOTENT_METHODS",
     "SAFE_METHODS",
     "Answered",
@@ -191,7 +192,8 @@ class Fail:
 
 Step: TypeAlias = Done | Reauthorize | Sleep | Fail
 
-_DONE: Final = Done()
+DONE: Final = Done()
+"""The one Done value next_step returns, so a caller can test ``step is DONE``."""
 _REAUTHORIZE: Final = Reauthorize()
 _FAIL: Final = Fail()
 
@@ -220,7 +222,7 @@ def next_step(
         return Fail(outcome_unknown=True) if sent and method not in SAFE_METHODS else _FAIL
     status = outcome.status
     if 200 <= status < 300:
-        return _DONE
+        return DONE
     if status == 401 and not reauthorized:
         return _REAUTHORIZE
     if retryable_status(policy, method, status):

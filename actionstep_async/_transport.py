@@ -41,7 +41,6 @@ __all__ = [
 
 _NOT_SENT: Final = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
 """Failures raised before any byte of the request left: DNS, refused, connect timeout."""
-_CASELESS: Final = (CIMultiDictProxy, CIMultiDict)
 WIRE_FAILURES: Final = (aiohttp.ClientError, asyncio.TimeoutError)
 """What an exchange can raise that :func:`transport_error` turns into one of our errors."""
 
@@ -80,7 +79,10 @@ class Request:
 
 
 class Response:
-    """One HTTP response with its body read; ``headers`` look up names case-insensitively."""
+    """One HTTP response with its body read; ``headers`` look up names case-insensitively.
+
+    A plain mapping given as ``headers`` is copied into a case-insensitive one.
+    """
 
     __slots__ = ("body", "headers", "status", "url")
 
@@ -92,8 +94,8 @@ class Response:
         url: str = "",
     ) -> None:
         self.status = status
-        if not isinstance(headers, _CASELESS):
-            headers = CIMultiDict(headers or {})
+        if type(headers) is not CIMultiDictProxy:  # what aiohttp gives: no copy on the hot path
+            headers = headers if isinstance(headers, CIMultiDict) else CIMultiDict(headers or {})
         self.headers: Mapping[str, str] = headers
         self.body = body
         self.url = url
@@ -159,7 +161,7 @@ class AiohttpTransport:
         self.session = session
         self.owned = session is None
         self.closed = False
-        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
+        self._timeout = aiohttp.ClientTimeout(total=30.0)
 
     def __repr__(self) -> str:
         return f"AiohttpTransport({'owned' if self.owned else 'borrowed'} session)"
@@ -182,25 +184,27 @@ class AiohttpTransport:
         session = self.session = aiohttp.ClientSession()
         return session
 
-    def _timeout(self, seconds: float) -> aiohttp.ClientTimeout:
-        timeout = self._timeouts.get(seconds)
-        if timeout is None:
-            timeout = self._timeouts[seconds] = aiohttp.ClientTimeout(total=seconds)
-        return timeout
-
     async def send(self, request: Request, /) -> Response:
         session = self.session or self._open()
+        timeout = self._timeout
+        if timeout.total != request.timeout:  # one client's requests share one timeout
+            timeout = self._timeout = aiohttp.ClientTimeout(total=request.timeout)
+        limit = request.max_body_bytes
         try:
             async with session.request(
                 request.method,
                 URL(request.url, encoded=True),
                 headers=request.headers,
                 data=request.body,
-                timeout=self._timeout(request.timeout),
+                timeout=timeout,
                 allow_redirects=False,
                 raise_for_status=False,
             ) as response:
-                body = await _read(response, request.max_body_bytes, request.what)
+                declared = response.content_length
+                if declared is not None and declared <= limit:
+                    body = await response.read()
+                else:
+                    body = await _read_limited(response, limit, request.what)
                 return Response(response.status, response.headers, body, request.url)
         except WIRE_FAILURES as exc:
             raise transport_error(request, exc) from exc
@@ -213,12 +217,10 @@ def body_too_large(what: str, limit: int, size: int | None = None) -> ResponseDe
     return ResponseDecodeError(f"{what} body of {size} bytes exceeds the {limit}-byte limit")
 
 
-async def _read(response: aiohttp.ClientResponse, limit: int, what: str) -> bytes:
+async def _read_limited(response: aiohttp.ClientResponse, limit: int, what: str) -> bytes:
     """The whole body, refusing (without buffering it) one larger than ``limit`` bytes."""
     declared = response.content_length
     if declared is not None:
-        if declared <= limit:
-            return await response.read()
         raise body_too_large(what, limit, declared)
     chunks: list[bytes] = []
     size = 0
