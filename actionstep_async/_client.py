@@ -84,6 +84,8 @@ _RESOURCE: Final = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 _ID: Final = re.compile(r"[A-Za-z0-9_\-.:;]{1,200}")
 _PARAM: Final = re.compile(r"[A-Za-z][A-Za-z0-9_\[\]]{0,99}")
 _MISSING: Final[Any] = object()
+_SUCCESS: Final = {status: Answered(status) for status in (200, 201, 204)}
+"""The outcomes of most requests, built once."""
 
 
 def _user_agent() -> str:
@@ -121,10 +123,18 @@ def _invalid(what: str, value: object, why: str) -> InvalidRequestError:
     return InvalidRequestError(f"invalid {what} {shown}: {why}")
 
 
+_CHECKED: set[str] = set()
+"""Resource names already validated; a program uses a handful, so bounded in practice too."""
+
+
 def check_resource(resource: object) -> str:
     """``resource`` if it is a plain resource name (``actions``), else InvalidRequestError."""
+    if type(resource) is str and resource in _CHECKED:
+        return resource
     if not isinstance(resource, str) or not _RESOURCE.fullmatch(resource):
         raise _invalid("resource name", resource, "use letters, digits and _ only")
+    if len(_CHECKED) < 1024:
+        _CHECKED.add(resource)
     return resource
 
 
@@ -640,6 +650,10 @@ class AsyncResourceClient:
         if response is None:
             assert failure is not None
             return Unanswered(failure.may_have_been_sent), failure
+        if retry_after is None:
+            status = response.status
+            outcome = _SUCCESS.get(status) or Answered(status)
+            return outcome, response
         return Answered(response.status, retry_after), response
 
     @staticmethod
