@@ -60,7 +60,8 @@ async def test_versions_increment_and_a_conflict_never_overwrites(
     first, second, stale = make_token("a1"), make_token("a2"), make_token("stale")
     written_first = await store.compare_and_set("k", first, expected_version=0)
     written_second = await store.compare_and_set("k", second, expected_version=1)
-    assert written_first is not None and written_second is not None
+    assert written_first is not None
+    assert written_second is not None
     assert (written_first.version, written_second.version) == (1, 2)
     assert await store.compare_and_set("k", stale, expected_version=1) is None
     assert await store.compare_and_set("k", stale, expected_version=0) is None
