@@ -37,6 +37,8 @@ from ._errors import (
     TokenStoreError,
     TransientError,
 )
+from ._refresh_decision import Adopt, Decision, Fail, Serve, Wait, decide
+from ._refresh_policy import RefreshPolicy
 from ._retry import backoff_delay
 from ._tokens import Clock, Token
 from .stores._base import TokenStore, validate_key
@@ -56,55 +58,10 @@ class Refresher(Protocol):
     async def refresh(self, token: Token) -> Token: ...
 
 
-@attrs.frozen
-class RefreshPolicy:
-    """When to refresh, and how to behave when refreshing fails.
-
-    Windows scale with the token's lifetime so a 59-second token and a 12-hour token both get a
-    sane refresh point. The advisory window starts ``advisory_fraction`` of the lifetime before
-    expiry (at most ``advisory_cap`` seconds), moved later by up to ``jitter`` of itself so a fleet
-    does not refresh in lockstep. The mandatory window is ``mandatory_fraction`` of the lifetime
-    (at most ``mandatory_cap``).
-
-    ``claim_timeout`` bounds how long a process waits for another one that claimed the refresh
-    token and has not saved the result yet; it must exceed the token request timeout.
-    """
-
-    advisory_fraction: float = 0.10
-    advisory_cap: float = 600.0
-    mandatory_fraction: float = 0.02
-    mandatory_cap: float = 60.0
-    jitter: float = 0.5
-    backoff_base: float = 1.0
-    backoff_cap: float = 300.0
-    reauthorization_ttl: float = 300.0
-    reactive_cooldown: float = 10.0
-    save_retry_base: float = 0.5
-    save_retry_cap: float = 30.0
-    claim_timeout: float = 120.0
-    claim_poll: float = 0.1
-
-    def __attrs_post_init__(self) -> None:
-        if not 0 <= self.mandatory_fraction <= self.advisory_fraction * (1 - self.jitter) < 1:
-            raise ValueError("need 0 <= mandatory_fraction <= advisory_fraction * (1 - jitter) < 1")
-
-    def windows(self, token: Token, rng: random.Random) -> tuple[float, float]:
-        """Absolute (advisory_at, mandatory_at) times for ``token``."""
-        lifetime = max(token.lifetime, 0.0)
-        advisory = min(self.advisory_cap, self.advisory_fraction * lifetime)
-        advisory *= 1.0 - self.jitter * rng.random()
-        mandatory = min(self.mandatory_cap, self.mandatory_fraction * lifetime, advisory)
-        return token.expires_at - advisory, token.expires_at - mandatory
-
-    def needs_refresh(self, token: Token, now: float) -> bool:
-        """True once ``token`` is inside its (un-jittered) advisory window."""
-        margin = min(self.advisory_cap, self.advisory_fraction * max(token.lifetime, 0.0))
-        return now >= token.expires_at - margin
-
-
 @attrs.define(eq=False)
-class _Slot:
-    """Everything the manager knows about one key. Mutated only on the event loop."""
+class _KeyState:
+    """Everything the manager knows about one token key; changed only through its methods, and
+    only on the event loop."""
 
     token: Token | None = None
     advisory_at: float = 0.0
@@ -115,10 +72,56 @@ class _Slot:
     last_error: ActionstepError | None = None
     reauthorization_until: float = 0.0
     reauthorization: ReauthorizationRequired | None = None
-    reactive_token: str | None = None
+    reactive_token: str | None = attrs.field(default=None, repr=False)
     reactive_at: float = 0.0
     unsaved: bool = False
     own_claim: float | None = None
+
+    def adopt(self, token: Token, windows: tuple[float, float]) -> None:
+        """Hand out ``token`` from now on, refreshing it in the (advisory, mandatory) windows."""
+        self.token = token
+        self.advisory_at, self.mandatory_at = windows
+
+    def holds(self, token: Token) -> bool:
+        """Whether ``token`` (by access token) is still the one handed out."""
+        return self.token is not None and self.token.access_token == token.access_token
+
+    def start_flight(self, flight: asyncio.Task[Token]) -> None:
+        self.flight = flight
+
+    def end_flight(self, flight: asyncio.Task[Token]) -> None:
+        if self.flight is flight:
+            self.flight = None
+
+    def refreshed_ok(self) -> None:
+        """A refresh (or an adoption) worked: forget earlier failures."""
+        self.failures, self.not_before, self.last_error = 0, 0.0, None
+
+    def refresh_failed(self, error: ActionstepError, retry_at: float) -> None:
+        self.failures += 1
+        self.not_before, self.last_error = retry_at, error
+
+    def needs_reauthorization(self, error: ReauthorizationRequired, until: float) -> None:
+        self.reauthorization, self.reauthorization_until = error, until
+
+    def authorized(self) -> None:
+        """A new grant was saved: nothing remembered about the old one applies."""
+        self.reauthorization, self.reauthorization_until = None, 0.0
+        self.refreshed_ok()
+
+    def remember_reactive(self, access_token: str, at: float) -> None:
+        """``access_token`` came from a refresh forced by a 401 at ``at``."""
+        self.reactive_token, self.reactive_at = access_token, at
+
+    def claimed(self, at: float | None) -> None:
+        """This process claimed the stored refresh token at ``at`` (``None``: claim settled)."""
+        self.own_claim = at
+
+    def mark_unsaved(self) -> None:
+        self.unsaved = True
+
+    def mark_saved(self) -> None:
+        self.unsaved = False
 
 
 class TokenManager:
@@ -148,12 +151,12 @@ class TokenManager:
         self.on_reauthorization_required = on_reauthorization_required
         self.refresh_count = 0
         self._rng = rng or random.Random()
-        self._slots: dict[str, _Slot] = {}
+        self._states: dict[str, _KeyState] = {}
         self._tasks: set[asyncio.Task[object]] = set()
         self._closed = False
 
     def __repr__(self) -> str:
-        return f"TokenManager(store={self.store!r}, keys={len(self._slots)})"
+        return f"TokenManager(store={self.store!r}, keys={len(self._states)})"
 
     # -- the hot path -------------------------------------------------------------------------
 
@@ -163,9 +166,9 @@ class TokenManager:
         Raises ReauthorizationRequired when no token is stored or the refresh token is dead,
         and a TransientError when the token expired and refreshing is failing.
         """
-        slot = self._slots.get(key)
-        if slot is not None and slot.token is not None and self.clock() < slot.advisory_at:
-            return slot.token
+        state = self._states.get(key)
+        if state is not None and state.token is not None and self.clock() < state.advisory_at:
+            return state.token
         return await self._token_slow(key)
 
     async def token_rejected(self, key: str, token_sent: Token) -> Token:
@@ -174,31 +177,31 @@ class TokenManager:
         Refreshes only if ``token_sent`` is still the current token (compared by identity, not
         expiry); when another caller already replaced it, the replacement is returned at once.
         """
-        slot = self._slot(key)
-        current = slot.token
+        state = self._state(key)
+        current = state.token
         if current is not None and current.access_token != token_sent.access_token:
             return current
         now = self.clock()
         if (
-            slot.reactive_token == token_sent.access_token
-            and now - slot.reactive_at < self.policy.reactive_cooldown
+            state.reactive_token == token_sent.access_token
+            and now - state.reactive_at < self.policy.reactive_cooldown
             # Unless the token has reached its mandatory window: then expiry explains the 401
             # (a short-lived token, or a request delayed past expiry) and a refresh is due.
-            and now < slot.mandatory_at
+            and now < state.mandatory_at
         ):
             # This token came from a 401-triggered refresh moments ago; a second refresh would not
             # help (the 401 is about permissions, not the token) and would start a refresh storm.
             # A sibling process may have stored a newer token meanwhile, though: one read is cheap.
             stored = await self.store.load(key)
             if stored is not None and stored.access_token != token_sent.access_token:
-                self._adopt(slot, stored)
+                self._adopt(state, stored)
                 return stored
             return token_sent
-        self._raise_if_remembered(slot, now)
-        flight = self._flight(key, slot, rejected=token_sent)
+        self._raise_if_remembered(state, now)
+        flight = self._flight(key, state, rejected=token_sent)
         token = await asyncio.shield(flight)
         if token.access_token != token_sent.access_token:
-            slot.reactive_token, slot.reactive_at = token.access_token, self.clock()
+            state.remember_reactive(token.access_token, self.clock())
         return token
 
     # -- explicit operations ------------------------------------------------------------------
@@ -209,44 +212,43 @@ class TokenManager:
         async with self.store.lock(key):
             stored = await self.store.load(key)
             expected = stored.version if stored else 0
-            if not await self.store.compare_and_set(key, token, expected_version=expected):
+            saved = await self.store.compare_and_set(key, token, expected_version=expected)
+            if saved is None:
                 raise TokenStoreError(f"token for {key!r} changed while it was being saved")
-        saved = attrs.evolve(token, version=expected + 1)
-        slot = self._slot(key)
-        slot.reauthorization, slot.reauthorization_until = None, 0.0
-        slot.failures, slot.not_before, slot.last_error = 0, 0.0, None
-        self._adopt(slot, saved)
+        state = self._state(key)
+        state.authorized()
+        self._adopt(state, saved)
         return saved
 
     async def load(self, key: str) -> Token | None:
         """The stored token for ``key`` without refreshing it (``None`` if there is none)."""
         token = await self.store.load(validate_key(key))
         if token is not None:
-            slot = self._slot(key)
-            if slot.token is None or token.version > slot.token.version:
-                self._adopt(slot, token)
+            state = self._state(key)
+            if state.token is None or token.version > state.token.version:
+                self._adopt(state, token)
         return token
 
     async def refresh(self, key: str) -> Token:
         """Refresh ``key`` now, whatever its expiry (still one refresh for concurrent callers)."""
-        slot = self._slot(key)
-        current = slot.token or await self.store.load(validate_key(key))
+        state = self._state(key)
+        current = state.token or await self.store.load(validate_key(key))
         if current is None:
             raise ReauthorizationRequired(
                 f"no token is stored for {key!r}; authorize first", key=key
             )
-        return await asyncio.shield(self._flight(key, slot, rejected=current))
+        return await asyncio.shield(self._flight(key, state, rejected=current))
 
     async def delete(self, key: str) -> None:
         """Forget ``key`` here and in the store."""
         await self.store.delete(validate_key(key))
-        self._slots.pop(key, None)
+        self._states.pop(key, None)
 
     async def aclose(self) -> None:
         """Wait for refreshes and saves in progress; they may already have spent a refresh token."""
         self._closed = True
         pending = [task for task in self._tasks if not task.done()]
-        pending += [s.flight for s in self._slots.values() if s.flight and not s.flight.done()]
+        pending += [s.flight for s in self._states.values() if s.flight and not s.flight.done()]
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
 
@@ -258,39 +260,38 @@ class TokenManager:
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _slot(self, key: str) -> _Slot:
-        slot = self._slots.get(key)
-        if slot is None:
-            slot = self._slots[validate_key(key)] = _Slot()
-        return slot
+    def _state(self, key: str) -> _KeyState:
+        state = self._states.get(key)
+        if state is None:
+            state = self._states[validate_key(key)] = _KeyState()
+        return state
 
-    def _adopt(self, slot: _Slot, token: Token) -> None:
-        slot.token = token
-        slot.advisory_at, slot.mandatory_at = self.policy.windows(token, self._rng)
+    def _adopt(self, state: _KeyState, token: Token) -> None:
+        state.adopt(token, self.policy.windows(token, self._rng))
 
-    def _raise_if_remembered(self, slot: _Slot, now: float) -> None:
-        if slot.reauthorization is not None and now < slot.reauthorization_until:
-            raise slot.reauthorization
+    def _raise_if_remembered(self, state: _KeyState, now: float) -> None:
+        if state.reauthorization is not None and now < state.reauthorization_until:
+            raise state.reauthorization
 
     async def _token_slow(self, key: str) -> Token:
-        slot = self._slot(key)
+        state = self._state(key)
         now = self.clock()
-        self._raise_if_remembered(slot, now)
-        token = slot.token
-        in_flight = self._active_flight(slot) is not None
-        if token is not None and now < slot.mandatory_at:
+        self._raise_if_remembered(state, now)
+        token = state.token
+        in_flight = self._active_flight(state) is not None
+        if token is not None and now < state.mandatory_at:
             # Advisory window: one background refresh, nobody waits for it.
-            if not in_flight and now >= slot.not_before:
-                _ = self._flight(key, slot, rejected=None)
+            if not in_flight and now >= state.not_before:
+                _ = self._flight(key, state, rejected=None)
             return token
-        if not in_flight and now < slot.not_before:
+        if not in_flight and now < state.not_before:
             # Backing off after a failure: a token that still works beats an error.
             if token is not None and now < token.expires_at:
                 return token
-            if slot.last_error is not None:
-                raise slot.last_error
+            if state.last_error is not None:
+                raise state.last_error
         try:
-            return await asyncio.shield(self._flight(key, slot, rejected=None))
+            return await asyncio.shield(self._flight(key, state, rejected=None))
         except (TransientError, TokenStoreError):
             # The refresh failed but our token has not expired yet: it still works.
             if token is not None and self.clock() < token.expires_at:
@@ -298,55 +299,53 @@ class TokenManager:
             raise
 
     @staticmethod
-    def _active_flight(slot: _Slot) -> asyncio.Task[Token] | None:
-        flight = slot.flight
+    def _active_flight(state: _KeyState) -> asyncio.Task[Token] | None:
+        flight = state.flight
         # A flight left on another (finished) loop is ignored: tasks are bound to their loop, and
         # one whose loop was closed mid-refresh will never complete.
         if flight is None or flight.done() or flight.get_loop() is not asyncio.get_running_loop():
             return None
         return flight
 
-    def _flight(self, key: str, slot: _Slot, *, rejected: Token | None) -> asyncio.Task[Token]:
+    def _flight(self, key: str, state: _KeyState, *, rejected: Token | None) -> asyncio.Task[Token]:
         """The one refresh task for ``key``, started if none is running on this loop."""
-        flight = self._active_flight(slot)
+        flight = self._active_flight(state)
         if flight is not None:
             return flight
         if self._closed:
             raise TokenStoreError("the TokenManager is closed")
-        flight = asyncio.get_running_loop().create_task(self._run_flight(key, slot, rejected))
-        slot.flight = flight
-        flight.add_done_callback(lambda task: self._flight_done(slot, task))
+        flight = asyncio.get_running_loop().create_task(self._run_flight(key, state, rejected))
+        state.start_flight(flight)
+        flight.add_done_callback(lambda task: self._flight_done(state, task))
         return flight
 
-    def _flight_done(self, slot: _Slot, task: asyncio.Task[Token]) -> None:
-        if slot.flight is task:
-            slot.flight = None
+    @staticmethod
+    def _flight_done(state: _KeyState, task: asyncio.Task[Token]) -> None:
+        state.end_flight(task)
         if not task.cancelled() and task.exception() is not None:
             # Retrieved here so an advisory refresh nobody awaited does not log "never retrieved".
             log.debug("refresh flight ended with %s", type(task.exception()).__name__)
 
-    async def _run_flight(self, key: str, slot: _Slot, rejected: Token | None) -> Token:
+    async def _run_flight(self, key: str, state: _KeyState, rejected: Token | None) -> Token:
         try:
-            token = await self._locked_refresh(key, slot, rejected)
+            token = await self._locked_refresh(key, state, rejected)
         except ReauthorizationRequired as exc:
             exc.key = key
-            slot.reauthorization = exc
-            slot.reauthorization_until = self.clock() + self.policy.reauthorization_ttl
+            state.needs_reauthorization(exc, self.clock() + self.policy.reauthorization_ttl)
             log.error("token for %r needs reauthorization: %s", key, exc)
             self._call_hook(self.on_reauthorization_required, key, exc)
             raise
         except ActionstepError as exc:
-            self._back_off(slot, exc)
+            self._back_off(state, exc)
             raise
-        slot.failures, slot.not_before, slot.last_error = 0, 0.0, None
+        state.refreshed_ok()
         return token
 
-    def _back_off(self, slot: _Slot, exc: ActionstepError) -> None:
-        slot.failures += 1
+    def _back_off(self, state: _KeyState, exc: ActionstepError) -> None:
         delay = max(
             self.policy.backoff_base,
             backoff_delay(
-                slot.failures,
+                state.failures + 1,
                 base=self.policy.backoff_base,
                 cap=self.policy.backoff_cap,
                 rng=self._rng,
@@ -354,100 +353,109 @@ class TokenManager:
         )
         if isinstance(exc, TransientError) and exc.retry_after is not None:
             delay = max(delay, exc.retry_after)
-        slot.not_before = self.clock() + delay
-        slot.last_error = exc
+        state.refresh_failed(exc, self.clock() + delay)
         log.warning(
             "token refresh failed (%s: %s); next attempt in %.1fs", type(exc).__name__, exc, delay
         )
 
-    async def _locked_refresh(self, key: str, slot: _Slot, rejected: Token | None) -> Token:
+    async def _locked_refresh(self, key: str, state: _KeyState, rejected: Token | None) -> Token:
         async with self.store.lock(key):
             while True:
-                basis = await self._settled_basis(key, slot)
-                if self._is_usable(basis, slot.token, rejected):
-                    self._adopt(slot, basis)
-                    return basis
-                claimed = await self._claim(key, slot, basis)
+                decision = await self._decide(key, state, rejected)
+                if isinstance(decision, Wait):
+                    await asyncio.sleep(decision.seconds)
+                    continue
+                if isinstance(decision, Fail):
+                    raise self._failure(key, decision)
+                if isinstance(decision, Serve | Adopt):
+                    self._adopt(state, decision.token)
+                    return decision.token
+                basis = decision.basis
+                claimed = await self._claim(key, state, basis) if decision.claim else basis
                 if claimed is not None:
                     break
-            fresh = await self._spend(key, slot, basis, claimed)
+            fresh = await self._spend(key, state, basis, claimed)
             if fresh is not None:
-                await self._save(key, slot, fresh, expected_version=claimed.version)
+                await self._save(key, state, fresh, expected_version=claimed.version)
         if fresh is None:  # someone else rotated it meanwhile; already adopted
-            assert slot.token is not None
-            return slot.token
+            assert state.token is not None
+            return state.token
+        return self._refreshed(key, state, basis, fresh)
+
+    async def _decide(self, key: str, state: _KeyState, rejected: Token | None) -> Decision:
+        """Read the store (unless it is behind us) and decide the next step."""
+        own = state.token
+        stored = None if state.unsaved and own is not None else await self.store.load(key)
+        if stored is None and own is not None and not state.unsaved:
+            log.warning("token for %r is missing from the store; restoring it", key)
+        return decide(
+            stored,
+            own,
+            rejected,
+            own_claim=state.own_claim,
+            unsaved=state.unsaved,
+            now=self.clock(),
+            policy=self.policy,
+        )
+
+    @staticmethod
+    def _failure(key: str, decision: Fail) -> ReauthorizationRequired:
+        if decision.reason == "missing":
+            return ReauthorizationRequired(
+                f"no token is stored for {key!r}; authorize first", key=key
+            )
+        # A refresh was sent and never saved: the server may already have rotated, so presenting
+        # this refresh token again could revoke the whole token family.
+        return ReauthorizationRequired(
+            f"a refresh of {key!r} was interrupted after its refresh token may have been"
+            " spent; authorize again",
+            key=key,
+        )
+
+    def _refreshed(self, key: str, state: _KeyState, basis: Token, fresh: Token) -> Token:
         log.info("refreshed token for %r: %s -> %s", key, basis.fingerprint, fresh.fingerprint)
-        token = slot.token or fresh
+        token = state.token or fresh
         self._call_hook(self.on_refresh, key, token)
         if token.expires_at <= self.clock():
             # The server granted a lifetime shorter than the round trip, so the token expired
-            # before it arrived (scenario A5). It is saved, since its refresh token is the live
-            # one, but handing it out would only earn a 401 and another refresh per request: fail
-            # as a transient error so callers back off instead of looping on refreshes.
+            # before it arrived. It is saved, since its refresh token is the live one, but handing
+            # it out would only earn a 401 and another refresh per request: fail as a transient
+            # error so callers back off instead of looping on refreshes.
             raise TransientError(
                 f"the token endpoint issued a token for {key!r} that expired before it arrived"
                 f" (lifetime {token.lifetime:.3g}s); backing off"
             )
         return token
 
-    async def _settled_basis(self, key: str, slot: _Slot) -> Token:
-        """The token to judge and refresh from, once nobody else is mid-refresh on it."""
-        while True:
-            mine = slot.token
-            if slot.unsaved and mine is not None:
-                # Our newest token never reached the store: the stored refresh token is spent.
-                return mine
-            stored = await self.store.load(key)
-            if stored is None and mine is not None:
-                # The store lost the key (a Redis restart without persistence): carry on from our
-                # copy and write it back as a new record.
-                log.warning("token for %r is missing from the store; restoring it", key)
-                return attrs.evolve(mine, version=0, refresh_claimed_at=None)
-            basis = stored if stored is not None else mine
-            if basis is None:
-                raise ReauthorizationRequired(
-                    f"no token is stored for {key!r}; authorize first", key=key
-                )
-            claimed_at = basis.refresh_claimed_at
-            if claimed_at is None:
-                return basis
-            age = self.clock() - claimed_at
-            if claimed_at == slot.own_claim or age >= self.policy.claim_timeout:
-                # A refresh was sent and never saved: the server may already have rotated, so
-                # presenting this refresh token again could revoke the whole token family.
-                raise ReauthorizationRequired(
-                    f"a refresh of {key!r} was interrupted after its refresh token may have been"
-                    " spent; authorize again",
-                    key=key,
-                )
-            # Another process is refreshing (its lock expired under a slow token endpoint):
-            # wait for its result rather than spend the same refresh token.
-            await asyncio.sleep(min(self.policy.claim_poll, self.policy.claim_timeout - age))
-
-    async def _claim(self, key: str, slot: _Slot, basis: Token) -> Token | None:
+    async def _claim(self, key: str, state: _KeyState, basis: Token) -> Token | None:
         """Mark ``basis`` in the store as being spent; ``None`` if the store changed under us."""
-        if slot.unsaved:
-            return basis
         claimed_at = self.clock()
-        claimed = attrs.evolve(basis, refresh_claimed_at=claimed_at)
-        if not await self.store.compare_and_set(key, claimed, expected_version=basis.version):
-            return None
-        slot.own_claim = claimed_at
-        return attrs.evolve(claimed, version=basis.version + 1)
+        claimed = await self.store.compare_and_set(
+            key, attrs.evolve(basis, refresh_claimed_at=claimed_at), expected_version=basis.version
+        )
+        if claimed is not None:
+            state.claimed(claimed_at)
+        return claimed
 
-    async def _release(self, key: str, slot: _Slot, claimed: Token) -> None:
+    async def _release(self, key: str, state: _KeyState, claimed: Token) -> None:
         """Undo a claim after a refresh the server certainly did not process."""
-        slot.own_claim = None
-        if slot.unsaved:
+        state.claimed(None)
+        if state.unsaved:
             return
         released = attrs.evolve(claimed, refresh_claimed_at=None)
         try:
-            if await self.store.compare_and_set(key, released, expected_version=claimed.version):
-                self._adopt(slot, attrs.evolve(released, version=claimed.version + 1))
+            stored = await self.store.compare_and_set(
+                key, released, expected_version=claimed.version
+            )
         except TokenStoreError as exc:
             log.error("could not release the refresh claim on %r: %s", key, exc)
+            return
+        if stored is not None:
+            self._adopt(state, stored)
 
-    async def _spend(self, key: str, slot: _Slot, basis: Token, claimed: Token) -> Token | None:
+    async def _spend(
+        self, key: str, state: _KeyState, basis: Token, claimed: Token
+    ) -> Token | None:
         """Call the token endpoint with ``claimed``'s refresh token; ``None`` if adopted instead."""
         try:
             fresh = await self.refresher.refresh(claimed)
@@ -455,40 +463,35 @@ class TokenManager:
             latest = await self.store.load(key)
             if latest is not None and latest.refresh_token != basis.refresh_token:
                 log.info("refresh token for %r was already rotated elsewhere; adopting", key)
-                slot.own_claim = None
-                self._adopt(slot, latest)
+                state.claimed(None)
+                self._adopt(state, latest)
                 return None
-            await self._release(key, slot, claimed)
+            await self._release(key, state, claimed)
             raise
         except (TokenEndpointUnavailable, ConnectError, OAuthError):
             # The server answered with an error or was never reached: nothing was rotated.
-            await self._release(key, slot, claimed)
+            await self._release(key, state, claimed)
             raise
         self.refresh_count += 1
-        slot.own_claim = None
-        fresh = attrs.evolve(fresh, version=claimed.version + 1, refresh_claimed_at=None)
-        self._adopt(slot, fresh)
+        state.claimed(None)
+        # Until it is saved, the new token carries the version it was refreshed from.
+        fresh = attrs.evolve(fresh, version=claimed.version, refresh_claimed_at=None)
+        self._adopt(state, fresh)
         return fresh
 
-    def _is_usable(self, basis: Token, mine: Token | None, rejected: Token | None) -> bool:
-        """Whether ``basis`` (just read under the lock) can be used without refreshing."""
-        if rejected is not None:
-            return basis.access_token != rejected.access_token
-        if mine is not None and basis.access_token == mine.access_token:
-            return False  # the store still holds the very token that sent us here
-        return not self.policy.needs_refresh(basis, self.clock())
-
-    async def _save(self, key: str, slot: _Slot, fresh: Token, *, expected_version: int) -> None:
+    async def _save(
+        self, key: str, state: _KeyState, fresh: Token, *, expected_version: int
+    ) -> None:
         try:
-            saved = await self._write(key, slot, fresh, expected_version)
+            saved = await self._write(key, state, fresh, expected_version)
         except TokenStoreError as exc:
-            slot.unsaved = True
+            state.mark_unsaved()
             log.error(
                 "refreshed token for %r could not be saved (%s); keeping it in memory and retrying",
                 key,
                 exc,
             )
-            self._spawn(self._retry_save(key, slot, fresh))
+            self._spawn(self._retry_save(key, state, fresh))
             return
         if not saved:
             # Someone wrote a newer token even though we held the lock (its TTL ran out): theirs
@@ -496,25 +499,26 @@ class TokenManager:
             winner = await self.store.load(key)
             log.warning("token for %r was replaced during our refresh; adopting the winner", key)
             if winner is not None:
-                self._adopt(slot, winner)
+                self._adopt(state, winner)
 
-    async def _write(self, key: str, slot: _Slot, fresh: Token, expected_version: int) -> bool:
-        if slot.unsaved:
+    async def _write(self, key: str, state: _KeyState, fresh: Token, expected_version: int) -> bool:
+        if state.unsaved:
             # The store missed at least one of our refreshes: its refresh token is spent, so ours
             # replaces whatever version it holds.
             stored = await self.store.load(key)
             expected_version = stored.version if stored else 0
-        if not await self.store.compare_and_set(key, fresh, expected_version=expected_version):
+        saved = await self.store.compare_and_set(key, fresh, expected_version=expected_version)
+        if saved is None:
             return False
-        slot.unsaved = False
-        if slot.token is not None and slot.token.access_token == fresh.access_token:
-            self._adopt(slot, attrs.evolve(fresh, version=expected_version + 1))
+        state.mark_saved()
+        if state.holds(fresh):
+            self._adopt(state, saved)
         return True
 
-    async def _retry_save(self, key: str, slot: _Slot, fresh: Token) -> None:
+    async def _retry_save(self, key: str, state: _KeyState, fresh: Token) -> None:
         attempt = 0
-        while slot.unsaved and slot.token is not None:
-            if slot.token.access_token != fresh.access_token:
+        while state.unsaved:
+            if not state.holds(fresh):
                 return  # a newer refresh took over; its own save carries the chain forward
             attempt += 1
             delay = backoff_delay(
@@ -523,7 +527,10 @@ class TokenManager:
             await asyncio.sleep(max(self.policy.save_retry_base, delay))
             try:
                 async with self.store.lock(key):
-                    saved = await self._write(key, slot, fresh, fresh.version - 1)
+                    if not state.holds(fresh):
+                        return  # superseded while we slept: never write an older token back
+                    # unsaved: _write reads the stored version itself.
+                    saved = await self._write(key, state, fresh, fresh.version)
             except TokenStoreError as exc:
                 log.error("saving refreshed token for %r failed again (%s)", key, exc)
                 continue

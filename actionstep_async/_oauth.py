@@ -21,6 +21,7 @@ from yarl import URL
 
 from ._environment import PRODUCTION, Environment
 from ._errors import (
+    ActionstepError,
     AuthorizationDenied,
     ClientCredentialsError,
     ConfigurationError,
@@ -201,86 +202,130 @@ def parse_token_response(
     ``previous`` is the token being refreshed: its refresh token and endpoint are kept when the
     response omits them. ``known_secrets`` are scrubbed from any server text we quote.
     """
-    hidden = list(known_secrets)
     content_type = headers.get("Content-Type", "").split(";")[0].strip().lower() or "unknown"
-    document: Any = None
+    document = _decode_json(body)
+    if status != 200:
+        raise _token_error(
+            status, headers, document, content_type=content_type, hidden=known_secrets, now=now
+        )
+    fields = _token_object(document, content_type=content_type, size=len(body))
+    return Token(
+        access_token=_access_token(fields),
+        token_type=_token_type(fields),
+        expires_at=sent_at + _parse_expires_in(fields.get("expires_in")),
+        refresh_token=_refresh_token(fields, previous),
+        issued_at=sent_at,
+        api_endpoint=_api_endpoint(fields, environment, previous),
+        orgkey=_required_str(fields, "orgkey") or (previous.orgkey if previous else None),
+        scopes=_granted_scopes(fields, scopes, previous),
+        version=previous.version if previous else 0,
+    )
+
+
+def _decode_json(body: bytes) -> Any:
+    """The parsed body, or ``None`` if it is not JSON."""
     try:
-        document = json.loads(body)
+        return json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError):
         # RecursionError: the stdlib parser's answer to a deeply nested body ("[[[[...").
-        document = None
+        return None
 
-    if status != 200:
-        fields = document if isinstance(document, dict) else {}
-        error = fields.get("error") if isinstance(fields.get("error"), str) else None
-        description = fields.get("error_description")
-        detail = ""
-        if error is not None:
-            detail = error
-            if isinstance(description, str) and description:
-                detail += f": {description[:200]}"
-            detail = _redact(detail, hidden)
-        if status == 429 or status >= 500:
-            retry_after = parse_retry_after(headers.get("Retry-After"), now=now)
-            raise TokenEndpointUnavailable(
-                f"token endpoint unavailable (HTTP {status}){': ' + detail if detail else ''}",
-                status=status,
-                retry_after=retry_after,
-            )
-        if error == "invalid_grant":
-            raise ReauthorizationRequired(
-                f"the refresh token or code was rejected ({detail}); authorize again",
-                status=status,
-            )
-        if error in _CREDENTIAL_ERRORS:
-            raise ClientCredentialsError(
-                f"client credentials were rejected ({detail}); check client id and secret",
-                error=error,
-                status=status,
-            )
-        if error is not None:
-            raise OAuthError(f"token request failed: {detail}", error=error, status=status)
-        raise OAuthError(
-            f"token request failed with HTTP {status} and a {content_type} body", status=status
+
+def _error_detail(document: Any, hidden: Iterable[str]) -> tuple[str | None, str]:
+    """The OAuth ``error`` code and a redacted ``error: description`` text to quote."""
+    fields = document if isinstance(document, dict) else {}
+    error = fields.get("error") if isinstance(fields.get("error"), str) else None
+    if error is None:
+        return None, ""
+    description = fields.get("error_description")
+    detail = error
+    if isinstance(description, str) and description:
+        detail += f": {description[:200]}"
+    return error, _redact(detail, list(hidden))
+
+
+def _token_error(
+    status: int,
+    headers: Mapping[str, str],
+    document: Any,
+    *,
+    content_type: str,
+    hidden: Iterable[str],
+    now: float,
+) -> ActionstepError:
+    """The typed error for a non-200 token-endpoint answer."""
+    error, detail = _error_detail(document, hidden)
+    if status == 429 or status >= 500:
+        return TokenEndpointUnavailable(
+            f"token endpoint unavailable (HTTP {status}){': ' + detail if detail else ''}",
+            status=status,
+            retry_after=parse_retry_after(headers.get("Retry-After"), now=now),
         )
+    if error == "invalid_grant":
+        return ReauthorizationRequired(
+            f"the refresh token or code was rejected ({detail}); authorize again", status=status
+        )
+    if error in _CREDENTIAL_ERRORS:
+        return ClientCredentialsError(
+            f"client credentials were rejected ({detail}); check client id and secret",
+            error=error,
+            status=status,
+        )
+    if error is not None:
+        return OAuthError(f"token request failed: {detail}", error=error, status=status)
+    return OAuthError(
+        f"token request failed with HTTP {status} and a {content_type} body", status=status
+    )
 
+
+def _token_object(document: Any, *, content_type: str, size: int) -> Mapping[str, Any]:
     if not isinstance(document, dict):
         shape = "a non-object JSON value" if document is not None else f"a non-JSON {content_type}"
-        raise ResponseDecodeError(f"token response is {shape} body ({len(body)} bytes)")
-    access_token = _required_str(document, "access_token")
+        raise ResponseDecodeError(f"token response is {shape} body ({size} bytes)")
+    return document
+
+
+def _access_token(fields: Mapping[str, Any]) -> str:
+    access_token = _required_str(fields, "access_token")
     if access_token is None:
         raise ResponseDecodeError("token response has no access_token")
-    token_type = _required_str(document, "token_type") or "bearer"
+    return access_token
+
+
+def _token_type(fields: Mapping[str, Any]) -> str:
+    token_type = _required_str(fields, "token_type") or "bearer"
     if token_type.lower() != "bearer":
         raise ResponseDecodeError("token response: token_type is not bearer")
-    expires_in = _parse_expires_in(document.get("expires_in"))
-    refresh_token = _required_str(document, "refresh_token") or (
+    return "bearer"
+
+
+def _refresh_token(fields: Mapping[str, Any], previous: Token | None) -> str:
+    refresh_token = _required_str(fields, "refresh_token") or (
         previous.refresh_token if previous else None
     )
     if refresh_token is None:
         raise ResponseDecodeError("token response has no refresh_token")
-    raw_endpoint = document.get("api_endpoint")
+    return refresh_token
+
+
+def _api_endpoint(
+    fields: Mapping[str, Any], environment: Environment, previous: Token | None
+) -> str:
+    raw_endpoint = fields.get("api_endpoint")
     if raw_endpoint is None and previous is not None:
-        api_endpoint = previous.api_endpoint
-    else:
-        api_endpoint = environment.validate_api_endpoint(raw_endpoint)
-    orgkey = _required_str(document, "orgkey") or (previous.orgkey if previous else None)
-    granted = document.get("scope")
+        return previous.api_endpoint
+    return environment.validate_api_endpoint(raw_endpoint)
+
+
+def _granted_scopes(
+    fields: Mapping[str, Any], requested: tuple[str, ...], previous: Token | None
+) -> tuple[str, ...]:
+    granted = fields.get("scope")
     if isinstance(granted, str) and granted.strip():
-        scopes = normalise_scopes(granted)
-    elif not scopes and previous is not None:
-        scopes = previous.scopes
-    return Token(
-        access_token=access_token,
-        refresh_token=refresh_token,
-        token_type="bearer",
-        expires_at=sent_at + expires_in,
-        issued_at=sent_at,
-        api_endpoint=api_endpoint,
-        orgkey=orgkey,
-        scopes=scopes,
-        version=previous.version if previous else 0,
-    )
+        return normalise_scopes(granted)
+    if not requested and previous is not None:
+        return previous.scopes
+    return requested
 
 
 @attrs.define(eq=False)

@@ -66,10 +66,6 @@ class Token:
         """Seconds until expiry (negative once expired)."""
         return self.expires_at - clock()
 
-    def is_expired(self, clock: Clock = time.time, *, leeway: float = 0.0) -> bool:
-        """True once fewer than ``leeway`` seconds remain."""
-        return self.expires_at - clock() <= leeway
-
     def __str__(self) -> str:
         return f"Token(fingerprint={self.fingerprint}, orgkey={self.orgkey!r}, v{self.version})"
 

@@ -42,13 +42,11 @@ def test_repr_and_str_hide_secrets_but_show_a_fingerprint() -> None:
 
 
 def test_expiry_helpers_use_the_injected_clock() -> None:
-    """expires_in and is_expired read the clock they are given, with an optional leeway."""
+    """expires_in reads the clock it is given."""
     token = make_token()
     assert token.lifetime == 3600.0
     assert token.expires_in(clock=lambda: 4000.0) == 1000.0
-    assert not token.is_expired(clock=lambda: 4999.0)
-    assert token.is_expired(clock=lambda: 5000.0)
-    assert token.is_expired(clock=lambda: 4950.0, leeway=60)
+    assert token.expires_in(clock=lambda: 5001.0) == -1.0
     assert token.authorization == f"Bearer {SECRET_ACCESS}"
 
 

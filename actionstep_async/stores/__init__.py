@@ -6,8 +6,8 @@
 
 from __future__ import annotations
 
-from ._base import TokenStore, encode_key, validate_key
+from ._base import TokenStore, validate_key
 from ._file import FileTokenStore
 from ._memory import MemoryTokenStore
 
-__all__ = ["FileTokenStore", "MemoryTokenStore", "TokenStore", "encode_key", "validate_key"]
+__all__ = ["FileTokenStore", "MemoryTokenStore", "TokenStore", "validate_key"]

@@ -32,9 +32,12 @@ class TokenStore(Protocol):
         """The stored token for ``key`` (with its ``version``), or ``None`` if there is none."""
         ...
 
-    async def compare_and_set(self, key: str, token: Token, *, expected_version: int) -> bool:
+    async def compare_and_set(
+        self, key: str, token: Token, *, expected_version: int
+    ) -> Token | None:
         """Store ``token`` with version ``expected_version + 1`` iff the stored version is
-        ``expected_version``; return whether it was written. Never overwrites a newer token."""
+        ``expected_version``. Returns the token as stored (with its new version), or ``None`` when
+        the stored version differs and nothing was written. Never overwrites a newer token."""
         ...
 
     async def delete(self, key: str) -> None:

@@ -117,16 +117,21 @@ class FileTokenStore:
         name = encode_key(key)
         return await asyncio.to_thread(self._load_sync, key, name)
 
-    async def compare_and_set(self, key: str, token: Token, *, expected_version: int) -> bool:
-        """Write ``token`` as version ``expected_version + 1`` iff the file is at that version.
+    async def compare_and_set(
+        self, key: str, token: Token, *, expected_version: int
+    ) -> Token | None:
+        """Write ``token`` as version ``expected_version + 1`` iff the file is at that version;
+        the token as stored, or ``None`` if the file held another version.
 
         Atomic across processes by itself (it takes the key's write lock), durable once it returns.
         """
         name = encode_key(key)
-        document = dump_token(attrs.evolve(token, version=expected_version + 1), key=key)
-        return await asyncio.to_thread(
+        stored = attrs.evolve(token, version=expected_version + 1)
+        document = dump_token(stored, key=key)
+        written = await asyncio.to_thread(
             self._compare_and_set_sync, key, name, expected_version, document.encode()
         )
+        return stored if written else None
 
     async def delete(self, key: str) -> None:
         """Remove the token file for ``key``; its lock files stay (see the module docstring)."""

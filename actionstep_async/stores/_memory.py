@@ -26,12 +26,14 @@ class MemoryTokenStore:
     async def load(self, key: str) -> Token | None:
         return self._tokens.get(validate_key(key))
 
-    async def compare_and_set(self, key: str, token: Token, *, expected_version: int) -> bool:
+    async def compare_and_set(
+        self, key: str, token: Token, *, expected_version: int
+    ) -> Token | None:
         current = self._tokens.get(validate_key(key))
         if (current.version if current else 0) != expected_version:
-            return False
-        self._tokens[key] = attrs.evolve(token, version=expected_version + 1)
-        return True
+            return None
+        stored = self._tokens[key] = attrs.evolve(token, version=expected_version + 1)
+        return stored
 
     async def delete(self, key: str) -> None:
         self._tokens.pop(validate_key(key), None)

@@ -149,17 +149,21 @@ class RedisTokenStore:
             raise TokenStoreError(f"token entry {name} is corrupt: version {stored_version}")
         return attrs.evolve(token, version=stored_version)
 
-    async def compare_and_set(self, key: str, token: Token, *, expected_version: int) -> bool:
-        """Write ``token`` as version ``expected_version + 1`` iff Redis holds that version."""
+    async def compare_and_set(
+        self, key: str, token: Token, *, expected_version: int
+    ) -> Token | None:
+        """Write ``token`` as version ``expected_version + 1`` iff Redis holds that version; the
+        token as stored, or ``None`` if Redis held another version."""
         name = self.token_key(key)
         new_version = expected_version + 1
-        document = dump_token(attrs.evolve(token, version=new_version), key=key)
+        stored = attrs.evolve(token, version=new_version)
+        document = dump_token(stored, key=key)
         written = await self._call(
             "compare-and-set",
             name,
             self._compare_and_set(keys=[name], args=[expected_version, new_version, document]),
         )
-        return bool(written)
+        return stored if written else None
 
     async def delete(self, key: str) -> None:
         """Forget the token for ``key`` (no error if absent)."""

@@ -149,7 +149,7 @@ def api_requests(fake: FakeActionstep, status: int | None = None) -> int:
 
 async def settle(manager: TokenManager) -> None:
     """Wait for the refresh flights the manager has in progress (advisory ones included)."""
-    flights = [s.flight for s in manager._slots.values() if s.flight is not None]
+    flights = [s.flight for s in manager._states.values() if s.flight is not None]
     await asyncio.gather(*flights, return_exceptions=True)
 
 
@@ -401,7 +401,7 @@ async def test_c19_malformed_refresh_answer_keeps_the_valid_token_and_stores_not
             assert (await client.manager.token(KEY)).access_token == first.access_token
             await settle(client.manager)
             assert fake.counters.token_calls == 1
-            assert isinstance(client.manager._slots[KEY].last_error, ResponseDecodeError)
+            assert isinstance(client.manager._states[KEY].last_error, ResponseDecodeError)
             stored = await client.manager.store.load(KEY)
             assert stored is not None
             assert stored.access_token == first.access_token  # nothing new was stored

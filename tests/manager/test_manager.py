@@ -297,7 +297,9 @@ async def test_failed_save_keeps_new_token_and_never_uses_the_stale_one(
     class FlakyStore(MemoryTokenStore):
         fail_writes = 0
 
-        async def compare_and_set(self, key: str, token: Token, *, expected_version: int) -> bool:
+        async def compare_and_set(
+            self, key: str, token: Token, *, expected_version: int
+        ) -> Token | None:
             if self.fail_writes and token.refresh_claimed_at is None:
                 self.fail_writes -= 1
                 raise TokenStoreError("disk full")

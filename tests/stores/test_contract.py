@@ -45,11 +45,12 @@ async def test_first_save_needs_expected_version_zero(
     store: TokenStore, make_token: TokenFactory
 ) -> None:
     """An absent key is version 0: a save expecting anything else is refused and stores nothing."""
-    assert not await store.compare_and_set("k", make_token(), expected_version=1)
+    assert await store.compare_and_set("k", make_token(), expected_version=1) is None
     assert await store.load("k") is None
-    assert await store.compare_and_set("k", make_token(), expected_version=0)
+    written = await store.compare_and_set("k", make_token(), expected_version=0)
+    assert written == make_token(version=1)
     loaded = await store.load("k")
-    assert loaded == make_token(version=1)
+    assert loaded == written
 
 
 async def test_versions_increment_and_a_conflict_never_overwrites(
@@ -57,12 +58,15 @@ async def test_versions_increment_and_a_conflict_never_overwrites(
 ) -> None:
     """Each successful save bumps the version; a stale save leaves the newer token alone."""
     first, second, stale = make_token("a1"), make_token("a2"), make_token("stale")
-    assert await store.compare_and_set("k", first, expected_version=0)
-    assert await store.compare_and_set("k", second, expected_version=1)
-    assert not await store.compare_and_set("k", stale, expected_version=1)
-    assert not await store.compare_and_set("k", stale, expected_version=0)
+    written_first = await store.compare_and_set("k", first, expected_version=0)
+    written_second = await store.compare_and_set("k", second, expected_version=1)
+    assert written_first is not None
+    assert written_second is not None
+    assert (written_first.version, written_second.version) == (1, 2)
+    assert await store.compare_and_set("k", stale, expected_version=1) is None
+    assert await store.compare_and_set("k", stale, expected_version=0) is None
     loaded = await store.load("k")
-    assert loaded is not None
+    assert loaded == written_second
     assert (loaded.access_token, loaded.version) == ("a2", 2)
 
 
@@ -137,7 +141,8 @@ async def test_cas_conflict_storm_has_exactly_one_winner(
     results = await asyncio.gather(
         *(store.compare_and_set("k", make_token(f"w{i}"), expected_version=1) for i in range(40))
     )
-    assert results.count(True) == 1
+    winners = [result for result in results if result is not None]
+    assert len(winners) == 1
     loaded = await store.load("k")
-    assert loaded is not None
-    assert (loaded.access_token, loaded.version) == (f"w{results.index(True)}", 2)
+    assert loaded == winners[0]
+    assert (loaded.access_token, loaded.version) == (f"w{results.index(winners[0])}", 2)

@@ -17,7 +17,8 @@ import pytest
 
 from actionstep_async import TokenStoreError
 from actionstep_async._tokens import dump_token
-from actionstep_async.stores import FileTokenStore, encode_key
+from actionstep_async.stores import FileTokenStore
+from actionstep_async.stores._base import encode_key
 
 from .conftest import TokenFactory
 from .test_contract import HOSTILE_KEYS

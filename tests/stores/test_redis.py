@@ -14,7 +14,8 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from actionstep_async import TokenStoreError
-from actionstep_async.stores import TokenStore, encode_key
+from actionstep_async.stores import TokenStore
+from actionstep_async.stores._base import encode_key
 from actionstep_async.stores.redis import RedisTokenStore
 
 from .conftest import REDIS_HOST, REDIS_PORT, TokenFactory
