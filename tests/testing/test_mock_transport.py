@@ -162,7 +162,7 @@ def test_fake_clock_and_tokens() -> None:
     assert first.expires_at == 165.0
     assert first.access_token != second.access_token
     assert first.refresh_token != second.refresh_token
-    assert not second.is_expired()
+    assert second.expires_in() > 0
 
 
 REQUEST = Request("POST", "https://example.test/api/rest/actions", {})
