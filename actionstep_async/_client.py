@@ -32,6 +32,7 @@ import aiohttp
 import attrs
 from multidict import CIMultiDict
 
+from ._documents import Documents
 from ._errors import (
     APIError,
     InvalidRequestError,
@@ -302,6 +303,11 @@ class AsyncResourceClient:
             copy.typed = typed
         return copy
 
+    @property
+    def documents(self) -> Documents:
+        """Upload, attach and download files (``client.documents.upload(...)``)."""
+        return Documents(self)
+
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def __aenter__(self) -> AsyncResourceClient:
@@ -563,8 +569,15 @@ class AsyncResourceClient:
         *,
         resource: str,
         limiter: ConcurrencyLimiter | None = None,
+        headers: Mapping[str, str] | None = None,
+        max_body_bytes: int | None = None,
+        idempotent: bool | None = None,
     ) -> Response:
-        """Send ``method`` to ``<endpoint>rest/<path>`` until :func:`next_step` says stop."""
+        """Send ``method`` to ``<endpoint>rest/<path>`` until :func:`next_step` says stop.
+
+        ``headers`` replace the JSON API ones for this request (a multipart body's Content-Type),
+        ``max_body_bytes`` the client's response limit, ``idempotent`` what the method says.
+        """
         holder = self._holder
         if holder.closed and holder.owned is not None:
             raise RuntimeError("this AsyncResourceClient is closed")
@@ -581,8 +594,13 @@ class AsyncResourceClient:
                 prepared = self._prepared = _prepare(token)
             attempt += 1
             url = prepared.base + path
-            headers, timeout, limit = prepared.headers, self.timeout, self.max_body_bytes
-            request = Request(method, url, headers, body, timeout, limit)
+            sent_headers: Mapping[str, str] = prepared.headers
+            if headers is not None:
+                merged = prepared.headers.copy()
+                merged.update(headers)
+                sent_headers = merged
+            limit = self.max_body_bytes if max_body_bytes is None else max_body_bytes
+            request = Request(method, url, sent_headers, body, self.timeout, limit)
             outcome, result = await self._exchange(transport, request, limiter, prepared)
             elapsed = loop.time() - started
             step = next_step(
@@ -593,6 +611,7 @@ class AsyncResourceClient:
                 elapsed=elapsed,
                 reauthorized=reauthorized,
                 rng=self._rng,
+                idempotent=idempotent,
             )
             if step is DONE and isinstance(result, Response):
                 return result

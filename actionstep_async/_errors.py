@@ -173,7 +173,10 @@ class OutcomeUnknownError(TransportError):
     """A non-idempotent request (POST) may have reached the server, but no answer came back.
 
     It is never retried automatically: check the server state before trying again.
+    ``file_id`` is set when the request was a document attach: the uploaded file it named.
     """
+
+    file_id: str | None = None
 
 
 class APIError(ActionstepError):

@@ -207,15 +207,19 @@ def next_step(
     elapsed: float,
     reauthorized: bool,
     rng: random.Random | None = None,
+    idempotent: bool | None = None,
 ) -> Step:
     """What to do after attempt number ``attempt`` of ``method`` ended in ``outcome``.
 
     ``elapsed`` is the seconds spent on the call so far and ``reauthorized`` whether a token was
     already reported refused during it (a second 401 is final). ``rng`` draws the jitter.
+    ``idempotent`` overrides what the method says, for a POST the protocol makes repeatable
+    (re-sending part k of a known upload).
     """
+    repeatable = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
     if isinstance(outcome, Unanswered):
         sent = outcome.may_have_been_sent
-        if retryable_failure(method, sent=sent):
+        if repeatable or not sent:
             delay = policy.delay(attempt, None, rng=rng)
             if policy.allows(attempt, elapsed, delay):
                 return Sleep(delay)
@@ -225,7 +229,7 @@ def next_step(
         return DONE
     if status == 401 and not reauthorized:
         return _REAUTHORIZE
-    if retryable_status(policy, method, status):
+    if status in policy.statuses and (status == 429 or repeatable):
         delay = policy.delay(attempt, outcome.retry_after, rng=rng)
         if policy.allows(attempt, elapsed, delay):
             return Sleep(delay)

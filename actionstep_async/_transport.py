@@ -13,6 +13,7 @@ has a socket-free ``MockTransport`` for unit tests.
 from __future__ import annotations
 
 import asyncio
+import warnings
 from collections.abc import Mapping
 from typing import Final, Protocol
 
@@ -195,7 +196,7 @@ class AiohttpTransport:
                 request.method,
                 URL(request.url, encoded=True),
                 headers=request.headers,
-                data=request.body,
+                data=_payload(request.body),
                 timeout=timeout,
                 allow_redirects=False,
                 raise_for_status=False,
@@ -208,6 +209,22 @@ class AiohttpTransport:
                 return Response(response.status, response.headers, body, request.url)
         except WIRE_FAILURES as exc:
             raise transport_error(request, exc) from exc
+
+
+_LARGE_BODY: Final = 1024 * 1024
+"""Where aiohttp starts warning about raw bytes bodies (its TOO_LARGE_BYTES_BODY)."""
+
+
+def _payload(body: bytes | None) -> bytes | aiohttp.BytesPayload | None:
+    """The body as aiohttp takes it; a document part of a few MB is wrapped without a warning."""
+    if body is None or len(body) <= _LARGE_BODY:
+        return body
+    # aiohttp's hint is about bodies large enough to stall the loop when written; a 5 MB part
+    # is one buffered write of a few milliseconds, and wrapping it in BytesIO would read it
+    # back in 64 kB executor round trips.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        return aiohttp.BytesPayload(body)
 
 
 def body_too_large(what: str, limit: int, size: int | None = None) -> ResponseDecodeError:

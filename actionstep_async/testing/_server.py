@@ -24,6 +24,7 @@ from ._auth import REFRESH_TTL, Authority, GrantError, Pair
 from ._control import add_control_routes
 from ._counters import FakeCounters
 from ._faults import AUTHORIZE_ROUTE, TOKEN_ROUTE, FaultRule, Faults, TokenBucket
+from ._files import DOCUMENT_RESOURCES, FileStore
 from ._rest import RESOURCE_NAME, Reply, RestApi, error_document
 from ._wire import dumps, loads
 
@@ -135,6 +136,8 @@ class FakeActionstep:
             refresh_expires_in=refresh_expires_in,
         )
         self.rest = RestApi(records, seed=seed, created_status=created_status)
+        self.files = FileStore()
+        """Uploads and documents; ``files.quarantine_delay`` slows the last part's answer."""
         self._faults = Faults(seed)
         self._bucket: TokenBucket | None = None
         self._requests = 0
@@ -206,6 +209,7 @@ class FakeActionstep:
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
+        self.files.close()
 
     async def __aenter__(self) -> FakeActionstep:
         await self.start()
@@ -328,6 +332,7 @@ class FakeActionstep:
         self._bucket = None
         if data:
             self.rest.reset()
+            self.files.close()
 
     # -- the application ------------------------------------------------------------------------
 
@@ -517,6 +522,8 @@ class FakeActionstep:
             return _api_error(404, "No such resource")
         raw_ids = request.match_info.get("ids")
         ids = [part for part in raw_ids.split(",") if part] if raw_ids else None
+        if resource == "files":
+            return await self.files.serve(request, raw_ids)
         url = f"{self.api_endpoint}rest/{resource}" + (f"/{raw_ids}" if raw_ids else "")
         if method == "GET":
             params = list(request.query.items())
@@ -539,9 +546,15 @@ class FakeActionstep:
         if method == "POST":
             if ids:
                 return _api_error(405, "POST creates records; it takes no id in the path")
-            reply = self.rest.create(
-                resource, body, api_endpoint=self.api_endpoint, started=started
-            )
+            writer = self.files.attach if resource in DOCUMENT_RESOURCES else None
+            if writer is not None:
+                reply = writer(
+                    self.rest, resource, body, api_endpoint=self.api_endpoint, started=started
+                )
+            else:
+                reply = self.rest.create(
+                    resource, body, api_endpoint=self.api_endpoint, started=started
+                )
         else:
             if not ids:
                 return _api_error(405, "PUT needs an id in the path")
@@ -573,7 +586,11 @@ class FakeActionstep:
                 return _api_error(403, f"insufficient_scope: the token lacks the {resource} scope")
         if not _accepts_json(request.headers.get("Accept")):
             return _api_error(406, f"Accept must allow {JSON_API}")
-        if request.method in _WRITE_METHODS and request.content_type not in _BODY_TYPES:
+        if (
+            request.method in _WRITE_METHODS
+            and request.content_type not in _BODY_TYPES
+            and resource != "files"  # multipart; checked where the parts are read
+        ):
             return _api_error(415, f"Content-Type must be {JSON_API}")
         return None
 
