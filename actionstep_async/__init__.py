@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any as _Any
 
 from ._client import AsyncResourceClient
+from ._documents import Documents, RefusedFileError, UploadInterruptedError, UploadResume
 from ._environment import PRODUCTION, STAGING, Environment
 from ._errors import (
     ActionstepError,
@@ -76,6 +77,7 @@ __all__ = [
     "ClientCredentialsError",
     "ConfigurationError",
     "ConnectError",
+    "Documents",
     "Environment",
     "F",
     "FileNote",
@@ -97,6 +99,7 @@ __all__ = [
     "Record",
     "RefreshPolicy",
     "Refresher",
+    "RefusedFileError",
     "Request",
     "RequestTimeout",
     "Response",
@@ -115,6 +118,8 @@ __all__ = [
     "TransportError",
     "UnauthorizedError",
     "UnsafeEndpointError",
+    "UploadInterruptedError",
+    "UploadResume",
     "build_authorize_url",
     "parse_authorization_response",
 ]

@@ -10,7 +10,9 @@ import pytest
 from actionstep_async import (
     AsyncResourceClient,
     BadRequestError,
+    InvalidRequestError,
     OutcomeUnknownError,
+    ResponseDecodeError,
     RetryPolicy,
 )
 from actionstep_async._documents import (
@@ -96,8 +98,7 @@ async def test_refused_extension_fails_before_any_byte_is_sent(
 async def test_the_fake_refuses_what_the_client_lets_through(
     client: AsyncResourceClient, fake_actionstep: FakeActionstep, tmp_path: Path
 ) -> None:
-    # Bypass the client's check with a harmless filename but refused stored name? The fake
-    # checks the multipart filename, so send one directly through the same path.
+    # The fake checks the multipart filename itself: send tool.exe past the client's check.
     source = make_file(tmp_path / "fine.txt", 10)
     with pytest.raises(BadRequestError, match="extension are not allowed"):
         await client.documents._send_part(None, 1, 1, "tool.exe", source.read_bytes())
@@ -195,7 +196,7 @@ async def test_an_interrupted_upload_resumes_from_the_first_unacknowledged_part(
 
 async def test_resume_refuses_a_different_file(client: AsyncResourceClient, tmp_path: Path) -> None:
     source = make_file(tmp_path / "small.bin", 10)
-    with pytest.raises(Exception, match="cannot resume"):
+    with pytest.raises(InvalidRequestError, match="cannot resume"):
         await client.documents.upload(
             source, name="x", action=1, resume=UploadResume("abc", part_count=3, parts_done=1)
         )
@@ -300,7 +301,7 @@ async def test_a_wrong_size_is_refused_and_dest_left_alone(
     record = dict(await client.documents.upload(source, name="A", action=1))
     record["fileSize"] = 99
     dest = tmp_path / "a.out"
-    with pytest.raises(Exception, match="expected 99"):
+    with pytest.raises(ResponseDecodeError, match="expected 99"):
         await client.documents.download(record, dest)
     assert not dest.exists()
 
@@ -311,7 +312,7 @@ async def test_a_wrong_size_is_refused_and_dest_left_alone(
 async def test_identifiers_that_could_change_the_path_are_refused(
     client: AsyncResourceClient, fake_actionstep: FakeActionstep, tmp_path: Path, bad: str
 ) -> None:
-    with pytest.raises(Exception, match="invalid|id"):
+    with pytest.raises(InvalidRequestError, match="invalid"):
         await client.documents.download(bad, tmp_path / "x")
     assert file_requests(fake_actionstep, "GET") == 0
 
@@ -324,5 +325,5 @@ async def test_attach_target_is_validated_first(
     client: AsyncResourceClient, tmp_path: Path, kwargs: dict[str, int], message: str
 ) -> None:
     source = make_file(tmp_path / "a.txt", 1)
-    with pytest.raises(Exception, match=message):
+    with pytest.raises(InvalidRequestError, match=message):
         await client.documents.upload(source, name="A", **kwargs)  # type: ignore[arg-type]
