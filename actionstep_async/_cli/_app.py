@@ -26,7 +26,7 @@ from .._errors import (
     TransportError,
 )
 from .._query import MAX_PAGE_SIZE
-from . import _commands
+from . import _commands, _documents
 from ._config import VARIABLES, Settings, load_settings
 from ._exits import EXIT_CODES_HELP, FAILED, INTERRUPTED, NETWORK, REAUTHORIZE, USAGE, CommandError
 
@@ -139,7 +139,29 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--page-size", type=_page_size, default=MAX_PAGE_SIZE)
     export.add_argument("--restart", action="store_true", help="discard unfinished state")
     export.add_argument("--no-progress", action="store_true", help="no progress bars")
+    export.add_argument(
+        "--documents",
+        action="store_true",
+        help="also download every document of the exported actions into DIR/documents/",
+    )
     export.set_defaults(handler=_commands.export)
+
+    upload = commands.add_parser("upload", help="upload a file and attach it to a matter")
+    upload.add_argument("file", metavar="FILE")
+    upload.add_argument("--action", required=True, type=_positive, metavar="ID")
+    upload.add_argument("--folder", type=_positive, metavar="ID", help="the matter's folder")
+    upload.add_argument("--name", help="the document's name (default: the file's name)")
+    upload.set_defaults(handler=_documents.upload)
+
+    download = commands.add_parser(
+        "download",
+        help="download a document (resumable)",
+        description="DOCUMENT is an actiondocuments id or a file identifier such as"
+        " DL::Actions::65::2531. Interrupted? Run the same command again to continue.",
+    )
+    download.add_argument("document", metavar="DOCUMENT")
+    download.add_argument("--out", required=True, metavar="DIR")
+    download.set_defaults(handler=_documents.download)
 
     demo = commands.add_parser(
         "demo", help="run everything against a built-in fake server (no account needed)"
@@ -221,7 +243,8 @@ async def _main(args: argparse.Namespace) -> int:
         if not received:
             raise
         note = " (finished pages are kept: run the same command to resume)"
-        sys.stderr.write(f"\ninterrupted{note if args.command == 'export' else ''}\n")
+        resumable = args.command in ("export", "download")
+        sys.stderr.write(f"\ninterrupted{note if resumable else ''}\n")
         return INTERRUPTED if received[0] == signal.SIGINT else _SIGTERM_STATUS
     except BrokenPipeError:
         # The reader went away (``| head``): stop quietly, as Unix tools do.

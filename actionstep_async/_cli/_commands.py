@@ -21,6 +21,7 @@ from .._oauth import AuthorizationRequest
 from .._retry import RetryPolicy
 from .._tokens import Token
 from ._config import Settings, open_store
+from ._documents import export_documents
 from ._exits import FAILED, OK, REAUTHORIZE, USAGE, CommandError
 from ._export import ExportOptions, export_resources
 from ._login import LoopbackListener, authorize, browser_available
@@ -286,6 +287,9 @@ async def export(args: argparse.Namespace, settings: Settings) -> int:
                 progress,
                 warn=lambda text: _say(err, f"warning: {text}"),
             )
+        if args.documents:
+            fetched, kept = await export_documents(client, options.out)
+            _say(err, f"documents: {fetched:,} downloaded, {kept:,} already there")
         refreshes = manager.refresh_count
     print_summary(
         out_console(), results, stats, refreshes=refreshes, elapsed=time.monotonic() - started
