@@ -71,8 +71,8 @@ async def download(args: argparse.Namespace, settings: Settings) -> int:
     async with connect(settings) as (_, client):
         document: Mapping[str, Any] | str = args.document
         if args.document.isdigit():
-            document = await client.get("actiondocuments", int(args.document))
-            name = document_filename(document)
+            record = await client.get("actiondocuments", int(args.document))
+            document, name = record, document_filename(record)
         else:
             name = _UNSAFE.sub("_", args.document)
         path = await client.documents.download(document, out / name)
@@ -110,7 +110,7 @@ async def export_documents(
         raise CommandError("export --documents needs actions among the exported resources", USAGE)
     actions = await asyncio.to_thread(_action_ids, out)
     fetched = skipped = 0
-    running: set[asyncio.Task[Path]] = set()
+    running: set[asyncio.Future[Path]] = set()
 
     async def fetch(record: Mapping[str, Any], target: Path) -> Path:
         await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
