@@ -362,7 +362,7 @@ class Documents:
         dest: str | os.PathLike[str],
         *,
         progress: Progress | None = None,
-        concurrency: int = 4,
+        concurrency: int = 2,
     ) -> Path:
         """Download a document (its record, or the ``file`` identifier) to ``dest``.
 

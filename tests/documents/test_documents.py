@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -21,6 +24,7 @@ from actionstep_async._documents import (
     UploadResume,
     partial_path,
 )
+from actionstep_async._tokens import dump_token
 from actionstep_async.testing import FAST_RETRY, FakeActionstep, FaultRule
 
 from .helpers import MB, PART, documents, file_requests, make_file, same_bytes
@@ -327,3 +331,41 @@ async def test_attach_target_is_validated_first(
     source = make_file(tmp_path / "a.txt", 1)
     with pytest.raises(InvalidRequestError, match=message):
         await client.documents.upload(source, name="A", **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+async def test_peak_memory_is_flat_in_file_size(
+    fake_actionstep: FakeActionstep, tmp_path: Path
+) -> None:
+    """A 200 MB round trip peaks within 2 parts of a 50 MB one (RSS of a child process)."""
+    fake = fake_actionstep
+    small = make_file(tmp_path / "small.bin", 4 * PART, seed=5)
+    medium = make_file(tmp_path / "medium.bin", 50 * MB, seed=6)
+    big = make_file(tmp_path / "big.bin", 200 * MB, seed=7)
+    document = {
+        "token": dump_token(fake.issue_token(("all",))),
+        "client_id": fake.client_id,
+        "client_secret": fake.client_secret,
+        "redirect_uri": fake.redirect_uri,
+        "base_url": fake.base_url,
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.documents._memory_worker",
+        json.dumps(document),
+        str(tmp_path),
+        str(small),
+        str(medium),
+        str(big),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 300)
+    assert process.returncode == 0, stderr.decode()
+    peaks = json.loads(stdout)
+    assert same_bytes(big, tmp_path / "big.bin.out")
+    # The 20 MB warm-up and the 50 MB run reach the steady state of part buffers; from there
+    # 150 MB more must not cost 2 parts' worth.
+    growth_kb = peaks["big.bin"] - peaks["medium.bin"]
+    assert growth_kb < 2 * PART // 1024, peaks
