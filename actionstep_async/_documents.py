@@ -16,7 +16,7 @@ import mimetypes
 import os
 import secrets
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
@@ -199,6 +199,31 @@ class _Parts:
         return data
 
 
+async def _bodies(
+    parts: _Parts, total: int, first: int, filename: str
+) -> AsyncGenerator[tuple[int, bytes, str], None]:
+    """Each part's number and multipart body, the next part read while this one is sent."""
+    count = part_count(total)
+    boundary = secrets.token_hex(16)
+    reading = asyncio.ensure_future(parts.read(part_length(total, first)))
+    try:
+        for number in range(first, count + 1):
+            data = await reading
+            if len(data) != part_length(total, number):
+                raise InvalidRequestError(f"the source ended early (part {number} of {count})")
+            body, content_type = multipart_body(filename, data, boundary)
+            del data
+            if number < count:
+                reading = asyncio.ensure_future(parts.read(part_length(total, number + 1)))
+            yield number, body, content_type
+            del body
+    finally:
+        if not reading.done():
+            reading.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reading
+
+
 @contextlib.asynccontextmanager
 async def _open_parts(source: Source, size: int | None) -> AsyncIterator[tuple[_Parts, int]]:
     """The source's parts and size; a stream of unknown size is spooled to a temp file first."""
@@ -309,30 +334,29 @@ class Documents:
             file_id, first = resume.file_id, resume.parts_done + 1
             await parts.skip(resume.parts_done * PART_SIZE)
         status = "Pending"
-        for number in range(first, count + 1):
-            data = await parts.read(part_length(total, number))
-            if len(data) != part_length(total, number):
-                raise InvalidRequestError(f"the source ended early (part {number} of {count})")
-            try:
-                file_id, status = await self._send_part(file_id, number, count, filename, data)
-            except TransientError as exc:
-                done = number - 1
-                state = UploadResume(file_id, count, done) if file_id and done else None
-                raise UploadInterruptedError(
-                    f"upload of {filename!r} stopped at part {number} of {count}: {exc}",
-                    resume=state,
-                ) from exc
-            del data
-            if progress is not None:
-                progress(min(total, number * PART_SIZE), total)
+        async with contextlib.aclosing(_bodies(parts, total, first, filename)) as bodies:
+            async for number, body, content_type in bodies:
+                try:
+                    file_id, status = await self._send_part(
+                        file_id, number, count, body, content_type
+                    )
+                except TransientError as exc:
+                    done = number - 1
+                    state = UploadResume(file_id, count, done) if file_id and done else None
+                    raise UploadInterruptedError(
+                        f"upload of {filename!r} stopped at part {number} of {count}: {exc}",
+                        resume=state,
+                    ) from exc
+                del body  # before the next part is built: two parts in memory, not three
+                if progress is not None:
+                    progress(min(total, number * PART_SIZE), total)
         if status != "Uploaded" or file_id is None:
             raise ResponseDecodeError(f"the last part of {filename!r} was not acknowledged")
         return file_id
 
     async def _send_part(
-        self, file_id: str | None, number: int, count: int, filename: str, data: bytes
+        self, file_id: str | None, number: int, count: int, body: bytes, content_type: str
     ) -> tuple[str, str]:
-        body, content_type = multipart_body(filename, data, secrets.token_hex(16))
         query = f"?part_count={count}&part_number={number}"
         path = f"files/{file_id}{query}" if file_id else f"files{query}"
         client = self._last if number == count else self._client

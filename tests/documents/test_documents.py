@@ -22,6 +22,7 @@ from actionstep_async._documents import (
     RefusedFileError,
     UploadInterruptedError,
     UploadResume,
+    multipart_body,
     partial_path,
 )
 from actionstep_async._tokens import dump_token
@@ -104,8 +105,9 @@ async def test_the_fake_refuses_what_the_client_lets_through(
 ) -> None:
     # The fake checks the multipart filename itself: send tool.exe past the client's check.
     source = make_file(tmp_path / "fine.txt", 10)
+    body, content_type = multipart_body("tool.exe", source.read_bytes(), "b" * 16)
     with pytest.raises(BadRequestError, match="extension are not allowed"):
-        await client.documents._send_part(None, 1, 1, "tool.exe", source.read_bytes())
+        await client.documents._send_part(None, 1, 1, body, content_type)
     assert documents(fake_actionstep) == 0
 
 
