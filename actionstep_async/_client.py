@@ -575,9 +575,8 @@ class AsyncResourceClient:
     ) -> Response:
         """Send ``method`` to ``<endpoint>rest/<path>`` until :func:`next_step` says stop.
 
-        ``headers`` replace the JSON API ones for this request (a multipart body's Content-Type),
-        ``max_body_bytes`` the client's response limit, ``idempotent`` what the method says.
-        """
+        ``headers`` (a multipart Content-Type), ``max_body_bytes`` and ``idempotent`` (a POST the
+        protocol makes repeatable) override the client's defaults for this call only."""
         holder = self._holder
         if holder.closed and holder.owned is not None:
             raise RuntimeError("this AsyncResourceClient is closed")
@@ -594,13 +593,9 @@ class AsyncResourceClient:
                 prepared = self._prepared = _prepare(token)
             attempt += 1
             url = prepared.base + path
-            sent_headers: Mapping[str, str] = prepared.headers
-            if headers is not None:
-                merged = prepared.headers.copy()
-                merged.update(headers)
-                sent_headers = merged
+            sent = prepared.headers if headers is None else _merged(prepared.headers, headers)
             limit = self.max_body_bytes if max_body_bytes is None else max_body_bytes
-            request = Request(method, url, sent_headers, body, self.timeout, limit)
+            request = Request(method, url, sent, body, self.timeout, limit)
             outcome, result = await self._exchange(transport, request, limiter, prepared)
             elapsed = loop.time() - started
             step = next_step(
@@ -758,6 +753,12 @@ def _log_exchange(
             type((failure and failure.__cause__) or failure).__name__,
             prepared.fingerprint,
         )
+
+
+def _merged(base: CIMultiDict[str], extra: Mapping[str, str]) -> CIMultiDict[str]:
+    merged = base.copy()
+    merged.update(extra)
+    return merged
 
 
 def _check_positive(name: str, value: object) -> int:

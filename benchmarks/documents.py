@@ -164,7 +164,7 @@ async def _run(size_mb: int, rounds: int) -> dict[str, Any]:
 def _report(run: dict[str, Any]) -> str:
     size = run["size_mb"]
     lines = [
-        f"| client | upload MB/s | download MB/s | peak RSS MiB ({size} MB file) |",
+        f"| client | upload MB/s (median) | download MB/s (median) | peak RSS MiB ({size} MB) |",
         "|---|---:|---:|---:|",
     ]
     for name in ("bare", "ours"):
@@ -181,9 +181,10 @@ def _report(run: dict[str, Any]) -> str:
     lines.append("")
     for direction, values in ratios.items():
         low, high = min(values), max(values)
+        rounds = ", ".join(f"{value:.2f}" for value in values)
         lines.append(
             f"- {direction}: ours at {statistics.median(values):.2f}x bare aiohttp's throughput"
-            f" (median of {len(values)} paired rounds, range {low:.2f}-{high:.2f})"
+            f" (median of {len(values)} paired rounds, range {low:.2f}-{high:.2f}: {rounds})"
         )
     return "\n".join(lines)
 

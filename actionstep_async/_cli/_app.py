@@ -85,6 +85,25 @@ def _add_query_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sort", metavar="FIELDS", help="comma list; -field for descending")
 
 
+def _add_document_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    upload = commands.add_parser("upload", help="upload a file and attach it to a matter")
+    upload.add_argument("file", metavar="FILE")
+    upload.add_argument("--action", required=True, type=_positive, metavar="ID")
+    upload.add_argument("--folder", type=_positive, metavar="ID", help="the matter's folder")
+    upload.add_argument("--name", help="the document's name (default: the file's name)")
+    upload.set_defaults(handler=_documents.upload)
+
+    download = commands.add_parser(
+        "download",
+        help="download a document (resumable)",
+        description="DOCUMENT is an actiondocuments id or a file identifier such as"
+        " DL::Actions::65::2531. Interrupted? Run the same command again to continue.",
+    )
+    download.add_argument("document", metavar="DOCUMENT")
+    download.add_argument("--out", required=True, metavar="DIR")
+    download.set_defaults(handler=_documents.download)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="actionstep-async",
@@ -146,22 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.set_defaults(handler=_commands.export)
 
-    upload = commands.add_parser("upload", help="upload a file and attach it to a matter")
-    upload.add_argument("file", metavar="FILE")
-    upload.add_argument("--action", required=True, type=_positive, metavar="ID")
-    upload.add_argument("--folder", type=_positive, metavar="ID", help="the matter's folder")
-    upload.add_argument("--name", help="the document's name (default: the file's name)")
-    upload.set_defaults(handler=_documents.upload)
-
-    download = commands.add_parser(
-        "download",
-        help="download a document (resumable)",
-        description="DOCUMENT is an actiondocuments id or a file identifier such as"
-        " DL::Actions::65::2531. Interrupted? Run the same command again to continue.",
-    )
-    download.add_argument("document", metavar="DOCUMENT")
-    download.add_argument("--out", required=True, metavar="DIR")
-    download.set_defaults(handler=_documents.download)
+    _add_document_commands(commands)
 
     demo = commands.add_parser(
         "demo", help="run everything against a built-in fake server (no account needed)"
