@@ -18,6 +18,7 @@ from typing import Final
 
 import attrs
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from ._rest import Reply, RestApi, error_document
 from ._wire import dumps
@@ -257,6 +258,6 @@ async def _file_part(request: web.Request) -> tuple[str, bytes] | web.Response:
                     return _error(400, "a part may hold at most 5 MB")
                 chunks.append(chunk)
             return getattr(part, "filename", None) or "", b"".join(chunks)
-    except ValueError:
+    except (ValueError, HttpProcessingError):
         return _error(400, "the multipart body is malformed")
     return _error(400, "the multipart body has no part named file")
