@@ -185,7 +185,10 @@ class _Parts:
             await self._handle.seek(count)
             return
         while count > 0:
-            count -= len(await self.read(min(count, PART_SIZE)))
+            skipped = len(await self.read(min(count, PART_SIZE)))
+            if not skipped:
+                return  # the stream is shorter; the next read reports it
+            count -= skipped
 
     async def read(self, length: int) -> bytes:
         if self._handle is not None:
@@ -224,8 +227,9 @@ async def _bodies(
     finally:
         if not reading.done():
             reading.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reading
+        # Collected even when nobody needs it, so a failed read-ahead is never reported later.
+        with contextlib.suppress(BaseException):
+            await reading
 
 
 @contextlib.asynccontextmanager

@@ -371,3 +371,47 @@ async def test_peak_memory_is_flat_in_file_size(
     # 150 MB more must not cost 2 parts' worth.
     growth_kb = peaks["big.bin"] - peaks["medium.bin"]
     assert growth_kb < 2 * PART // 1024, peaks
+
+
+async def test_a_stream_shorter_than_its_size_fails_before_the_attach(
+    client: AsyncResourceClient, fake_actionstep: FakeActionstep
+) -> None:
+    async def short() -> AsyncIterator[bytes]:
+        yield b"x" * 100
+
+    with pytest.raises(InvalidRequestError, match="ended early"):
+        await client.documents.upload(
+            short(), name="s", action=1, filename="s.txt", size=PART + 100
+        )
+    assert documents(fake_actionstep) == 0
+
+
+async def test_a_stream_upload_resumes_by_skipping_acknowledged_parts(
+    fake_actionstep: FakeActionstep, tmp_path: Path
+) -> None:
+    data = bytes(range(256)) * (3 * PART // 256)
+
+    async def stream() -> AsyncIterator[bytes]:
+        for start in range(0, len(data), MB):
+            yield data[start : start + MB]
+
+    drop = FaultRule("drop", resource="files", method="POST", count=1)
+    async with await fake_actionstep.connect(scopes=("all",), retry=NO_RETRY) as client:
+        with pytest.raises(UploadInterruptedError) as caught:
+            await client.documents.upload(
+                stream(),
+                name="Stream",
+                action=2,
+                filename="stream.txt",
+                size=len(data),
+                progress=_fault_before_part(fake_actionstep, 3, drop),
+            )
+        resume = caught.value.resume
+        assert resume is not None
+        assert resume.parts_done == 2
+        record = await client.documents.upload(
+            stream(), name="Stream", action=2, filename="stream.txt", size=len(data), resume=resume
+        )
+        dest = await client.documents.download(record, tmp_path / "stream.txt")
+    assert dest.read_bytes() == data
+    assert documents(fake_actionstep) == 1

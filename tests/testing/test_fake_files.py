@@ -107,8 +107,8 @@ async def test_download_part_numbers(
     message: str | None,
 ) -> None:
     _, document = await _post_part(session, "files?part_count=1&part_number=1", data=b"hello")
-    attach = {"actiondocuments": {"name": "n", "file": f"{document['files']['id']};a.txt"}}
-    attach["actiondocuments"]["links"] = {"action": 4}  # type: ignore[index]
+    fields: dict[str, Any] = {"name": "n", "file": f"{document['files']['id']};a.txt"}
+    attach = {"actiondocuments": {**fields, "links": {"action": 4}}}
     async with session.post("/api/rest/actiondocuments", json=attach) as response:
         identifier = (await response.json(content_type=None))["actiondocuments"]["file"]
     async with session.get(f"/api/rest/files/{identifier}{query}") as response:
