@@ -401,7 +401,7 @@ class Documents:
         Parts are fetched ``concurrency`` at a time and written in order to a temp file next to
         ``dest``, which is renamed onto ``dest`` once complete (and, for a record, its size
         checked). An interrupted download resumes from the parts already in the temp file.
-        Memory holds at most ``concurrency`` parts.
+        Memory holds about ``concurrency`` + 1 parts.
         """
         if concurrency < 1:
             raise InvalidRequestError("concurrency must be at least 1")
@@ -412,6 +412,27 @@ class Documents:
         target = Path(os.fspath(dest))
         partial = partial_path(target, identifier)
         done = await _resume_point(partial, size)
+        try:
+            written = await self._fetch_into(partial, identifier, done, size, concurrency, progress)
+        except BaseException:
+            with contextlib.suppress(OSError):  # leave no empty temp file behind
+                if (await aiofiles.os.stat(partial, executor=_IO)).st_size == 0:
+                    await aiofiles.os.remove(partial, executor=_IO)
+            raise
+        if size is not None and written != size:
+            raise ResponseDecodeError(f"{identifier}: got {written} bytes, expected {size}")
+        await aiofiles.os.replace(partial, target, executor=_IO)
+        return target
+
+    async def _fetch_into(
+        self,
+        partial: Path,
+        identifier: str,
+        done: int,
+        size: int | None,
+        concurrency: int,
+        progress: Progress | None,
+    ) -> int:
         async with aiofiles.open(partial, "r+b" if done else "wb", executor=_IO) as handle:
             await handle.truncate(done)
             await handle.seek(done)
@@ -423,10 +444,7 @@ class Documents:
                 )
             await handle.flush()
             await asyncio.get_running_loop().run_in_executor(_IO, os.fsync, handle.fileno())
-        if size is not None and written != size:
-            raise ResponseDecodeError(f"{identifier}: got {written} bytes, expected {size}")
-        await aiofiles.os.replace(partial, target, executor=_IO)
-        return target
+        return written
 
     async def _part(self, identifier: str, number: int) -> bytes:
         answer = await self._client._call(

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from actionstep_async import InvalidRequestError, NotFoundError
 from actionstep_async._cli._documents import document_filename
 from actionstep_async._documents import (
     PART_SIZE,
+    _identify,
     multipart_body,
     part_count,
     part_length,
@@ -144,3 +146,35 @@ def test_partial_path_is_next_to_dest_and_per_identifier() -> None:
 )
 def test_document_filenames_are_safe(record: dict[str, object], name: str) -> None:
     assert document_filename(record) == name
+
+
+@pytest.mark.parametrize(
+    ("document", "expected"),
+    [
+        ("DL::Actions::65::2531", ("DL::Actions::65::2531", None)),
+        ({"file": "DL::Actions::1::2", "fileSize": 10}, ("DL::Actions::1::2", 10)),
+        ({"file": "DL::Actions::1::2", "fileSize": "10"}, ("DL::Actions::1::2", 10)),
+        ({"file": "DL::Actions::1::2", "fileSize": ""}, ("DL::Actions::1::2", None)),
+        ({"file": "DL::Actions::1::2", "fileSize": "big"}, ("DL::Actions::1::2", None)),
+        ({"file": "DL::Actions::1::2"}, ("DL::Actions::1::2", None)),
+    ],
+)
+def test_identify(document: object, expected: tuple[str, int | None]) -> None:
+    assert _identify(document) == expected  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("document", [{}, {"file": ""}, {"file": 12}])
+def test_a_record_without_a_file_is_refused(document: dict[str, object]) -> None:
+    with pytest.raises(InvalidRequestError, match="no 'file'"):
+        _identify(document)
+
+
+async def test_a_missing_document_leaves_no_temp_file(
+    fake_actionstep: FakeActionstep, tmp_path: Path
+) -> None:
+    async with await fake_actionstep.connect(scopes=("all",)) as client:
+        with pytest.raises(NotFoundError):
+            await client.documents.download("DL::Actions::1::404", tmp_path / "gone.pdf")
+        with pytest.raises(InvalidRequestError, match="concurrency"):
+            await client.documents.download("x", tmp_path / "x", concurrency=0)
+    assert list(tmp_path.iterdir()) == []
