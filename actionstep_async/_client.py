@@ -44,6 +44,7 @@ from ._errors import (
     UnsafeEndpointError,
     api_error_class,
 )
+from ._hooks import Hooks
 from ._http import read_limited
 from ._limits import ConcurrencyLimiter, Outcome
 from ._manager import TokenManager
@@ -287,6 +288,11 @@ class AsyncResourceClient:
         if typed is not None:
             copy.typed = typed
         return copy
+
+    @property
+    def hooks(self) -> Hooks:
+        """REST hook subscriptions (``ensure``, ``list``, ...) and ``reconcile``."""
+        return Hooks(self)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
