@@ -37,6 +37,9 @@ from ._errors import (
     UnauthorizedError,
     UnsafeEndpointError,
 )
+from ._hook_model import HOOK_EVENTS, EventName, Subscription
+from ._hook_tokens import HookSecret
+from ._hooks import EnsureResult, Hooks
 from ._manager import Refresher, RefreshPolicy, TokenManager
 from ._models import (
     Action,
@@ -61,6 +64,7 @@ from ._tokens import Token
 from .stores import FileTokenStore, MemoryTokenStore, TokenStore
 
 __all__ = [
+    "HOOK_EVENTS",
     "PRODUCTION",
     "STAGING",
     "APIError",
@@ -74,12 +78,16 @@ __all__ = [
     "ClientCredentialsError",
     "ConfigurationError",
     "ConnectError",
+    "EnsureResult",
     "Environment",
+    "EventName",
     "F",
     "FileNote",
     "FileTokenStore",
     "Filter",
     "ForbiddenError",
+    "HookSecret",
+    "Hooks",
     "Id",
     "InvalidRequestError",
     "MemoryTokenStore",
@@ -100,6 +108,7 @@ __all__ = [
     "RetryPolicy",
     "ServerError",
     "StateMismatchError",
+    "Subscription",
     "TimeRecord",
     "Token",
     "TokenEndpointUnavailable",
