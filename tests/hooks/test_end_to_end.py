@@ -25,7 +25,8 @@ async def test_typed_events_arrive_in_order_per_record(
     result = await client.hooks.ensure(
         ["ParticipantCreated", "ParticipantUpdated", "FileNoteCreated"], served.url, secret=SECRET
     )
-    assert len(result.created) == 3 and result.changed
+    assert len(result.created) == 3
+    assert result.changed
     person = await client.create("participants", {"firstName": "Ada", "lastName": "Lovelace"})
     for n in range(3):
         await client.update("participants", person["id"], {"firstName": f"Ada{n}"})
@@ -41,7 +42,8 @@ async def test_typed_events_arrive_in_order_per_record(
     assert all(isinstance(e.record, Participant) for e in mine)
     assert [e.trigger_count for e in mine[1:]] == [1, 2, 3]  # one hook, counting its triggers
     note = next(e for e in recorder.events if e.event_name == "FileNoteCreated")
-    assert note.resource == "filenotes" and note.record.links["action"] == "1"
+    assert note.resource == "filenotes"
+    assert note.record.links["action"] == "1"
     assert served.receiver.last_event_at("participants") is not None
     async with asyncio.timeout(30):
         await fake.hooks.drain()
@@ -59,7 +61,8 @@ async def test_raising_handler_never_disables_the_hook_and_the_event_is_retried(
     await recorder.wait_for(1)
     receiver = served.receiver
     assert recorder.calls == 3
-    assert receiver.stats.handler_errors == 2 and receiver.stats.retries == 2
+    assert receiver.stats.handler_errors == 2
+    assert receiver.stats.retries == 2
     assert receiver.failed == ()
     assert await _hook_status(client, "ParticipantUpdated") == ["Active"]
 
@@ -79,7 +82,8 @@ async def test_failed_events_are_surfaced_until_retried(
             await fake.hooks.drain()
             await receiver.wait_idle()
         (failed,) = receiver.failed
-        assert failed.event.id == "4" and failed.retry_in is None
+        assert failed.event.id == "4"
+        assert failed.retry_in is None
         assert "RuntimeError" in failed.error
         assert receiver.last_event_at("participants") == failed.event.modified_at
         assert receiver.retry_failed() == 1
