@@ -96,8 +96,10 @@ def parse_delivery(body: bytes, *, received_at: datetime) -> WebhookEvent:
     data = _need(document, "data", "")
     resource = _text(_need(data, "type", "data."), "data.type")
     ident = _text(_need(data, "id", "data."), "data.id")
-    attributes = data.get("attributes") or {}
-    relationships = data.get("relationships") or {}
+    attributes = data.get("attributes")
+    relationships = data.get("relationships")
+    attributes = {} if attributes is None else attributes
+    relationships = {} if relationships is None else relationships
     if not isinstance(attributes, Mapping) or not isinstance(relationships, Mapping):
         raise WebhookPayloadError("data.attributes and data.relationships must be objects")
     hook = _resthook(document)
