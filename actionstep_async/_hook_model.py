@@ -5,6 +5,7 @@ Kept free of I/O so the subscription planner, the receiver and the fake share on
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import Any, Final, Literal, TypeAlias, get_args
@@ -86,6 +87,7 @@ _MODIFIED_FIELDS: Final = {
 }
 
 
+@functools.lru_cache(maxsize=256)
 def modified_field(resource: str) -> str | None:
     """The wire name of ``resource``'s last-modified timestamp, if it has one."""
     try:
