@@ -118,17 +118,7 @@ def add_control_routes(app: web.Application, fake: FakeActionstep) -> None:
             setattr(fake, name, value)
         return _ok({name: getattr(fake, name) for name in sorted(_SETTABLE)})
 
-    async def hooks(body: Any) -> web.Response:
-        # GET: subscriptions (target URLs redacted) and delivery counters; POST: settings.
-        for name, value in body.items():
-            if name not in ("repeat", "disable_on_connection_error"):
-                return _bad(f"cannot set {name!r}; settable: repeat, disable_on_connection_error")
-            setattr(fake.hooks, name, value)
-        return _ok({"subscriptions": fake.hooks.summary(), **fake.hooks.counters.to_json()})
-
     app.router.add_get("/_fake/counters", guarded(counters))
-    app.router.add_get("/_fake/hooks", guarded(hooks))
-    app.router.add_post("/_fake/hooks", guarded(hooks))
     app.router.add_post("/_fake/token", guarded(token))
     app.router.add_get("/_fake/faults", guarded(get_faults))
     app.router.add_post("/_fake/faults", guarded(add_faults))

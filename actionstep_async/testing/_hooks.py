@@ -17,14 +17,16 @@ from typing import Any, Final
 
 import aiohttp
 import attrs
+from aiohttp import web
 
 from .._hook_model import EVENT_RESOURCES, HOOK_EVENTS, EventName
 from .._hook_tokens import redact_target, split_target
 from ._auth import remember_secret
 from ._data import now_timestamp
 from ._rest import Reply, RestApi
+from ._wire import dumps, loads
 
-__all__ = ["FakeHooks", "HookCounters", "events_for", "payload"]
+__all__ = ["FakeHooks", "HookCounters", "add_hook_routes", "events_for", "payload"]
 
 log = logging.getLogger("actionstep_async.testing.hooks")
 
@@ -301,3 +303,31 @@ class FakeHooks:
     def reset(self) -> None:
         self.counters = HookCounters()
         self.repeat = 1
+
+
+_SETTABLE: Final = ("repeat", "disable_on_connection_error")
+
+
+def add_hook_routes(app: web.Application, hooks: FakeHooks) -> None:
+    """``/_fake/hooks``: GET the subscriptions (targets redacted) and delivery counters; POST
+    ``{"repeat": 2}`` or ``{"disable_on_connection_error": false}`` to change the settings."""
+
+    async def route(request: web.Request) -> web.Response:
+        raw = await request.read()
+        try:
+            settings = loads(raw) if raw.strip() else {}
+        except ValueError:
+            settings = None
+        if not isinstance(settings, dict):
+            settings = {"<not a JSON object>": None}
+        unknown = set(settings) - set(_SETTABLE)
+        if unknown:
+            detail = {"error": f"cannot set {sorted(unknown)}; settable: {list(_SETTABLE)}"}
+            return web.Response(status=400, body=dumps(detail), content_type="application/json")
+        for name, value in settings.items():
+            setattr(hooks, name, value)
+        document = {"subscriptions": hooks.summary(), **hooks.counters.to_json()}
+        return web.Response(body=dumps(document), content_type="application/json")
+
+    app.router.add_get("/_fake/hooks", route)
+    app.router.add_post("/_fake/hooks", route)

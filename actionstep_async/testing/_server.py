@@ -24,7 +24,7 @@ from ._auth import REFRESH_TTL, Authority, GrantError, Pair
 from ._control import add_control_routes
 from ._counters import FakeCounters
 from ._faults import AUTHORIZE_ROUTE, TOKEN_ROUTE, FaultRule, Faults, TokenBucket
-from ._hooks import FakeHooks
+from ._hooks import FakeHooks, add_hook_routes
 from ._rest import RESOURCE_NAME, Reply, RestApi, error_document
 from ._wire import dumps, loads
 
@@ -344,6 +344,7 @@ class FakeActionstep:
         app.router.add_route("*", "/api/rest/{resource}/", self._rest_route)
         app.router.add_route("*", "/api/rest/{resource}/{ids}", self._rest_route)
         add_control_routes(app, self)
+        add_hook_routes(app, self.hooks)
         return app
 
     async def _serve(
