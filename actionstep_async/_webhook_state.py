@@ -69,6 +69,8 @@ class ReceiverStats:
     given_up: int = 0
     overflowed: int = 0
     """Events parked as failed because the queue was full (retried like failures)."""
+    dropped: int = 0
+    """Events refused because ``max_pending`` were waiting; reconcile recovers them."""
 
 
 @attrs.frozen
@@ -118,6 +120,22 @@ class Watermarks:
     def __init__(self, initial: Mapping[str, datetime] | None = None) -> None:
         self._handled: dict[str, datetime] = dict(initial or {})
         self._pending: dict[int, tuple[str, datetime]] = {}
+        self._pins: dict[str, list[datetime]] = {}
+
+    def pin(self, resource: str, stamp: datetime) -> None:
+        """Hold ``resource``'s watermark at or before ``stamp`` (an event we had to drop)."""
+        self._pins.setdefault(resource, []).append(stamp)
+
+    def pins(self, resource: str) -> int:
+        return len(self._pins.get(resource, ()))
+
+    def unpin(self, resource: str, count: int) -> None:
+        """Forget the first ``count`` pins of ``resource`` (a reconcile has covered them)."""
+        left = self._pins.get(resource, [])[count:]
+        if left:
+            self._pins[resource] = left
+        else:
+            self._pins.pop(resource, None)
 
     @staticmethod
     def stamp(event: WebhookEvent) -> datetime:
@@ -136,12 +154,13 @@ class Watermarks:
 
     def get(self, resource: str) -> datetime | None:
         waiting = [stamp for name, stamp in self._pending.values() if name == resource]
+        waiting.extend(self._pins.get(resource, ()))
         if waiting:
             return min(waiting)
         return self._handled.get(resource)
 
     def snapshot(self) -> dict[str, datetime]:
-        names = {*self._handled, *(name for name, _ in self._pending.values())}
+        names = {*self._handled, *self._pins, *(name for name, _ in self._pending.values())}
         return {name: stamp for name in sorted(names) if (stamp := self.get(name)) is not None}
 
 
@@ -163,6 +182,42 @@ class Delivered:
     def covers(self, resource: str, ident: str, modified: datetime | None) -> bool:
         stamp = self._stamps.get((resource, ident))
         return stamp is not None and modified is not None and stamp >= modified
+
+
+RecordKey = tuple[str, str]
+
+
+class RecordGate:
+    """Holds a record's later events back while an earlier event of it waits for a retry, so
+    a record's events reach the handler in the order they arrived even across failures."""
+
+    def __init__(self) -> None:
+        self._blocks: dict[RecordKey, tuple[int, deque[Pending]]] = {}
+
+    @staticmethod
+    def key(pending: Pending) -> RecordKey:
+        return (pending.event.resource, pending.event.id)
+
+    def hold(self, pending: Pending) -> bool:
+        """True (and ``pending`` is held) if another event of its record is failing."""
+        block = self._blocks.get(self.key(pending))
+        if block is None or block[0] == pending.seq:
+            return False
+        block[1].append(pending)
+        return True
+
+    def block(self, pending: Pending) -> None:
+        """``pending`` failed: hold its record's later events until it is released."""
+        self._blocks.setdefault(self.key(pending), (pending.seq, deque()))
+
+    def release(self, pending: Pending) -> list[Pending]:
+        """The events ``pending`` was holding back, in arrival order."""
+        key = self.key(pending)
+        block = self._blocks.get(key)
+        if block is None or block[0] != pending.seq:
+            return []
+        del self._blocks[key]
+        return list(block[1])
 
 
 def bounded_deque(size: int) -> deque[Malformed]:

@@ -39,6 +39,7 @@ from ._webhook_state import (
     Pending,
     ReceiverStats,
     RecentSet,
+    RecordGate,
     Watermarks,
     bounded_deque,
     retry_delay,
@@ -72,9 +73,12 @@ def _now() -> datetime:
 class WebhookReceiver:
     """REST hook deliveries in, your ``handler(event)`` called once per change.
 
-    ``workers`` tasks call the handler; events of one record always go to the same worker, so
-    a record's events are handled in the order they arrived. ``queue_size`` bounds the events
-    waiting (beyond it they are parked as failed and retried, still answered 200);
+    ``workers`` tasks call the handler. A record's events reach the handler in the order they
+    arrived: they share a worker, and while one of them waits for a retry the later ones wait
+    behind it (until it succeeds, runs out of attempts or is discarded). ``queue_size`` bounds
+    the queued events (beyond it they are parked and retried like failures, still answered
+    200); ``max_pending`` bounds everything accepted and not yet handled (beyond it events are
+    dropped with a 200 and the resource's watermark pinned, so reconcile recovers them).
     ``max_attempts`` handler calls per event before it waits in :attr:`failed` for
     :meth:`retry_failed`. ``watermarks`` restores :meth:`watermarks` saved by an earlier run.
     """
@@ -90,16 +94,19 @@ class WebhookReceiver:
         retry_base: float = 1.0,
         retry_cap: float = 300.0,
         remember: int = 100_000,
+        max_pending: int = 100_000,
         watermarks: Mapping[str, datetime] | None = None,
     ) -> None:
-        if workers < 1 or queue_size < 1 or max_attempts < 1 or remember < 1:
-            raise ValueError("workers, queue_size, max_attempts and remember must be positive")
+        if min(workers, queue_size, max_attempts, remember, max_pending) < 1:
+            raise ValueError("workers, queue_size, max_attempts, remember, max_pending: >= 1")
         self.handler = handler
         self.secret = secret
         self.max_attempts = max_attempts
         self.retry_base = retry_base
         self.retry_cap = retry_cap
+        self.max_pending = max_pending
         self.stats = ReceiverStats()
+        self._gate = RecordGate()
         self._workers = workers
         self._shard_size = max(1, queue_size // workers)
         self._queues: list[asyncio.Queue[Pending]] = []
@@ -130,9 +137,15 @@ class WebhookReceiver:
         self._queues = [asyncio.Queue(self._shard_size) for _ in range(self._workers)]
         self._tasks = [asyncio.create_task(self._work(queue)) for queue in self._queues]
         self._tasks.append(asyncio.create_task(self._retry_loop()))
-        for pending in self._pending.values():
-            if not pending.failed:  # accepted before start(): queue it now
-                self._enqueue(pending)
+        # Accepted before start() (or left over from before aclose()): queue them again.
+        self._gate = RecordGate()
+        waiting = sorted(self._pending.values(), key=lambda p: p.seq)
+        for pending in waiting:
+            if pending.failed and pending.due is not None:
+                self._gate.block(pending)
+        for pending in waiting:
+            if not pending.failed:
+                self._admit(pending)
 
     async def aclose(self) -> None:
         """Stop the workers. Events still pending are lost with the process; the watermarks
@@ -195,11 +208,18 @@ class WebhookReceiver:
         if key is not None and not self._seen.add(key):
             self.stats.duplicates += 1
             return None
+        if len(self._pending) >= self.max_pending:
+            # Still a 200 (a 4xx would disable the hook); the pinned watermark makes the next
+            # reconcile of this resource start at or before the dropped change.
+            self.stats.dropped += 1
+            self._watermarks.pin(event.resource, Watermarks.stamp(event))
+            log.warning("receiver full (%d pending): dropped one event", len(self._pending))
+            return None
         self._seq += 1
         pending = self._pending[self._seq] = Pending(self._seq, event)
         self._watermarks.accept(pending.seq, event)
         if self._tasks:
-            self._enqueue(pending)
+            self._admit(pending)
         return event
 
     def _keep_malformed(self, received_at: datetime, error: str, body: bytes) -> None:
@@ -209,6 +229,10 @@ class WebhookReceiver:
         log.warning("REST hook delivery kept unparsed (answered 200): %s", error)
 
     # -- workers and retries ------------------------------------------------------------------
+
+    def _admit(self, pending: Pending) -> None:
+        if not self._gate.hold(pending):
+            self._enqueue(pending)
 
     def _enqueue(self, pending: Pending) -> None:
         event = pending.event
@@ -223,6 +247,8 @@ class WebhookReceiver:
         while True:
             pending = await queue.get()
             try:
+                if self._gate.hold(pending):
+                    continue  # an earlier event of this record failed after this was queued
                 pending.attempts += 1
                 await self.handler(pending.event)
             except Exception as exc:  # the handler's failure must never reach Actionstep
@@ -242,6 +268,8 @@ class WebhookReceiver:
                 self._pending.pop(pending.seq, None)
                 self._watermarks.done(pending.seq)
                 self._delivered.add(pending.event)
+                for follower in self._gate.release(pending):
+                    self._admit(follower)
             finally:
                 queue.task_done()
                 if self._changed is not None:
@@ -253,7 +281,10 @@ class WebhookReceiver:
         if attempted and pending.attempts >= self.max_attempts:
             pending.due = None
             self.stats.given_up += 1
+            for follower in self._gate.release(pending):  # it waits for you, they need not
+                self._admit(follower)
         else:
+            self._gate.block(pending)
             delay = retry_delay(max(pending.attempts, 1), base=self.retry_base, cap=self.retry_cap)
             pending.due = time.monotonic() + delay
         if self._wakeup is not None:
@@ -310,6 +341,8 @@ class WebhookReceiver:
         for pending in failed:
             self._pending.pop(pending.seq, None)
             self._watermarks.done(pending.seq)
+            for follower in self._gate.release(pending):
+                self._admit(follower)
         return len(failed)
 
     def last_event_at(self, resource: str) -> datetime | None:
@@ -344,4 +377,12 @@ class WebhookReceiver:
         With no watermark yet, looks back ``default``. Feed what it yields to your handler.
         """
         since = self.last_event_at(resource) or _now() - default
-        return client.hooks.reconcile(resource, since=since, seen=self)
+        records = client.hooks.reconcile(resource, since=since, seen=self)
+        return self._unpinning(resource, records, self._watermarks.pins(resource))
+
+    async def _unpinning(
+        self, resource: str, records: AsyncIterator[Any], pins: int
+    ) -> AsyncIterator[Any]:
+        async for record in records:
+            yield record
+        self._watermarks.unpin(resource, pins)  # the dropped events were in this query

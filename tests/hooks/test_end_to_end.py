@@ -195,3 +195,19 @@ async def test_reconcile_skips_what_the_hooks_delivered(
         r async for r in client.hooks.reconcile("participants", since=since, seen=served.receiver)
     ]
     assert unseen == []
+
+
+async def test_a_failing_event_holds_back_later_events_of_its_record(
+    client: AsyncResourceClient, served: Served, recorder: Recorder
+) -> None:
+    """Version 1 of a record fails twice; versions 2 and 3 wait behind it, so the handler sees
+    1, 2, 3. Other records are not held up."""
+    await client.hooks.ensure(["ParticipantUpdated"], served.url, secret=SECRET)
+    recorder.fail[("ParticipantUpdated", "13")] = 2
+    for n in (1, 2, 3):
+        await client.update("participants", 13, {"firstName": f"v{n}"})
+    await client.update("participants", 14, {"firstName": "other"})
+    await recorder.wait_for(4)
+    mine = [e.record.first_name for e in recorder.events if e.id == "13"]
+    assert mine == ["v1", "v2", "v3"]
+    assert recorder.events[0].id == "14"  # handled while 13 was waiting for its retry

@@ -83,3 +83,15 @@ def test_delivered_keeps_the_newest_version() -> None:
     log.add(_event("1", T0 + timedelta(seconds=5)))
     log.add(_event("1", T0))  # a retried older event arrives late
     assert log.covers("actions", "1", T0 + timedelta(seconds=5))
+
+
+def test_pins_hold_the_watermark_until_a_reconcile_covers_them() -> None:
+    marks = Watermarks({"actions": T0 + timedelta(hours=2)})
+    marks.pin("actions", T0)
+    assert marks.get("actions") == T0
+    pins = marks.pins("actions")
+    marks.pin("actions", T0 + timedelta(hours=3))  # dropped while the reconcile ran
+    marks.unpin("actions", pins)
+    assert marks.get("actions") == T0 + timedelta(hours=3)  # the later drop still holds it
+    marks.unpin("actions", 1)
+    assert marks.snapshot() == {"actions": T0 + timedelta(hours=2)}
