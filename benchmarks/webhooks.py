@@ -6,13 +6,15 @@ fake's payload shape, distinct hook trigger counts so nothing is a duplicate) ov
 connections and reads the receiver's counters from a ``/stats`` route.
 
 - throughput: ``--events`` deliveries at ``--concurrency``, no-op handler; events/s from the
-  first POST until the handler has run for every one (median of ``--rounds`` rounds);
+  first POST until the handler has run for every one, in rounds alternating with a bare aiohttp
+  route that only reads the body and answers 200 (the floor), reported as the median of the
+  per-round ratios;
 - answer latency: ``--paced-events`` deliveries sent open-loop at ``--rate`` per second to a
   handler that sleeps ``--slow-ms`` per event on 4 workers (80 events/s at 50 ms, so the queue
   grows; the answers must not wait for it); p50/p99 of the time to the 200 answer, next to the
   same figure with the no-op handler.
 
-    python -m benchmarks.webhooks [--events 20000] [--concurrency 64] [--rounds 3]
+    python -m benchmarks.webhooks [--events 5000] [--concurrency 64] [--rounds 7]
 """
 
 from __future__ import annotations
@@ -45,17 +47,31 @@ def _free_port() -> int:
         return port
 
 
-async def _serve(port: int, slow_ms: float, workers: int) -> None:
+def _bare_app() -> tuple[web.Application, list[int]]:
+    """The floor: an aiohttp route that reads the body and answers 200, nothing else."""
+    count = [0]
+
+    async def bare(request: web.Request) -> web.Response:
+        await request.read()
+        count[0] += 1
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/hooks", bare)
+    return app, count
+
+
+async def _serve(port: int, slow_ms: float, workers: int, bare: bool) -> None:
     async def handler(event: WebhookEvent) -> None:
         if slow_ms:
             await asyncio.sleep(slow_ms / 1000)
 
     receiver = WebhookReceiver(handler, secret=SECRET, workers=workers, queue_size=100_000)
-    app = receiver.app("/hooks")
+    app, count = _bare_app() if bare else (receiver.app("/hooks"), [0])
 
     async def stats(_: web.Request) -> web.Response:
-        s = receiver.stats
-        return web.json_response({"received": s.received, "handled": s.handled})
+        handled = count[0] if bare else receiver.stats.handled
+        return web.json_response({"handled": handled})
 
     app.router.add_get("/stats", stats)
     runner = web.AppRunner(app, access_log=None)
@@ -83,11 +99,11 @@ def _bodies(count: int, offset: int) -> list[bytes]:
     return bodies
 
 
-def _start(slow_ms: float, workers: int) -> tuple[subprocess.Popen[str], int]:
+def _start(slow_ms: float, workers: int, bare: bool = False) -> tuple[subprocess.Popen[str], int]:
     port = _free_port()
     env = {**os.environ, "BENCH_HOOK_SECRET": SECRET.reveal()}
     args = [sys.executable, "-m", "benchmarks.webhooks", "--serve", str(port)]
-    args += ["--slow-ms", str(slow_ms), "--workers", str(workers)]
+    args += ["--slow-ms", str(slow_ms), "--workers", str(workers)] + (["--bare"] if bare else [])
     process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, env=env)
     assert process.stdout is not None
     if process.stdout.readline().strip() != "ready":
@@ -162,48 +178,70 @@ def _row(latencies: list[float]) -> dict[str, float]:
     }
 
 
-async def _measure(args: argparse.Namespace) -> dict[str, Any]:
-    results: dict[str, Any] = {}
-    for name, slow in (("noop", 0.0), ("slow", args.slow_ms)):
-        process, port = _start(slow, 4)
-        try:
-            if name == "noop":
-                await _round(port, _bodies(500, 2 * 10**9), args.concurrency)  # warm-up
-                rates = []
-                for round_number in range(args.rounds):
-                    bodies = _bodies(args.events, round_number * args.events)
-                    rates.append((await _round(port, bodies, args.concurrency))[0])
-                results["throughput"] = {"median": statistics.median(rates), "rates": rates}
-            bodies = _bodies(args.paced_events, 10**9)
-            results[name] = _row(await _paced(port, bodies, args.rate))
-        finally:
+async def _throughput(args: argparse.Namespace) -> dict[str, Any]:
+    """Rounds alternate between the bare route and the receiver; ratios are paired per round."""
+    servers = [_start(0.0, 4, bare=True), _start(0.0, 4)]
+    try:
+        for _, port in servers:
+            await _round(port, _bodies(500, 2 * 10**9), args.concurrency)  # warm-up
+        bare, ours = [], []
+        for round_number in range(args.rounds):
+            bodies = _bodies(args.events, round_number * args.events)
+            bare.append((await _round(servers[0][1], bodies, args.concurrency))[0])
+            ours.append((await _round(servers[1][1], bodies, args.concurrency))[0])
+        ratios = [b / o for b, o in zip(bare, ours, strict=True)]
+        results: dict[str, Any] = {"bare": bare, "ours": ours, "ratio": statistics.median(ratios)}
+        for name, (_, port) in zip(("bare", "noop"), servers, strict=True):
+            results[f"{name}_paced"] = _row(
+                await _paced(port, _bodies(args.paced_events, 0), args.rate)
+            )
+        return results
+    finally:
+        for process, _ in servers:
             process.kill()
             process.wait()
+
+
+async def _measure(args: argparse.Namespace) -> dict[str, Any]:
+    results = await _throughput(args)
+    process, port = _start(args.slow_ms, 4)
+    try:
+        results["slow_paced"] = _row(await _paced(port, _bodies(args.paced_events, 0), args.rate))
+    finally:
+        process.kill()
+        process.wait()
     return results
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--events", type=int, default=5_000)
     parser.add_argument("--concurrency", type=int, default=64)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--slow-ms", type=float, default=50.0)
     parser.add_argument("--paced-events", type=int, default=3_000)
     parser.add_argument("--rate", type=float, default=200.0, help="paced deliveries per s")
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--bare", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
         global SECRET
         SECRET = HookSecret(os.environ["BENCH_HOOK_SECRET"])
-        asyncio.run(_serve(args.serve, args.slow_ms, args.workers))
+        asyncio.run(_serve(args.serve, args.slow_ms, args.workers, args.bare))
         return
     results = asyncio.run(_measure(args))
-    throughput = results["throughput"]
     print(f"events={args.events} concurrency={args.concurrency} cpus={os.cpu_count()}")
-    rates = ", ".join(f"{r:,.0f}" for r in throughput["rates"])
-    print(f"no-op handler: {throughput['median']:,.0f} events/s handled (rounds: {rates})")
-    for name, label in (("noop", "no-op handler"), ("slow", f"{args.slow_ms:g} ms handler")):
+    for name, label in (("bare", "bare aiohttp route"), ("ours", "WebhookReceiver, no-op")):
+        rates = ", ".join(f"{r:,.0f}" for r in results[name])
+        print(f"{label}: median {statistics.median(results[name]):,.0f} events/s ({rates})")
+    print(f"bare route events/s over ours: {results['ratio']:.2f}x (median of per-round ratios)")
+    rows = (
+        ("bare_paced", "bare aiohttp route"),
+        ("noop_paced", "WebhookReceiver, no-op handler"),
+        ("slow_paced", f"WebhookReceiver, {args.slow_ms:g} ms handler"),
+    )
+    for name, label in rows:
         row = results[name]
         print(
             f"time to 200 at {args.rate:g}/s, {label}: p50 {row['p50_ms']:.2f} ms,"
