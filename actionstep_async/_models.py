@@ -26,6 +26,7 @@ import cattrs
 from cattrs.gen import make_dict_structure_fn, override
 
 from ._errors import ResponseDecodeError
+from ._hook_tokens import redact_target
 
 __all__ = [
     "TYPED_MODELS",
@@ -95,7 +96,10 @@ class Record(Mapping[str, Any]):
         return len(self._data)
 
     def __repr__(self) -> str:
-        return f"Record({self.resource!r}, {self._data!r})"
+        data = self._data
+        if "targetUrl" in data:  # a REST hook's target URL carries its secret token
+            data = {**data, "targetUrl": redact_target(str(data["targetUrl"]))}
+        return f"Record({self.resource!r}, {data!r})"
 
     @property
     def id(self) -> Any:

@@ -126,3 +126,11 @@ def test_subscription_repr_hides_the_token() -> None:
     hook = _hook(5, "ActionCreated", f"{TARGET}?a=1&hook_token=sentinel-hook-token")
     assert "sentinel-hook-token" not in repr(hook)
     assert hook.target == f"{TARGET}?a=1&hook_token=..."
+
+
+def test_a_plain_resthooks_record_hides_the_token_too() -> None:
+    from actionstep_async import Record
+
+    record = Record("resthooks", {"id": 1, "targetUrl": f"{TARGET}?hook_token=sentinel-hook-token"})
+    assert "sentinel-hook-token" not in repr(record)
+    assert record["targetUrl"].endswith("sentinel-hook-token")  # the data itself is untouched
