@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any as _Any
 
+from ._catalogue import CATALOGUE, FieldSpec, ResourceSpec, resource_spec
 from ._client import AsyncResourceClient
 from ._environment import PRODUCTION, STAGING, Environment
 from ._errors import (
@@ -44,8 +45,10 @@ from ._manager import Refresher, RefreshPolicy, TokenManager
 from ._models import (
     Action,
     ActionType,
+    AnyRecord,
     FileNote,
     Id,
+    Model,
     Page,
     Paging,
     Participant,
@@ -61,9 +64,11 @@ from ._oauth import (
 from ._query import F, Filter
 from ._retry import RetryPolicy
 from ._tokens import Token
+from ._writes import to_wire
 from .stores import FileTokenStore, MemoryTokenStore, TokenStore
 
 __all__ = [
+    "CATALOGUE",
     "HOOK_EVENTS",
     "PRODUCTION",
     "STAGING",
@@ -71,6 +76,7 @@ __all__ = [
     "Action",
     "ActionType",
     "ActionstepError",
+    "AnyRecord",
     "AsyncResourceClient",
     "AuthorizationDenied",
     "AuthorizationRequest",
@@ -82,6 +88,7 @@ __all__ = [
     "Environment",
     "EventName",
     "F",
+    "FieldSpec",
     "FileNote",
     "FileTokenStore",
     "Filter",
@@ -91,6 +98,7 @@ __all__ = [
     "Id",
     "InvalidRequestError",
     "MemoryTokenStore",
+    "Model",
     "NotFoundError",
     "OAuthClient",
     "OAuthError",
@@ -104,6 +112,7 @@ __all__ = [
     "RefreshPolicy",
     "Refresher",
     "RequestTimeout",
+    "ResourceSpec",
     "ResponseDecodeError",
     "RetryPolicy",
     "ServerError",
@@ -121,6 +130,8 @@ __all__ = [
     "UnsafeEndpointError",
     "build_authorize_url",
     "parse_authorization_response",
+    "resource_spec",
+    "to_wire",
 ]
 
 

@@ -12,6 +12,8 @@ from typing import Any, Final, Literal, TypeAlias, get_args
 
 import attrs
 
+from ._catalogue import resource_spec
+from ._generated import RestHook
 from ._hook_tokens import redact_target
 
 __all__ = [
@@ -77,28 +79,24 @@ EVENT_RESOURCES: Final[Mapping[EventName, str]] = {
 }
 """The resource type each event's payload carries."""
 
-# Used until the generated catalogue says otherwise; from the OpenAPI descriptions.
-_MODIFIED_FIELDS: Final = {
-    "actions": "modifiedTimestamp",
-    "participants": "modifiedTimestamp",
-    "bills": "modifiedTimestamp",
-    "contactdocuments": "modifiedTimestamp",
-    "tasks": "lastModifiedTimestamp",
-}
-
 
 @functools.lru_cache(maxsize=256)
 def modified_field(resource: str) -> str | None:
-    """The wire name of ``resource``'s last-modified timestamp, if it has one."""
-    try:
-        from ._catalogue import resource_spec  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return _MODIFIED_FIELDS.get(resource)
+    """The wire name of ``resource``'s last-modified timestamp, if the catalogue knows one."""
     spec = resource_spec(resource)
-    if spec is None:
-        return _MODIFIED_FIELDS.get(resource)
-    found: str | None = spec.modified_field
-    return found
+    return spec.modified_field if spec is not None else None
+
+
+def _redacted_repr(self: RestHook) -> str:
+    target = redact_target(self.target_url) if self.target_url else None
+    return (
+        f"RestHook(id={self.id!r}, event_name={self.event_name!r}, target_url={target!r},"
+        f" status={self.status!r}, triggered_count={self.triggered_count!r})"
+    )
+
+
+# The generated model would show the target URL, and with it the hook's secret token.
+RestHook.__repr__ = _redacted_repr  # type: ignore[method-assign,assignment]
 
 
 def parse_timestamp(value: object) -> datetime | None:

@@ -134,3 +134,12 @@ def test_a_plain_resthooks_record_hides_the_token_too() -> None:
     record = Record("resthooks", {"id": 1, "targetUrl": f"{TARGET}?hook_token=sentinel-hook-token"})
     assert "sentinel-hook-token" not in repr(record)
     assert record["targetUrl"].endswith("sentinel-hook-token")  # the data itself is untouched
+
+
+def test_the_generated_resthook_model_hides_the_token() -> None:
+    from actionstep_async._models import structure_record
+
+    raw = {"id": 1, "eventName": "TaskCreated", "targetUrl": f"{TARGET}?hook_token=sentinel-x"}
+    hook = structure_record("resthooks", raw, typed=True)
+    assert "sentinel-x" not in repr(hook)
+    assert "hook_token=..." in repr(hook)
