@@ -51,7 +51,7 @@ class WebhookEvent:
 
 
 def _need(mapping: object, name: str, where: str) -> Any:
-    if not isinstance(mapping, Mapping) or name not in mapping:
+    if not isinstance(mapping, dict) or name not in mapping:
         raise WebhookPayloadError(f"the delivery has no {where}{name}")
     return mapping[name]
 
@@ -64,10 +64,10 @@ def _text(value: object, what: str) -> str:
 
 def _link(value: object) -> Any:
     """A relationship as the REST API's ``links`` shows it: an id, a list of ids or None."""
-    data = value.get("data") if isinstance(value, Mapping) else None
+    data = value.get("data") if isinstance(value, dict) else None
     if isinstance(data, list):
-        return [str(item["id"]) for item in data if isinstance(item, Mapping) and "id" in item]
-    if isinstance(data, Mapping) and "id" in data:
+        return [str(item["id"]) for item in data if isinstance(item, dict) and "id" in item]
+    if isinstance(data, dict) and "id" in data:
         return str(data["id"])
     return None
 
@@ -78,9 +78,9 @@ def _wire_id(ident: str) -> int | str:
 
 def _resthook(document: Mapping[str, Any]) -> Mapping[str, Any]:
     meta = document.get("meta")
-    debug = meta.get("debug") if isinstance(meta, Mapping) else None
-    hook = debug.get("resthook") if isinstance(debug, Mapping) else None
-    if not isinstance(hook, Mapping):
+    debug = meta.get("debug") if isinstance(meta, dict) else None
+    hook = debug.get("resthook") if isinstance(debug, dict) else None
+    if not isinstance(hook, dict):
         raise WebhookPayloadError("the delivery has no meta.debug.resthook block")
     return hook
 
@@ -91,7 +91,7 @@ def parse_delivery(body: bytes, *, received_at: datetime) -> WebhookEvent:
         document = decode_json(body, content_type="application/json", what="REST hook delivery")
     except ResponseDecodeError as exc:
         raise WebhookPayloadError(str(exc)) from None
-    if not isinstance(document, Mapping):
+    if not isinstance(document, dict):
         raise WebhookPayloadError("the delivery is not a JSON object")
     data = _need(document, "data", "")
     resource = _text(_need(data, "type", "data."), "data.type")
@@ -100,7 +100,7 @@ def parse_delivery(body: bytes, *, received_at: datetime) -> WebhookEvent:
     relationships = data.get("relationships")
     attributes = {} if attributes is None else attributes
     relationships = {} if relationships is None else relationships
-    if not isinstance(attributes, Mapping) or not isinstance(relationships, Mapping):
+    if not isinstance(attributes, dict) or not isinstance(relationships, dict):
         raise WebhookPayloadError("data.attributes and data.relationships must be objects")
     hook = _resthook(document)
     event_name = _text(_need(hook, "event_name", "meta.debug.resthook."), "event_name")
