@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
@@ -81,13 +81,14 @@ class WebhookReceiver:
     dropped with a 200 and the resource's watermark pinned, so reconcile recovers them).
     ``max_attempts`` handler calls per event before it waits in :attr:`failed` for
     :meth:`retry_failed`. ``watermarks`` restores :meth:`watermarks` saved by an earlier run.
+    ``secret`` may be several secrets while you rotate from one to the next.
     """
 
     def __init__(
         self,
         handler: Handler,
         *,
-        secret: HookSecret,
+        secret: HookSecret | Sequence[HookSecret],
         workers: int = 4,
         queue_size: int = 10_000,
         max_attempts: int = 8,
@@ -100,7 +101,9 @@ class WebhookReceiver:
         if min(workers, queue_size, max_attempts, remember, max_pending) < 1:
             raise ValueError("workers, queue_size, max_attempts, remember, max_pending: >= 1")
         self.handler = handler
-        self.secret = secret
+        self.secrets = (secret,) if isinstance(secret, HookSecret) else tuple(secret)
+        if not self.secrets:
+            raise ValueError("give at least one HookSecret")
         self.max_attempts = max_attempts
         self.retry_base = retry_base
         self.retry_cap = retry_cap
@@ -181,7 +184,8 @@ class WebhookReceiver:
 
     async def handle(self, request: web.Request) -> web.Response:
         """The aiohttp handler: 404 without a valid token, otherwise always 200."""
-        if not self.secret.verify(request.query.get(TOKEN_PARAMETER)):
+        token = request.query.get(TOKEN_PARAMETER)
+        if not any(secret.verify(token) for secret in self.secrets):
             self.stats.rejected += 1
             return web.Response(status=404, text="not found")
         if request.method != "POST":

@@ -82,6 +82,16 @@ async def _serve(port: int, slow_ms: float, workers: int, bare: bool) -> None:
     await asyncio.Event().wait()
 
 
+def _cpu() -> tuple[float, float]:
+    """(CPU seconds of the whole machine, of this process and its waited-for children)."""
+    import psutil  # type: ignore[import-untyped,unused-ignore]
+
+    total = psutil.cpu_times()
+    own = psutil.Process().cpu_times()
+    mine = own.user + own.system + own.children_user + own.children_system
+    return total.user + total.nice + total.system, mine
+
+
 def _bodies(count: int, offset: int) -> list[bytes]:
     links = {"actionType": "actiontypes", "assignedTo": "participants"}
     bodies = []
@@ -230,8 +240,14 @@ def main(argv: list[str] | None = None) -> None:
         SECRET = HookSecret(os.environ["BENCH_HOOK_SECRET"])
         asyncio.run(_serve(args.serve, args.slow_ms, args.workers, args.bare))
         return
+    cpu_before, wall_before = _cpu(), time.perf_counter()
     results = asyncio.run(_measure(args))
-    print(f"events={args.events} concurrency={args.concurrency} cpus={os.cpu_count()}")
+    cpu_after, wall = _cpu(), time.perf_counter() - wall_before
+    others = max(0.0, (cpu_after[0] - cpu_before[0]) - (cpu_after[1] - cpu_before[1])) / wall
+    print(
+        f"events={args.events} concurrency={args.concurrency} cpus={os.cpu_count()};"
+        f" {wall:.0f} s, other processes used {others:.2f} cores meanwhile"
+    )
     for name, label in (("bare", "bare aiohttp route"), ("ours", "WebhookReceiver, no-op")):
         rates = ", ".join(f"{r:,.0f}" for r in results[name])
         print(f"{label}: median {statistics.median(results[name]):,.0f} events/s ({rates})")

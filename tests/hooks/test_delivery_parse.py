@@ -59,7 +59,9 @@ def test_the_captured_payload_parses_into_a_typed_event() -> None:
     assert event.record.text == "hello"
     links = event.record.links
     assert str(links["action"]) == "5"
-    assert [str(tag) for tag in links["tags"]] == ["1", "2"]
+    tags = links["tags"]
+    assert tags is not None
+    assert [str(tag) for tag in tags] == ["1", "2"]
     assert links["document"] is None
     assert event.modified_at is None  # file notes carry no modified timestamp
 

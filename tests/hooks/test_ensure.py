@@ -78,3 +78,13 @@ async def test_reconcile_refuses_resources_without_a_modified_time(
         client.hooks.reconcile("filenotes", since=datetime.now(UTC))
     with pytest.raises(InvalidRequestError, match="aware"):
         client.hooks.reconcile("actions", since=datetime(2024, 1, 1))
+
+
+async def test_rotating_the_secret(fake: FakeActionstep, client: AsyncResourceClient) -> None:
+    """Subscribe under the new secret, then retire the old hooks with an empty wish list."""
+    old, new = SECRET, HookSecret.generate()
+    await client.hooks.ensure(["ActionUpdated"], TARGET, secret=old)
+    created = (await client.hooks.ensure(["ActionUpdated"], TARGET, secret=new)).created
+    retired = (await client.hooks.ensure([], TARGET, secret=old)).removed
+    assert [h.event_name for h in retired] == ["ActionUpdated"]
+    assert [h.id for h in await client.hooks.list()] == [created[0].id]

@@ -92,3 +92,21 @@ def test_repr_shows_counts_not_secrets() -> None:
     receiver = WebhookReceiver(handler, secret=SECRET)
     assert SECRET.reveal() not in repr(receiver)
     assert "pending=0" in repr(receiver)
+
+
+async def test_several_secrets_are_accepted_while_rotating() -> None:
+    from aiohttp.test_utils import make_mocked_request
+
+    from actionstep_async import HookSecret
+
+    async def handler(event: WebhookEvent) -> None:
+        pass
+
+    new = HookSecret.generate()
+    receiver = WebhookReceiver(handler, secret=[new, SECRET])
+    for secret, status in ((new, 200), (SECRET, 200), (HookSecret.generate(), 404)):
+        path = secret.sign("http://h/hooks").split("http://h", 1)[1]
+        response = await receiver.handle(make_mocked_request("GET", path))
+        assert response.status == status
+    with pytest.raises(ValueError, match="at least one"):
+        WebhookReceiver(handler, secret=[])
