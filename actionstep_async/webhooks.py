@@ -183,7 +183,11 @@ class WebhookReceiver:
     # -- the HTTP side ------------------------------------------------------------------------
 
     async def handle(self, request: web.Request) -> web.Response:
-        """The aiohttp handler: 404 without a valid token, otherwise always 200."""
+        """The aiohttp handler: 404 without a valid token, otherwise always 200.
+
+        Mounted in your own application, call :meth:`start` from its startup (``app()`` does
+        that); until then accepted events wait.
+        """
         token = request.query.get(TOKEN_PARAMETER)
         if not any(secret.verify(token) for secret in self.secrets):
             self.stats.rejected += 1
@@ -209,7 +213,7 @@ class WebhookReceiver:
             self._keep_malformed(received_at, str(exc), body[:_KEPT_BODY])
             return None
         key = event.key
-        if key is not None and not self._seen.add(key):
+        if key is not None and key in self._seen:
             self.stats.duplicates += 1
             return None
         if len(self._pending) >= self.max_pending:
@@ -219,6 +223,8 @@ class WebhookReceiver:
             self._watermarks.pin(event.resource, Watermarks.stamp(event))
             log.warning("receiver full (%d pending): dropped one event", len(self._pending))
             return None
+        if key is not None:
+            self._seen.add(key)
         self._seq += 1
         pending = self._pending[self._seq] = Pending(self._seq, event)
         self._watermarks.accept(pending.seq, event)
