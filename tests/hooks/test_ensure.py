@@ -88,3 +88,10 @@ async def test_rotating_the_secret(fake: FakeActionstep, client: AsyncResourceCl
     retired = (await client.hooks.ensure([], TARGET, secret=old)).removed
     assert [h.event_name for h in retired] == ["ActionUpdated"]
     assert [h.id for h in await client.hooks.list()] == [created[0].id]
+
+
+async def test_delete_says_whether_there_was_a_hook(client: AsyncResourceClient) -> None:
+    hook = await client.hooks.create("TaskCreated", TARGET, secret=SECRET)
+    assert await client.hooks.delete(hook)
+    assert not await client.hooks.delete(hook.id)
+    assert await client.hooks.list() == []
