@@ -153,7 +153,10 @@ class FakeHooks:
     # -- the resthooks resource -----------------------------------------------------------
 
     def prepare(self, method: str, body: object) -> Mapping[str, Any] | str:
-        """A resthooks write body with server-side fields set, or why it is refused."""
+        """A resthooks write body reduced to what a client may write, or why it is refused.
+
+        The server's own fields (status, counts) are set by :meth:`after` once it is stored.
+        """
         if not isinstance(body, Mapping) or not isinstance(body.get(RESOURCE), Mapping | list):
             return body if isinstance(body, Mapping) else "The body must be an object"
         inner = body[RESOURCE]
@@ -170,10 +173,7 @@ class FakeHooks:
             token = split_target(target)[1]
             if token:
                 remember_secret(token)  # so the suite's leak scan looks for it
-            fresh = {"eventName": event, "targetUrl": target}
-            if method == "POST":
-                fresh.update(status="Active", triggeredCount=0, triggeredLastTimestamp=None)
-            prepared.append(fresh)
+            prepared.append({"eventName": event, "targetUrl": target})
         return {RESOURCE: prepared if isinstance(inner, list) else prepared[0]}
 
     def subscriptions(self) -> list[dict[str, Any]]:
@@ -208,9 +208,20 @@ class FakeHooks:
         self, resource: str, method: str, before: list[dict[str, Any]], reply: Reply
     ) -> Reply:
         """Queue the deliveries a successful write fires; returns ``reply``."""
-        if resource != RESOURCE and reply.status < 300:
+        if reply.status >= 300:
+            return reply
+        if resource != RESOURCE:
             self._fire(resource, method, before, reply)
+        elif method == "POST":
+            self._activate(reply)
         return reply
+
+    @staticmethod
+    def _activate(reply: Reply) -> None:
+        # The stored record and the reply share the dict: a new hook is Active, never fired.
+        written = (reply.document or {}).get(RESOURCE)
+        for hook in written if isinstance(written, list) else [written] if written else []:
+            hook.update(status="Active", triggeredCount=0, triggeredLastTimestamp=None)
 
     def _fire(self, resource: str, method: str, before: list[dict[str, Any]], reply: Reply) -> None:
         changes: list[tuple[dict[str, Any] | None, dict[str, Any], str]]

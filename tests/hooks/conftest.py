@@ -12,6 +12,7 @@ from aiohttp import web
 
 from actionstep_async import AsyncResourceClient, HookSecret
 from actionstep_async.testing import FakeActionstep
+from actionstep_async.testing._data import SEEDED_RESOURCES
 from actionstep_async.webhooks import WebhookEvent, WebhookReceiver
 
 from .._secrets import SENTINELS
@@ -70,9 +71,17 @@ class Served:
         return f"http://127.0.0.1:{self.port}/hooks"
 
 
+def fake_records() -> dict[str, int]:
+    """Small tables, and no pre-existing hooks where the fake would seed some."""
+    counts = {"actions": 20, "participants": 20}
+    if "resthooks" in SEEDED_RESOURCES:
+        counts["resthooks"] = 0
+    return counts
+
+
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeActionstep]:
-    async with FakeActionstep({"actions": 20, "participants": 20}) as server:
+    async with FakeActionstep(fake_records()) as server:
         yield server
 
 
