@@ -27,7 +27,9 @@ async def test_typed_events_arrive_in_order_per_record(
     )
     assert len(result.created) == 3
     assert result.changed
-    person = await client.create("participants", {"firstName": "Ada", "lastName": "Lovelace"})
+    person = await client.create(
+        "participants", {"displayName": "Lovelace, Ada", "firstName": "Ada", "lastName": "Lovelace"}
+    )
     for n in range(3):
         await client.update("participants", person["id"], {"firstName": f"Ada{n}"})
     await client.create("filenotes", {"text": "called"}, links={"action": 1})
