@@ -165,11 +165,11 @@ class FakeHooks:
         for item in items:
             if not isinstance(item, Mapping):
                 return f"'{RESOURCE}' must be an object or a list of objects"
+            # Actionstep's answer to an unknown event name is undocumented: the fake stores it,
+            # and such a hook simply never fires.
             event, target = item.get("eventName"), item.get("targetUrl")
-            if event not in HOOK_EVENTS:
-                return f"eventName must be one of the documented events, not {event!r}"
-            if not isinstance(target, str) or not target.startswith(("http://", "https://")):
-                return "targetUrl must be an http(s) URL"
+            if not isinstance(event, str) or not isinstance(target, str):
+                return "eventName and targetUrl are required strings"
             token = split_target(target)[1]
             if token:
                 remember_secret(token)  # so the suite's leak scan looks for it
