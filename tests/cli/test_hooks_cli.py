@@ -6,12 +6,17 @@ import asyncio
 import json
 import signal
 
+import pytest
+
 from actionstep_async import HookSecret, Subscription
 
 from .._secrets import SENTINELS
 from .helpers import Setup, free_port, start_cli
 
 HOOK_SECRET = SENTINELS[-1]
+
+# Each test runs the command in a subprocess.
+pytestmark = pytest.mark.slow
 
 
 async def test_ensure_then_list_shows_redacted_targets(setup: Setup) -> None:
