@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any as _Any
 
+from ._catalogue import CATALOGUE, FieldSpec, ResourceSpec, resource_spec
 from ._client import AsyncResourceClient
 from ._environment import PRODUCTION, STAGING, Environment
 from ._errors import (
@@ -37,12 +38,17 @@ from ._errors import (
     UnauthorizedError,
     UnsafeEndpointError,
 )
+from ._hook_model import HOOK_EVENTS, EventName, Subscription
+from ._hook_tokens import HookSecret
+from ._hooks import EnsureResult, Hooks
 from ._manager import Refresher, RefreshPolicy, TokenManager
 from ._models import (
     Action,
     ActionType,
+    AnyRecord,
     FileNote,
     Id,
+    Model,
     Page,
     Paging,
     Participant,
@@ -59,9 +65,12 @@ from ._query import F, Filter
 from ._retry import RetryPolicy
 from ._tokens import Token
 from ._transport import AiohttpTransport, Request, Response, Transport
+from ._writes import to_wire
 from .stores import FileTokenStore, MemoryTokenStore, TokenStore
 
 __all__ = [
+    "CATALOGUE",
+    "HOOK_EVENTS",
     "PRODUCTION",
     "STAGING",
     "APIError",
@@ -69,6 +78,7 @@ __all__ = [
     "ActionType",
     "ActionstepError",
     "AiohttpTransport",
+    "AnyRecord",
     "AsyncResourceClient",
     "AuthorizationDenied",
     "AuthorizationRequest",
@@ -76,15 +86,21 @@ __all__ = [
     "ClientCredentialsError",
     "ConfigurationError",
     "ConnectError",
+    "EnsureResult",
     "Environment",
+    "EventName",
     "F",
+    "FieldSpec",
     "FileNote",
     "FileTokenStore",
     "Filter",
     "ForbiddenError",
+    "HookSecret",
+    "Hooks",
     "Id",
     "InvalidRequestError",
     "MemoryTokenStore",
+    "Model",
     "NotFoundError",
     "OAuthClient",
     "OAuthError",
@@ -99,11 +115,13 @@ __all__ = [
     "Refresher",
     "Request",
     "RequestTimeout",
+    "ResourceSpec",
     "Response",
     "ResponseDecodeError",
     "RetryPolicy",
     "ServerError",
     "StateMismatchError",
+    "Subscription",
     "TimeRecord",
     "Token",
     "TokenEndpointUnavailable",
@@ -117,6 +135,8 @@ __all__ = [
     "UnsafeEndpointError",
     "build_authorize_url",
     "parse_authorization_response",
+    "resource_spec",
+    "to_wire",
 ]
 
 

@@ -29,6 +29,7 @@ from .._query import MAX_PAGE_SIZE
 from . import _commands
 from ._config import VARIABLES, Settings, load_settings
 from ._exits import EXIT_CODES_HELP, FAILED, INTERRUPTED, NETWORK, REAUTHORIZE, USAGE, CommandError
+from ._hooks import add_hooks_parser
 
 __all__ = ["build_parser", "run"]
 
@@ -150,6 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--concurrency", type=_positive, default=8)
     demo.add_argument("--rate-limit-share", type=_share, default=0.05, help="429 share (0.05)")
     demo.add_argument("--no-progress", action="store_true")
+
+    add_hooks_parser(commands)
 
     fake = commands.add_parser(
         "fake-server",

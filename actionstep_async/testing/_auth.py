@@ -29,6 +29,11 @@ def issued_secrets() -> frozenset[str]:
     return frozenset(_ISSUED)
 
 
+def remember_secret(value: str) -> None:
+    """Add a secret the fake saw (a REST hook URL token) to :func:`issued_secrets`."""
+    _ISSUED.add(value)
+
+
 CODE_TTL: Final = 600.0
 REFRESH_TTL: Final = 21 * 86400.0
 """Actionstep documents 21 days for refresh tokens."""

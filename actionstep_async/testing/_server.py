@@ -24,6 +24,7 @@ from ._auth import REFRESH_TTL, Authority, GrantError, Pair
 from ._control import add_control_routes
 from ._counters import FakeCounters
 from ._faults import AUTHORIZE_ROUTE, TOKEN_ROUTE, FaultRule, Faults, TokenBucket
+from ._hooks import FakeHooks, add_hook_routes
 from ._rest import RESOURCE_NAME, Reply, RestApi, error_document
 from ._wire import dumps, loads
 
@@ -135,6 +136,8 @@ class FakeActionstep:
             refresh_expires_in=refresh_expires_in,
         )
         self.rest = RestApi(records, seed=seed, created_status=created_status)
+        self.hooks = FakeHooks(self.rest)
+        """REST hook subscriptions, deliveries and their counters."""
         self._faults = Faults(seed)
         self._bucket: TokenBucket | None = None
         self._requests = 0
@@ -204,6 +207,7 @@ class FakeActionstep:
     async def stop(self) -> None:
         """Stop listening and close every connection."""
         runner, self._runner = self._runner, None
+        await self.hooks.stop()
         if runner is not None:
             await runner.cleanup()
 
@@ -326,6 +330,7 @@ class FakeActionstep:
         self.counters.reset()
         self.clear_faults()
         self._bucket = None
+        self.hooks.reset()
         if data:
             self.rest.reset()
 
@@ -339,6 +344,7 @@ class FakeActionstep:
         app.router.add_route("*", "/api/rest/{resource}/", self._rest_route)
         app.router.add_route("*", "/api/rest/{resource}/{ids}", self._rest_route)
         add_control_routes(app, self)
+        add_hook_routes(app, self.hooks)
         return app
 
     async def _serve(
@@ -518,6 +524,7 @@ class FakeActionstep:
         raw_ids = request.match_info.get("ids")
         ids = [part for part in raw_ids.split(",") if part] if raw_ids else None
         url = f"{self.api_endpoint}rest/{resource}" + (f"/{raw_ids}" if raw_ids else "")
+        before = self.hooks.before(resource, method, ids)  # REST hooks see every write
         if method == "GET":
             params = list(request.query.items())
             reply = self.rest.get(
@@ -527,7 +534,9 @@ class FakeActionstep:
         if method == "DELETE":
             if not ids:
                 return _api_error(405, "DELETE needs one or more ids in the path")
-            return _reply(self.rest.delete(resource, ids))
+            return _reply(
+                self.hooks.after(resource, method, before, self.rest.delete(resource, ids))
+            )
         if method not in _WRITE_METHODS:
             return _api_error(
                 405, f"{method} is not supported", {"Allow": "GET, POST, PUT, DELETE"}
@@ -536,6 +545,10 @@ class FakeActionstep:
             body = loads(await request.read())
         except ValueError:
             return _api_error(400, "The request body is not valid JSON")
+        if resource == "resthooks":
+            body = self.hooks.prepare(method, body)
+            if isinstance(body, str):
+                return _api_error(400, body)
         if method == "POST":
             if ids:
                 return _api_error(405, "POST creates records; it takes no id in the path")
@@ -548,7 +561,7 @@ class FakeActionstep:
             reply = self.rest.update(
                 resource, ids, body, api_endpoint=self.api_endpoint, started=started
             )
-        return _reply(reply)
+        return _reply(self.hooks.after(resource, method, before, reply))
 
     def _check_headers(self, request: web.Request, resource: str) -> web.Response | None:
         """401 for a missing or bad bearer token, then 406 / 415 for the JSON API headers."""
