@@ -7,7 +7,7 @@ exactly once per expiry across tasks, processes and hosts sharing a :class:`Toke
 
 from __future__ import annotations
 
-from typing import Any as _Any
+import logging as _logging
 
 from ._client import AsyncResourceClient
 from ._environment import PRODUCTION, STAGING, Environment
@@ -59,6 +59,10 @@ from ._query import F, Filter
 from ._retry import RetryPolicy
 from ._tokens import Token
 from .stores import FileTokenStore, MemoryTokenStore, TokenStore
+
+# A library never configures logging: without a handler of the application's, our records go
+# nowhere instead of reaching stderr through Python's last-resort handler.
+_logging.getLogger(__name__).addHandler(_logging.NullHandler())
 
 __all__ = [
     "PRODUCTION",
@@ -115,7 +119,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> _Any:
+def __getattr__(name: str) -> str:
     # Computed lazily so importing the package never touches package metadata.
     if name == "__version__":
         from importlib.metadata import version

@@ -93,7 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_login, _add_token, _add_get, _add_export, _add_demo, _add_fake_server):
+        add(commands)
+    return parser
 
+
+def _add_login(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     login = commands.add_parser("login", help="authorize in the browser and store the token")
     login.add_argument(
         "--scope", action="append", help="repeatable (default: ACTIONSTEP_SCOPES or 'all')"
@@ -106,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     login.add_argument("--timeout", type=float, default=300.0, help="seconds to wait (300)")
     login.set_defaults(handler=_commands.login)
 
+
+def _add_token(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     token = commands.add_parser("token", help="show or refresh the stored token")
     token_commands = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
     show = token_commands.add_parser("show", help="expiry, organisation, endpoint, scopes")
@@ -115,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     for sub in (show, refresh):
         sub.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
+
+def _add_get(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     get = commands.add_parser("get", help="print records as JSON")
     get.add_argument("resource", help="e.g. actions, participants, filenotes")
     get.add_argument("ids", nargs="?", metavar="ID[,ID...]", help="one id or a comma list")
@@ -122,10 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
     get.add_argument("--fields", metavar="FIELDS", help="comma list of fields to return")
     _add_query_options(get)
     get.add_argument("--all", action="store_true", help="every page, as JSON Lines")
-    get.add_argument("--page", type=_positive, default=1)
+    get.add_argument("--page", type=_positive, default=1, help="page number (1)")
     get.add_argument("--page-size", type=_page_size, default=50, help="1-200 (50)")
     get.set_defaults(handler=_commands.get)
 
+
+def _add_export(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     export = commands.add_parser(
         "export",
         help="export whole resources to JSON Lines files (resumable)",
@@ -141,23 +152,41 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--no-progress", action="store_true", help="no progress bars")
     export.set_defaults(handler=_commands.export)
 
+
+def _add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     demo = commands.add_parser(
         "demo", help="run everything against a built-in fake server (no account needed)"
     )
-    demo.add_argument("--out", metavar="DIR", help="where to export (default: a temp dir)")
-    demo.add_argument("--actions", type=_positive, default=20_000)
-    demo.add_argument("--participants", type=_positive, default=5_000)
-    demo.add_argument("--concurrency", type=_positive, default=8)
-    demo.add_argument("--rate-limit-share", type=_share, default=0.05, help="429 share (0.05)")
-    demo.add_argument("--no-progress", action="store_true")
+    demo.add_argument(
+        "--out", metavar="DIR", help="where to export (default: a temp dir, removed afterwards)"
+    )
+    demo.add_argument("--keep", action="store_true", help="keep the temp dir and print its path")
+    demo.add_argument(
+        "--actions", type=_positive, default=20_000, help="actions seeded in the fake (20000)"
+    )
+    demo.add_argument(
+        "--participants",
+        type=_positive,
+        default=5_000,
+        help="participants seeded in the fake (5000)",
+    )
+    demo.add_argument("--concurrency", type=_positive, default=8, help="pages in flight (8)")
+    demo.add_argument(
+        "--rate-limit-share",
+        type=_share,
+        default=0.05,
+        help="share of requests the fake answers 429, 0 to 1 (0.05)",
+    )
+    demo.add_argument("--no-progress", action="store_true", help="no progress bars")
 
+
+def _add_fake_server(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     fake = commands.add_parser(
         "fake-server",
         help="run FakeActionstep standalone (for your own integration tests)",
         add_help=False,
     )
     fake.add_argument("args", nargs=argparse.REMAINDER, help="see: fake-server --help")
-    return parser
 
 
 def _host(url: str | None) -> str:

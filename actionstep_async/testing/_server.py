@@ -18,6 +18,7 @@ from .._client import AsyncResourceClient
 from .._environment import Environment
 from .._manager import TokenManager
 from .._oauth import OAuthClient
+from .._serving import Serving, serve
 from .._tokens import Token
 from ..stores import TokenStore
 from ._auth import REFRESH_TTL, Authority, GrantError, Pair
@@ -138,7 +139,7 @@ class FakeActionstep:
         self._faults = Faults(seed)
         self._bucket: TokenBucket | None = None
         self._requests = 0
-        self._runner: web.AppRunner | None = None
+        self._serving: Serving | None = None
         self._base_url: str | None = None
         self.app = self._build_app()
 
@@ -184,28 +185,18 @@ class FakeActionstep:
 
     async def start(self) -> None:
         """Start listening; :attr:`base_url` is valid from now on."""
-        if self._runner is not None:
+        if self._serving is not None:
             raise RuntimeError("FakeActionstep is already running")
-        # No access log: request lines can carry codes or tokens, and tests scan output for them.
-        runner = web.AppRunner(
-            self.app, handle_signals=False, access_log=None, shutdown_timeout=0.25
-        )
-        await runner.setup()
-        try:
-            await web.TCPSite(runner, self.host, self.port).start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        self._runner = runner
-        host, port = runner.addresses[0][:2]
-        self.port = port
-        self._base_url = f"http://{host}:{port}"
+        serving = await serve(self.app, self.host, self.port)
+        self._serving = serving
+        self.port = serving.port
+        self._base_url = f"http://{serving.host}:{serving.port}"
 
     async def stop(self) -> None:
         """Stop listening and close every connection."""
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
+        serving, self._serving = self._serving, None
+        if serving is not None:
+            await serving.close()
 
     async def __aenter__(self) -> FakeActionstep:
         await self.start()

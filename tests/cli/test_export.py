@@ -14,6 +14,8 @@ from actionstep_async.testing import FaultRule
 
 from .helpers import Setup, base_env, finish, run_cli, start_cli
 
+pytestmark = pytest.mark.slow  # each test runs the real command in a subprocess
+
 STATE = Path(".actionstep-export/actions/state.json")
 
 
