@@ -7,7 +7,7 @@ import base64
 import binascii
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Final
 from urllib.parse import unquote, urlencode
@@ -17,7 +17,7 @@ from aiohttp import web
 from .._client import AsyncResourceClient
 from .._environment import Environment
 from .._manager import TokenManager
-from .._oauth import OAuthClient
+from .._oauth import OAuthClient, normalise_scopes
 from .._serving import Serving, serve
 from .._tokens import Token
 from ..stores import TokenStore
@@ -113,6 +113,8 @@ class FakeActionstep:
         orgkey: str = "fakeorg",
         created_status: int = 200,
         refresh_expires_in: float = REFRESH_TTL,
+        strict_redirect_uri: bool = False,
+        enforce_scopes: bool = True,
     ) -> None:
         self.host = host
         self.port = port
@@ -121,8 +123,9 @@ class FakeActionstep:
         self.token_latency = token_latency
         self.deny_authorization = False
         """When True the consent page redirects back with ``error=access_denied``."""
-        self.enforce_scopes = False
-        """When True a token without the resource's scope (or ``all``) gets 403."""
+        self.enforce_scopes = enforce_scopes
+        """When True (the default, like the real API) a token without the resource's scope (or
+        ``all``) gets 403."""
         self.counters = FakeCounters()
         self.auth = Authority(
             client_id=client_id,
@@ -135,6 +138,7 @@ class FakeActionstep:
             grace_seconds=grace_seconds,
             refresh_expires_in=refresh_expires_in,
         )
+        self.auth.strict_redirect_uri = strict_redirect_uri
         self.rest = RestApi(records, seed=seed, created_status=created_status)
         self._faults = Faults(seed)
         self._bucket: TokenBucket | None = None
@@ -230,10 +234,14 @@ class FakeActionstep:
     # -- test controls --------------------------------------------------------------------------
 
     def issue_token(
-        self, scopes: tuple[str, ...] | list[str] = ("actions",), expires_in: float | None = None
+        self, scopes: Iterable[str] | str = ("actions",), expires_in: float | None = None
     ) -> Token:
-        """Mint a new token family directly, as if a user had just authorized."""
-        pair = self.auth.issue(tuple(scopes), expires_in)
+        """Mint a new token family directly, as if a user had just authorized.
+
+        ``scopes`` is a list of resource names or one space-separated string (``"actions
+        participants"``); ``"all"`` grants every resource.
+        """
+        pair = self.auth.issue(normalise_scopes(scopes), expires_in)
         return Token(
             access_token=pair.access.value,
             refresh_token=pair.refresh.value,
@@ -258,7 +266,7 @@ class FakeActionstep:
         self,
         key: str = "test",
         *,
-        scopes: tuple[str, ...] | list[str] = ("actions",),
+        scopes: Iterable[str] | str = ("actions",),
         store: TokenStore | None = None,
         **client_options: Any,
     ) -> AsyncResourceClient:
@@ -271,9 +279,9 @@ class FakeActionstep:
         await manager.save(key, self.issue_token(scopes))
         return AsyncResourceClient(manager, key, **client_options)
 
-    def issue_code(self, scopes: tuple[str, ...] | list[str] = ("actions",)) -> str:
+    def issue_code(self, scopes: Iterable[str] | str = ("actions",)) -> str:
         """An authorization code, as if the consent page had just redirected with it."""
-        return self.auth.new_code(tuple(scopes))
+        return self.auth.new_code(normalise_scopes(scopes))
 
     def revoke_access_token(self, access_token: str) -> bool:
         """Make one access token answer 401 from now on. False if the fake never issued it."""
@@ -409,7 +417,7 @@ class FakeActionstep:
         # RFC 6749 4.1.2.1: never redirect to an unverified URI; show an error page instead.
         if not self.auth.client_known(client_id):
             return web.Response(status=400, text="Unknown client_id", content_type="text/plain")
-        if redirect_uri != self.auth.redirect_uri:
+        if not self.auth.redirect_allowed(redirect_uri):
             return web.Response(
                 status=400, text="redirect_uri is not registered", content_type="text/plain"
             )

@@ -176,7 +176,7 @@ async def connected(
 ) -> AsyncIterator[tuple[AsyncResourceClient, Token]]:
     """A client and its manager (``client.manager``) holding a new token from ``fake``."""
     manager = TokenManager(oauth_for(fake, clock=clock), store, clock=clock, policy=policy)
-    first = await manager.save(KEY, fake.issue_token(expires_in=expires_in))
+    first = await manager.save(KEY, fake.issue_token(scopes="all", expires_in=expires_in))
     client_options.setdefault("retry", FAST)
     try:
         async with AsyncResourceClient(manager, KEY, **client_options) as client:
