@@ -17,18 +17,32 @@ import aiohttp
 from .._errors import (
     ActionstepError,
     APIError,
+    AuthorizationDenied,
     ClientCredentialsError,
     ConfigurationError,
     InvalidRequestError,
+    NotFoundError,
+    RateLimitedError,
     ReauthorizationRequired,
     TokenEndpointUnavailable,
+    TokenStoreError,
     TransientError,
     TransportError,
 )
 from .._query import MAX_PAGE_SIZE
 from . import _commands
 from ._config import VARIABLES, Settings, load_settings
-from ._exits import EXIT_CODES_HELP, FAILED, INTERRUPTED, NETWORK, REAUTHORIZE, USAGE, CommandError
+from ._exits import (
+    EXIT_CODES_HELP,
+    FAILED,
+    INTERRUPTED,
+    NETWORK,
+    REAUTHORIZE,
+    STORE,
+    USAGE,
+    CommandError,
+)
+from ._resources import known_resources, unknown_resource_message
 
 __all__ = ["build_parser", "run"]
 
@@ -193,12 +207,28 @@ def _host(url: str | None) -> str:
     return (urlsplit(url).netloc if url else "") or "the server"
 
 
+def _resource_of(url: str) -> str | None:
+    """The resource segment of a REST URL (``.../api/rest/actions/1`` -> ``actions``)."""
+    parts = urlsplit(url).path.split("/")
+    return parts[parts.index("rest") + 1] if "rest" in parts[:-1] else None
+
+
 def _explain(exc: BaseException, settings: Settings | None) -> tuple[str, int]:
     """The message and exit status for an error that ends a command."""
     if isinstance(exc, CommandError):
         return str(exc), exc.status
+    if isinstance(exc, NotFoundError) and (resource := _resource_of(exc.url)):
+        message = unknown_resource_message(resource, known_resources())
+        if message is not None:
+            return message, USAGE
     if isinstance(exc, ReauthorizationRequired):
-        return f"{exc}\nRun 'actionstep-async login' to authorize again.", REAUTHORIZE
+        return f"{exc}; run 'actionstep-async login' to authorize again", REAUTHORIZE
+    if isinstance(exc, AuthorizationDenied):
+        return f"authorization refused: {exc}", REAUTHORIZE
+    if isinstance(exc, TokenStoreError):
+        return f"token store failed: {exc}", STORE
+    if isinstance(exc, RateLimitedError):
+        return f"{_host(exc.url)} kept answering 429 (rate limited) after retries: {exc}", FAILED
     if isinstance(exc, ClientCredentialsError):
         return (
             f"{exc} (ACTIONSTEP_CLIENT_ID / ACTIONSTEP_CLIENT_SECRET)",
@@ -265,6 +295,22 @@ async def _main(args: argparse.Namespace) -> int:
             loop.remove_signal_handler(signum)
 
 
+_DASH_VALUE_OPTIONS: Final = frozenset({"--sort"})
+
+
+def attach_dash_values(arguments: Sequence[str]) -> list[str]:
+    """``--sort -id`` as ``--sort=-id``: argparse would take ``-id`` for an option."""
+    result: list[str] = []
+    pending = False
+    for argument in arguments:
+        if pending and argument.startswith("-") and not argument.startswith("--"):
+            result[-1] += "=" + argument
+        else:
+            result.append(argument)
+        pending = argument in _DASH_VALUE_OPTIONS
+    return result
+
+
 def run(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` and run the command; returns the exit status."""
     arguments = list(sys.argv[1:] if argv is None else argv)
@@ -272,9 +318,9 @@ def run(argv: Sequence[str] | None = None) -> int:
         # Handed over untouched: argparse.REMAINDER does not capture leading options.
         from ..testing.__main__ import main as fake_server
 
-        fake_server(arguments[1:])
+        fake_server(arguments[1:], prog="actionstep-async fake-server")
         return 0
-    args = build_parser().parse_args(arguments)
+    args = build_parser().parse_args(attach_dash_values(arguments))
     try:
         return asyncio.run(_main(args))
     except KeyboardInterrupt:

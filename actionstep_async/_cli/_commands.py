@@ -20,8 +20,9 @@ from .._models import Page
 from .._oauth import AuthorizationRequest
 from .._retry import RetryPolicy
 from .._tokens import Token
+from ..stores import FileTokenStore
 from ._config import Settings, open_store
-from ._exits import FAILED, OK, REAUTHORIZE, USAGE, CommandError
+from ._exits import OK, REAUTHORIZE, USAGE, CommandError
 from ._export import ExportOptions, export_resources
 from ._login import LoopbackListener, authorize, browser_available
 from ._output import (
@@ -100,7 +101,30 @@ def _say(console: Console, text: str) -> None:
 # -- login / token ---------------------------------------------------------------------------
 
 
+async def _refused_at_once(url: str) -> str | None:
+    """The authorization server's complaint if it rejects the request before any consent page
+    (an unregistered redirect URI or client id), so login need not wait out its timeout."""
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session,
+            session.get(url, allow_redirects=False) as response,
+        ):
+            if not 400 <= response.status < 500:
+                return None
+            text = (await response.text(errors="replace")).strip()
+    except (aiohttp.ClientError, TimeoutError):
+        return None  # the browser will show what is wrong; nothing to add here
+    return f"{response.status} {' '.join(text.split())[:200]}"
+
+
 async def _show_request(request: AuthorizationRequest) -> None:
+    refusal = await _refused_at_once(request.url)
+    if refusal is not None:
+        raise CommandError(
+            f"the authorization server refused the request ({refusal}); check"
+            " ACTIONSTEP_CLIENT_ID and that ACTIONSTEP_REDIRECT_URI is registered",
+            REAUTHORIZE,
+        )
     # Plain writes, never wrapped: the URL must survive copy-and-paste (and test parsing) intact.
     sys.stdout.write(f"Open this URL to authorize (scopes: {' '.join(request.scopes)}):\n")
     sys.stdout.write(f"{request.url}\n")
@@ -125,7 +149,7 @@ async def login(args: argparse.Namespace, settings: Settings) -> int:
         except TimeoutError:
             raise CommandError(
                 f"no redirect arrived within {args.timeout:g}s; run 'actionstep-async login' again",
-                FAILED,
+                REAUTHORIZE,
             ) from None
     token = await oauth.exchange_code(code, scopes=scopes)
     async with open_store(settings) as store:
@@ -166,7 +190,9 @@ def _print_token(token: Token, key: str, *, as_json: bool, title: str) -> None:
 async def token_show(args: argparse.Namespace, settings: Settings) -> int:
     key = settings.token_key
     async with open_store(settings) as store:
-        token = await store.load(key)
+        # A read must not create the token directory: no directory means no token.
+        missing = isinstance(store, FileTokenStore) and not store.directory.exists()
+        token = None if missing else await store.load(key)
     if token is None:
         raise CommandError(
             f"no token is stored as {key!r} in {store!r}; run 'actionstep-async login'",

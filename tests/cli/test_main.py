@@ -21,3 +21,20 @@ def test_missing_cli_extra_explains_how_to_install(
         main(["demo"])
     assert exit_info.value.code == 2
     assert 'pip install "actionstep-async[cli]"' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("given", "parsed"),
+    [
+        (["get", "actions", "--sort", "-id"], ["get", "actions", "--sort=-id"]),
+        (["get", "actions", "--sort", "name,-id"], ["get", "actions", "--sort", "name,-id"]),
+        (["get", "actions", "--sort=-id"], ["get", "actions", "--sort=-id"]),
+        (["get", "actions", "--sort", "--all"], ["get", "actions", "--sort", "--all"]),
+        (["get", "-id"], ["get", "-id"]),
+    ],
+)
+def test_a_dash_value_after_sort_is_its_value(given: list[str], parsed: list[str]) -> None:
+    """``--sort -id``, as --help documents it, reaches argparse as ``--sort=-id``."""
+    from actionstep_async._cli._app import attach_dash_values
+
+    assert attach_dash_values(given) == parsed
