@@ -33,6 +33,7 @@ import attrs
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
+from ._arguments import check_type
 from ._errors import (
     APIError,
     ConnectError,
@@ -240,6 +241,8 @@ class AsyncResourceClient:
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         typed: bool = False,
     ) -> None:
+        check_type("manager", manager, TokenManager, "a TokenManager")
+        check_type("key", key, str, "the TokenManager key (a str) the token is stored under")
         if timeout <= 0:
             raise ValueError("timeout must be positive")
         if max_body_bytes < 1:

@@ -133,7 +133,10 @@ async def _show_request(request: AuthorizationRequest) -> None:
 
 async def login(args: argparse.Namespace, settings: Settings) -> int:
     oauth = settings.oauth_client()
-    scopes = tuple(args.scope) if args.scope else settings.scopes
+    # "--scope 'actions participants'" and repeated --scope both work.
+    scopes = (
+        tuple(s for item in args.scope for s in item.split()) if args.scope else settings.scopes
+    )
     key = settings.token_key
     async with LoopbackListener(oauth.redirect_uri) as listener:
         sys.stdout.write(f"Waiting for the redirect on {listener.redirect_uri}\n")
