@@ -65,6 +65,10 @@ __all__ = ["DEFAULT_MAX_BODY_BYTES", "AsyncResourceClient"]
 
 log = logging.getLogger("actionstep_async.client")
 
+RETRY_RECORD: Final = "actionstep_retry"
+"""Log records about a retry carry ``(reason, delay, attempt, max_attempts)`` under this
+attribute: ``reason`` is the HTTP status or the exception's class name. The CLI reports them."""
+
 JSON_API: Final = "application/vnd.api+json"
 DEFAULT_MAX_BODY_BYTES: Final = 64 * 1024 * 1024
 """A page of 200 wide records is a few hundred kB; anything near this is not a sane answer."""
@@ -631,6 +635,18 @@ class AsyncResourceClient:
                 if retryable_failure(method, sent=sent):
                     delay = policy.delay(attempts, None, rng=self._rng)
                     if policy.allows(attempts, loop.time() - started, delay):
+                        reason = type(failure).__name__
+                        notice = (reason, delay, attempts + 1, policy.max_attempts)
+                        log.info(
+                            "%s %s failed (%s); retrying in %.2f s (attempt %d of %d)",
+                            method,
+                            url,
+                            reason,
+                            delay,
+                            attempts + 1,
+                            policy.max_attempts,
+                            extra={RETRY_RECORD: notice},
+                        )
                         await asyncio.sleep(delay)
                         continue
                 raise self._transport_error(method, url, failure, sent=sent) from failure
@@ -663,6 +679,7 @@ class AsyncResourceClient:
                         delay,
                         attempts + 1,
                         policy.max_attempts,
+                        extra={RETRY_RECORD: (status, delay, attempts + 1, policy.max_attempts)},
                     )
                     await asyncio.sleep(delay)
                     continue

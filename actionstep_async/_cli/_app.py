@@ -155,7 +155,8 @@ def _add_export(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "export",
         help="export whole resources to JSON Lines files (resumable)",
         description="One RESOURCE.jsonl per resource in --out. Interrupted? Run the same"
-        " command again: finished pages are kept and the export continues.",
+        " command again: finished pages are kept and the export continues. "
+        + _commands.retry_budget_help(),
     )
     export.add_argument("resources", nargs="+", metavar="RESOURCE")
     export.add_argument("--out", required=True, metavar="DIR")

@@ -35,12 +35,26 @@ from ._output import (
     write_json,
     write_json_lines,
 )
+from ._retries import reporting_retries
 from ._stats import RequestStats
 
 __all__ = ["export", "get", "login", "parse_filters", "token_refresh", "token_show"]
 
 # A bulk job would rather wait out a bad minute than lose an hour of progress to one error.
 EXPORT_RETRY = RetryPolicy(max_attempts=10, max_elapsed=300.0, backoff_cap=30.0)
+PROBE_RETRY = RetryPolicy()
+"""The first request of an export: an unreachable server fails as quickly as ``get`` does."""
+
+
+def retry_budget_help() -> str:
+    """The export's retry budgets in words, for --help (true whatever the policies become)."""
+    return (
+        f"A first request checks the server ({PROBE_RETRY.max_attempts} attempts within"
+        f" {PROBE_RETRY.max_elapsed:g} s, so an unreachable server fails in seconds); then each"
+        f" page is tried up to {EXPORT_RETRY.max_attempts} times within"
+        f" {EXPORT_RETRY.max_elapsed:g} s on 429, 5xx and connection failures, and every retry"
+        " or wait is shown as it happens."
+    )
 
 
 def parse_filters(items: Sequence[str] | None) -> dict[str, str]:
@@ -307,14 +321,17 @@ async def export(args: argparse.Namespace, settings: Settings) -> int:
     ) as (manager, client):
         # Fail fast with "run login" before any output directory is touched.
         await manager.token(settings.token_key)
-        with ExportProgress(err, enabled=not args.no_progress) as progress:
-            results = await export_resources(
-                client,
-                args.resources,
-                options,
-                progress,
-                warn=lambda text: _say(err, f"warning: {text}"),
-            )
+        with reporting_retries(lambda text: _say(err, text)):
+            # An unreachable server fails within the normal budget, not the bulk one.
+            await client.with_options(retry=PROBE_RETRY).list(args.resources[0], page_size=1)
+            with ExportProgress(err, enabled=not args.no_progress) as progress:
+                results = await export_resources(
+                    client,
+                    args.resources,
+                    options,
+                    progress,
+                    warn=lambda text: _say(err, f"warning: {text}"),
+                )
         refreshes = manager.refresh_count
     print_summary(
         out_console(), results, stats, refreshes=refreshes, elapsed=time.monotonic() - started

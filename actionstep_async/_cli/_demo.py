@@ -34,6 +34,7 @@ from ._exits import FAILED, OK
 from ._export import ExportOptions, ResourceResult, export_resources
 from ._login import LoopbackListener, authorize
 from ._output import ExportProgress, err_console, out_console, print_summary, region_host
+from ._retries import reporting_retries
 from ._stats import RequestStats
 
 __all__ = ["demo"]
@@ -196,7 +197,10 @@ async def _export(
             adaptive=True,
             retry=EXPORT_RETRY,
         )
-        with ExportProgress(err, enabled=not args.no_progress) as progress:
+        with (
+            ExportProgress(err, enabled=not args.no_progress) as progress,
+            reporting_retries(lambda text: err.print(text, markup=False, highlight=False)),
+        ):
             reporter = _ExpiringReporter(progress, fake, manager, total=sum(seeded.values()))
             results = await export_resources(
                 client,

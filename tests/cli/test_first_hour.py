@@ -199,3 +199,28 @@ async def test_every_exit_code_in_the_readme_table(setup: Setup) -> None:
             assert len(stderr.strip().splitlines()) == 1, (code, stderr)
         for path in setup.token_dir.glob("*.json"):
             os.unlink(path)
+
+
+async def test_export_against_an_unreachable_server_fails_quickly_and_says_so(
+    setup: Setup,
+) -> None:
+    """Connection refused: retries are shown as they happen and the export ends in seconds."""
+    dead = f"http://127.0.0.1:{free_port()}/api/"
+    await setup.store_token(api_endpoint=dead)
+    started = time.monotonic()
+    result = await setup.run("export", "actions", "--out", "out", "--no-progress", timeout=90)
+    elapsed = time.monotonic() - started
+    assert result.status == 4, result.output
+    assert "connection refused (attempt 2 of 5)" in result.stderr
+    assert dead.removeprefix("http://").removesuffix("/api/") in result.stderr
+    assert elapsed < 40  # was 77 s of silence
+
+
+async def test_export_shows_waits_for_429s_and_states_its_budget(setup: Setup) -> None:
+    await setup.store_token()
+    setup.fake.add_fault(FaultRule(kind="rate_limit", count=2, retry_after=0.2))
+    result = await setup.run("export", "actions", "--out", "out", "--no-progress")
+    assert result.status == 0, result.stderr
+    assert "s: rate limited (attempt 2 of" in result.stderr
+    helped = await setup.run("export", "--help")
+    assert "within 300 s" in " ".join(helped.stdout.split())
