@@ -189,7 +189,8 @@ async def test_dead_refresh_token_asks_for_login_and_exits_3(setup: Setup) -> No
     setup.fake.revoke_token_family(token.refresh_token)
     result = await setup.run("export", "actions", "--out", "out", "--no-progress")
     assert result.status == 3
-    assert "Run 'actionstep-async login'" in result.stderr
+    assert "run 'actionstep-async login'" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1  # one line per failure
     assert token.refresh_token not in result.output
 
 

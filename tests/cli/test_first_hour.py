@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import signal
 import sys
 import time
 from pathlib import Path
@@ -178,9 +179,9 @@ async def _exit_status(code: int, setup: Setup) -> tuple[int, str]:
         args = ["token", "show"]
     else:
         assert code == 130
-        process = await start_cli("demo", "--no-progress", env=env, cwd=setup.cwd)
-        await asyncio.sleep(3)
-        process.send_signal(2)
+        process = await start_cli("login", env=env, cwd=setup.cwd)
+        await _url_from(process)  # waiting for the browser's redirect
+        process.send_signal(signal.SIGINT)
         result = await finish(process, timeout=60)
         return result.status, result.stderr
     result = await run_cli(*args, env=env, cwd=setup.cwd, timeout=90)
