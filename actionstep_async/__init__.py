@@ -7,7 +7,7 @@ exactly once per expiry across tasks, processes and hosts sharing a :class:`Toke
 
 from __future__ import annotations
 
-from typing import Any as _Any
+import logging as _logging
 
 from ._catalogue import CATALOGUE, FieldSpec, ResourceSpec, resource_spec
 from ._client import AsyncResourceClient
@@ -67,6 +67,10 @@ from ._tokens import Token
 from ._transport import AiohttpTransport, Request, Response, Transport
 from ._writes import to_wire
 from .stores import FileTokenStore, MemoryTokenStore, TokenStore
+
+# A library never configures logging: without a handler of the application's, our records go
+# nowhere instead of reaching stderr through Python's last-resort handler.
+_logging.getLogger(__name__).addHandler(_logging.NullHandler())
 
 __all__ = [
     "CATALOGUE",
@@ -140,7 +144,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> _Any:
+def __getattr__(name: str) -> str:
     # Computed lazily so importing the package never touches package metadata.
     if name == "__version__":
         from importlib.metadata import version

@@ -32,6 +32,7 @@ import aiohttp
 import attrs
 from multidict import CIMultiDict
 
+from ._arguments import check_type
 from ._errors import (
     APIError,
     InvalidRequestError,
@@ -73,6 +74,10 @@ from ._transport import AiohttpTransport, Request, Response, Transport, outcome_
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "AsyncResourceClient"]
 
 log = logging.getLogger("actionstep_async.client")
+
+RETRY_RECORD: Final = "actionstep_retry"
+"""Log records about a retry carry ``(reason, delay, attempt, max_attempts)`` under this
+attribute: ``reason`` is the HTTP status or the exception's class name. The CLI reports them."""
 
 JSON_API: Final = "application/vnd.api+json"
 DEFAULT_MAX_BODY_BYTES: Final = 64 * 1024 * 1024
@@ -254,6 +259,8 @@ class AsyncResourceClient(ResourceAccessors):
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         typed: bool = False,
     ) -> None:
+        check_type("manager", manager, TokenManager, "a TokenManager")
+        check_type("key", key, str, "the TokenManager key (a str) the token is stored under")
         if timeout <= 0:
             raise ValueError("timeout must be positive")
         if max_body_bytes < 1:
@@ -604,7 +611,7 @@ class AsyncResourceClient(ResourceAccessors):
             if step is DONE and isinstance(result, Response):
                 return result
             if isinstance(step, Sleep):
-                self._log_retry(request, outcome, step, attempt)
+                self._log_retry(request, result, step, attempt)
                 await asyncio.sleep(step.seconds)
                 continue
             if isinstance(step, Reauthorize):
@@ -663,16 +670,20 @@ class AsyncResourceClient(ResourceAccessors):
             return outcome, response
         return Answered(response.status, retry_after), response
 
-    @staticmethod
-    def _log_retry(request: Request, outcome: AttemptOutcome, step: Sleep, attempt: int) -> None:
-        what = outcome.status if isinstance(outcome, Answered) else "no answer"
+    def _log_retry(
+        self, request: Request, result: Response | TransportError, step: Sleep, attempt: int
+    ) -> None:
+        reason: int | str = result.status if isinstance(result, Response) else type(result).__name__
+        notice = (reason, step.seconds, attempt + 1, self.retry.max_attempts)
         log.info(
-            "%s %s -> %s; retrying in %.2f s (attempt %d)",
+            "%s %s -> %s; retrying in %.2f s (attempt %d of %d)",
             request.method,
             request.url,
-            what,
+            reason,
             step.seconds,
             attempt + 1,
+            self.retry.max_attempts,
+            extra={RETRY_RECORD: notice},
         )
 
     def _failure(

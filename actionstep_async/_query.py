@@ -222,6 +222,13 @@ def encode_filters(filters: FiltersArg) -> list[Filter]:
         return []
     if isinstance(filters, Mapping):
         return [_filter_from_item(key, value) for key, value in filters.items()]
+    given: object = filters  # callers without a type checker pass anything
+    if isinstance(given, Filter):
+        raise InvalidRequestError("filters takes a list of F(...) filters: filters=[F(...)]")
+    if isinstance(given, str | bytes) or not isinstance(given, Iterable):
+        raise InvalidRequestError(
+            f"filters must be a mapping or a list of F(...) filters, not {type(given).__name__}"
+        )
     result: list[Filter] = []
     for item in filters:
         if not isinstance(item, Filter):
