@@ -37,7 +37,7 @@ from ._errors import (
     UnauthorizedError,
     UnsafeEndpointError,
 )
-from ._manager import Refresher, RefreshPolicy, TokenManager
+from ._manager import KeepAliveReport, Refresher, RefreshPolicy, TokenManager
 from ._models import (
     Action,
     ActionType,
@@ -82,6 +82,7 @@ __all__ = [
     "ForbiddenError",
     "Id",
     "InvalidRequestError",
+    "KeepAliveReport",
     "MemoryTokenStore",
     "NotFoundError",
     "OAuthClient",

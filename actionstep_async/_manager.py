@@ -23,14 +23,15 @@ import inspect
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Final, Protocol, runtime_checkable
 
 import attrs
 
 from ._environment import Environment
 from ._errors import (
     ActionstepError,
+    ConfigurationError,
     ConnectError,
     OAuthError,
     ReauthorizationRequired,
@@ -55,7 +56,10 @@ from ._tokens import Clock, Token
 from .stores._base import TokenStore, validate_key
 from .stores._memory import MemoryTokenStore
 
-__all__ = ["RefreshPolicy", "Refresher", "TokenManager"]
+__all__ = ["KeepAliveReport", "RefreshPolicy", "Refresher", "TokenManager"]
+
+KEEP_ALIVE_AGE: Final = 7 * 86400.0
+"""Default ``max_idle``: a third of Actionstep's 21-day refresh-token lifetime."""
 
 log = logging.getLogger("actionstep_async.tokens")
 
@@ -67,6 +71,25 @@ class Refresher(Protocol):
     """Anything that can spend a refresh token: :class:`~actionstep_async.OAuthClient` does."""
 
     async def refresh(self, token: Token) -> Token: ...
+
+
+@attrs.frozen
+class KeepAliveReport:
+    """What :meth:`TokenManager.keep_alive` did, key by key."""
+
+    refreshed: tuple[str, ...] = ()
+    """Refresh token older than ``max_idle``: refreshed (here or, moments before, by a peer)."""
+    young: tuple[str, ...] = ()
+    """Refresh token younger than ``max_idle``: left alone."""
+    dead: tuple[str, ...] = ()
+    """ReauthorizationRequired: a person must authorize these keys again."""
+    failed: tuple[str, ...] = ()
+    """A transient error (token endpoint or store): try again later."""
+
+
+@runtime_checkable
+class _ListsKeys(Protocol):
+    async def keys(self) -> list[str]: ...
 
 
 @attrs.define(eq=False)
@@ -275,6 +298,43 @@ class TokenManager:
             )
         return await asyncio.shield(self._flight(key, state, rejected=current))
 
+    async def keep_alive(
+        self, keys: Iterable[str] | None = None, *, max_idle: float = KEEP_ALIVE_AGE
+    ) -> KeepAliveReport:
+        """Refresh every stored key whose refresh token is older than ``max_idle`` seconds.
+
+        Refresh tokens die unused (about 21 days on Actionstep), so run this from cron for
+        connections nobody may use for weeks. ``keys`` defaults to every key in the store (stores
+        with a ``keys()`` method: all built-in ones). Each key is refreshed once across the fleet,
+        as always; keys that need a new authorization are reported, not raised.
+        """
+        if keys is None:
+            if not isinstance(self.store, _ListsKeys):
+                raise ConfigurationError(f"{self.store!r} cannot list its keys; pass keys=")
+            keys = await self.store.keys()
+        outcome: dict[str, list[str]] = {"refreshed": [], "young": [], "dead": [], "failed": []}
+        for key in keys:
+            outcome[await self._keep_alive_one(key, max_idle)].append(key)
+        return KeepAliveReport(**{name: tuple(found) for name, found in outcome.items()})
+
+    async def _keep_alive_one(self, key: str, max_idle: float) -> str:
+        try:
+            stored = await self._load(validate_key(key))
+            if stored is None:
+                return "dead"
+            if self.clock() - stored.issued_at < max_idle:
+                return "young"
+            state = self._state(key)
+            if state.token is None or is_older(state.token, stored):
+                self._adopt(state, stored)
+            await asyncio.shield(self._flight(key, state, rejected=stored))
+        except ReauthorizationRequired:
+            return "dead"
+        except ActionstepError as exc:
+            log.warning("keep-alive refresh of %r failed: %s", key, exc)
+            return "failed"
+        return "refreshed"
+
     async def delete(self, key: str) -> None:
         """Forget ``key`` here and in the store."""
         await self.store.delete(validate_key(key))
@@ -413,9 +473,16 @@ class TokenManager:
         )
 
     async def _locked_refresh(self, key: str, state: _KeyState, rejected: Token | None) -> Token:
+        loop = asyncio.get_running_loop()
+        # With a shared store, a missing record may be a store that lost it: a peer holding a
+        # copy writes it back within store_check_interval, so wait up to the quarantine first.
+        missing_until = loop.time() + (self.policy.restore_quarantine if self._shared_store else 0)
         async with self.store.lock(key):
             while True:
                 decision = await self._decide(key, state, rejected)
+                missing = isinstance(decision, Fail) and decision.reason == "missing"
+                if missing and loop.time() < missing_until:
+                    decision = Wait(self.policy.claim_poll)
                 if isinstance(decision, Wait):
                     await asyncio.sleep(decision.seconds)
                     continue

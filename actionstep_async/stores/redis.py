@@ -32,6 +32,7 @@ works.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 import uuid
@@ -89,6 +90,10 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 class _NoAnswer(TokenStoreError):
@@ -220,6 +225,26 @@ class RedisTokenStore:
                 f" replicas acknowledged it within {self._wait_timeout:g}s"
             )
         return bool(written)
+
+    async def keys(self) -> list[str]:
+        """Every key with a token under this prefix (``SCAN``, then each entry's own key)."""
+        pattern = f"{self._prefix}token:*"
+        names: list[str | bytes] = await self._call(
+            "scan", pattern, self._scan(pattern), limit=self._command_timeout * 4
+        )
+        found = []
+        for name in names:
+            document = await self._call("load", str(name), self._redis.hget(name, "token"))
+            try:
+                key = json.loads(document).get("key") if document is not None else None
+            except (ValueError, AttributeError):
+                key = None
+            if isinstance(key, str) and key and self.token_key(key) == _text(name):
+                found.append(key)
+        return sorted(found)
+
+    async def _scan(self, pattern: str) -> list[str | bytes]:
+        return [name async for name in self._redis.scan_iter(match=pattern, count=500)]
 
     async def delete(self, key: str) -> None:
         """Forget the token for ``key`` (no error if absent)."""
