@@ -98,6 +98,7 @@ async def test_wait_replicas_confirms_each_token_write(tmp_path: Path) -> None:
                         fresh = await manager.refresh("org")
                     # Acknowledged means on the replica: a failover now would keep it.
                     on_replica = await replica_client.hget(store.token_key("org"), "version")
+                    assert on_replica is not None
                     assert int(on_replica) == fresh.version == saved.version + 2
                 finally:
                     await replica_client.aclose()
