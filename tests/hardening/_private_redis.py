@@ -35,6 +35,14 @@ class PrivateRedis:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        for _ in range(5):
+            if self._start_once():
+                return
+            self.port = free_port()  # another process took the port between probe and bind
+        raise AssertionError("private redis did not start")
+
+    def _start_once(self) -> bool:
+        """Start on ``self.port``; False if the server answering there is not ours."""
         command = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1"]
         command += ["--dir", str(self.directory), "--save", ""]
         command += ["--appendonly", "yes" if self.persistent else "no"]
@@ -44,13 +52,24 @@ class PrivateRedis:
             command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         deadline = time.monotonic() + 10
-        while True:
+        while self.process.poll() is None:
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
             except OSError:
                 assert time.monotonic() < deadline, "private redis did not start"
                 time.sleep(0.05)
+                continue
+            info = subprocess.run(
+                ["redis-cli", "-p", str(self.port), "info", "server"],
+                capture_output=True,
+                text=True,
+                check=False,
+            ).stdout
+            if f"process_id:{self.process.pid}" in info:
+                return True
+            break
+        self.stop()
+        return False
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
