@@ -641,7 +641,9 @@ class TokenManager:
         self.refresh_count += 1
         state.claimed(None)
         # Until it is saved, the new token carries the version it was refreshed from.
-        fresh = attrs.evolve(fresh, version=claimed.version, refresh_claimed_at=None)
+        fresh = attrs.evolve(
+            fresh, version=claimed.version, refresh_claimed_at=None, restored_at=None
+        )
         self._adopt(state, fresh)
         return fresh
 

@@ -85,6 +85,18 @@ def _add_query_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sort", metavar="FIELDS", help="comma list; -field for descending")
 
 
+def _add_keep_alive(
+    token_commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    keep_alive = token_commands.add_parser(
+        "keep-alive", help="refresh stored keys whose refresh token is getting old (for cron)"
+    )
+    keep_alive.add_argument(
+        "--max-idle-days", type=float, default=7.0, help="refresh tokens older than this (7)"
+    )
+    keep_alive.set_defaults(handler=_commands.token_keep_alive)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="actionstep-async",
@@ -114,13 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     refresh.set_defaults(handler=_commands.token_refresh)
     for sub in (show, refresh):
         sub.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    keep_alive = token_commands.add_parser(
-        "keep-alive", help="refresh stored keys whose refresh token is getting old (for cron)"
-    )
-    keep_alive.add_argument(
-        "--max-idle-days", type=float, default=7.0, help="refresh tokens older than this (7)"
-    )
-    keep_alive.set_defaults(handler=_commands.token_keep_alive)
+    _add_keep_alive(token_commands)
 
     get = commands.add_parser("get", help="print records as JSON")
     get.add_argument("resource", help="e.g. actions, participants, filenotes")
