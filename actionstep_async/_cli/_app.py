@@ -100,6 +100,18 @@ def _add_query_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sort", metavar="FIELDS", help="comma list; -field for descending")
 
 
+def _add_keep_alive(
+    token_commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    keep_alive = token_commands.add_parser(
+        "keep-alive", help="refresh stored keys whose refresh token is getting old (for cron)"
+    )
+    keep_alive.add_argument(
+        "--max-idle-days", type=float, default=7.0, help="refresh tokens older than this (7)"
+    )
+    keep_alive.set_defaults(handler=_commands.token_keep_alive)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="actionstep-async",
@@ -137,6 +149,7 @@ def _add_token(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     refresh.set_defaults(handler=_commands.token_refresh)
     for sub in (show, refresh):
         sub.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _add_keep_alive(token_commands)
 
 
 def _add_get(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
