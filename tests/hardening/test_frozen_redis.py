@@ -16,6 +16,8 @@ from actionstep_async.testing import FakeActionstep
 
 from ._private_redis import private_redis_server
 
+pytestmark = pytest.mark.slow  # a private redis-server per test
+
 
 async def test_frozen_redis_bounds_every_wait_and_leaves_no_orphan_lock(tmp_path: Path) -> None:
     """SIGSTOP: lock(), load() and compare_and_set fail in bounded time; after SIGCONT the lock

@@ -62,6 +62,7 @@ async def lose_after_refresh(fake: FakeActionstep, store: TokenStore, lose: obje
 
 
 @pytest.mark.parametrize("how", ["flushall", "restart"])
+@pytest.mark.slow
 async def test_redis_losing_the_record_after_a_refresh_costs_nothing(
     tmp_path: Path, how: str
 ) -> None:
@@ -147,6 +148,7 @@ async def rollback_scenario(
     await b.aclose()
 
 
+@pytest.mark.slow
 async def test_one_version_rollback_of_redis_costs_at_most_one_spent_presentation(
     tmp_path: Path,
 ) -> None:
@@ -242,6 +244,7 @@ async def test_four_processes_with_the_record_lost_after_every_refresh(
                 await client.aclose()
 
 
+@pytest.mark.slow
 def test_private_redis_helper_restarts_empty(tmp_path: Path) -> None:
     """The restart used above really forgets (no persistence)."""
     server = PrivateRedis(tmp_path)
