@@ -158,8 +158,8 @@ async def test_create_update_delete_round_trip(
 
 async def test_write_booleans_are_sent_as_t_and_f(client: AsyncResourceClient) -> None:
     """A Python bool in fields is sent as Actionstep's "T"/"F"."""
-    updated = await client.update("actions", 2, {"isFavorite": True})
-    assert updated["isFavorite"] == "T"
+    updated = await client.update("actions", 2, {"isBillableOverride": True})
+    assert updated["isBillableOverride"] == "T"
 
 
 @pytest.mark.fake_actionstep(created_status=201)
