@@ -113,10 +113,10 @@ class Accessor(Generic[M]):
         body, wire_links = check_write(self.spec, fields, links, creating=False)
         return cast(M, await self._client.update(self.resource, id, body, links=wire_links))
 
-    async def _save(self, record: M) -> M:
+    async def _save(self, record: M, include_extra: bool) -> M:
         if record.id is None:
             raise InvalidRequestError(f"this {self.resource} record has no id to save it by")
-        body, wire_links = save_body(self.spec, record)
+        body, wire_links = save_body(self.spec, record, include_extra=include_extra)
         return cast(M, await self._client.update(self.resource, record.id, body, links=wire_links))
 
     async def _delete(self, id: Id | Sequence[Id]) -> None:

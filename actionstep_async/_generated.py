@@ -4281,9 +4281,11 @@ class ActionBillSettingAccessor(Accessor[ActionBillSetting]):
         """Change some fields of a record (PUT of just those fields)."""
         return await self._update(id, fields, links)
 
-    async def save(self, record: ActionBillSetting) -> ActionBillSetting:
-        """PUT a record's writable fields back, with those in ``extra``."""
-        return await self._save(record)
+    async def save(
+        self, record: ActionBillSetting, *, include_extra: bool = False
+    ) -> ActionBillSetting:
+        """PUT a record's writable fields back (``extra`` too if asked)."""
+        return await self._save(record, include_extra)
 
 
 class ActionFolderAccessor(Accessor[ActionFolder]):
@@ -4332,9 +4334,11 @@ class ActionNetDocsSettingAccessor(Accessor[ActionNetDocsSetting]):
         """Change some fields of a record (PUT of just those fields)."""
         return await self._update(id, fields, links)
 
-    async def save(self, record: ActionNetDocsSetting) -> ActionNetDocsSetting:
-        """PUT a record's writable fields back, with those in ``extra``."""
-        return await self._save(record)
+    async def save(
+        self, record: ActionNetDocsSetting, *, include_extra: bool = False
+    ) -> ActionNetDocsSetting:
+        """PUT a record's writable fields back (``extra`` too if asked)."""
+        return await self._save(record, include_extra)
 
     async def delete(self, id: Id | Sequence[Id]) -> None:
         """Delete one record or a list of them (one request)."""
@@ -4387,9 +4391,9 @@ class ActionAccessor(Accessor[Action]):
         """Change some fields of a record (PUT of just those fields)."""
         return await self._update(id, fields, links)
 
-    async def save(self, record: Action) -> Action:
-        """PUT a record's writable fields back, with those in ``extra``."""
-        return await self._save(record)
+    async def save(self, record: Action, *, include_extra: bool = False) -> Action:
+        """PUT a record's writable fields back (``extra`` too if asked)."""
+        return await self._save(record, include_extra)
 
 
 class ActionTypeParticipantTypeAccessor(Accessor[ActionTypeParticipantType]):
@@ -4424,9 +4428,11 @@ class ActionTypeParticipantTypeAccessor(Accessor[ActionTypeParticipantType]):
         """Change some fields of a record (PUT of just those fields)."""
         return await self._update(id, fields, links)
 
-    async def save(self, record: ActionTypeParticipantType) -> ActionTypeParticipantType:
-        """PUT a record's writable fields back, with those in ``extra``."""
-        return await self._save(record)
+    async def save(
+        self, record: ActionTypeParticipantType, *, include_extra: bool = False
+    ) -> ActionTypeParticipantType:
+        """PUT a record's writable fields back (``extra`` too if asked)."""
+        return await self._save(record, include_extra)
 
     async def delete(self, id: Id | Sequence[Id]) -> None:
         """Delete one record or a list of them (one request)."""
@@ -4474,9 +4480,11 @@ class ContactDocumentAccessor(Accessor[ContactDocument]):
         """Change some fields of a record (PUT of just those fields)."""
         return await self._update(id, fields, links)
 
-    async def save(self, record: ContactDocument) -> ContactDocument:
-        """PUT a record's writable fields back, with those in ``extra``."""
-        return await self._save(record)
+    async def save(
+        self, record: ContactDocument, *, include_extra: bool = False
+    ) -> ContactDocument:
+        """PUT a record's writable fields back (``extra`` too if asked)."""
+        return await self._save(record, include_extra)
 
     async def delete(self, id: Id | Sequence[Id]) -> None:
         """Delete one record or a list of them (one request)."""
@@ -4512,9 +4520,9 @@ class ContactFolderAccessor(Accessor[ContactFolder]):
         """Change some fields of a record (PUT of just those fields)."""
         return await self._update(id, fields, links)
 
-    async def save(self, record: ContactFolder) -> ContactFolder:
-        """PUT a record's writable fields back, with those in ``extra``."""
-        return await self._save(record)
+    async def save(self, record: ContactFolder, *, include_extra: bool = False) -> ContactFolder:
+        """PUT a record's writable fields back (``extra`` too if asked)."""
+        return await self._save(record, include_extra)
 
     async def delete(self, id: Id | Sequence[Id]) -> None:
         """Delete one record or a list of them (one request)."""
@@ -4550,9 +4558,9 @@ class ContactNoteAccessor(Accessor[ContactNote]):
         """Change some fields of a record (PUT of just those fields)."""
         return await self._update(id, fields, links)
 
-    async def save(self, record: ContactNote) -> ContactNote:
-        """PUT a record's writable fields back, with those in ``extra``."""
-        return await self._save(record)
+    async def save(self, record: ContactNote, *, include_extra: bool = False) -> ContactNote:
+        """PUT a record's writable fields back (``extra`` too if asked)."""
+        return await self._save(record, include_extra)
 
     async def delete(self, id: Id | Sequence[Id]) -> None:
         """Delete one record or a list of them (one request)."""
@@ -4622,10 +4630,10 @@ class DataCollectionFieldDropdownChoiceAccessor(Accessor[DataCollectionFieldDrop
         return await self._update(id, fields, links)
 
     async def save(
-        self, record: DataCollectionFieldDropdownChoice
+        self, record: DataCollectionFieldDropdownChoice, *, include_extra: bool = False
     ) -> DataCollectionFieldDropdownChoice:
-        """PUT a record's writable fields back, with those in ``extra``."""
-        return await self._save(record)
+        """PUT a record's writable fields back (``extra`` too if asked)."""
+        return await self._save(record, include_extra)
 
     async def delete(self, id: Id | Sequence[Id]) -> None:
         """Delete one record or a list of them (one request)."""
@@ -4661,9 +4669,11 @@ class DataCollectionFieldAccessor(Accessor[DataCollectionField]):
         """Change some fields of a record (PUT of just those fields)."""
         return await self._update(id, fields, links)
 
-    async def save(self, record: DataCollectionField) -> DataCollectionField:
-        """PUT a record's writable fields back, with those in ``extra``."""
-        return await self._save(record)
+    async def save(
+        self, record: DataCollectionField, *, include_extra: bool = False
+    ) -> DataCollectionField:
+        """PUT a record's writable fields back (``extra`` too if asked)."""
+        return await self._save(record, include_extra)
 
     async def delete(self, id: Id | Sequence[Id]) -> None:
         """Delete one record or a list of them (one request)."""
@@ -4729,9 +4739,11 @@ class DataCollectionRecordValueAccessor(Accessor[DataCollectionRecordValue]):
         """Change some fields of a record (PUT of just those fields)."""
         return await self._update(id, fields, links)
 
-    async def save(self, record: DataCollectionRecordValue) -> DataCollectionRecordValue:
-        """PUT a record's writable fields back, with those in ``extra``."""
-        return await self._save(record)
+    async def save(
+        self, record: DataCollectionRecordValue, *, include_extra: bool = False
+    ) -> DataCollectionRecordValue:
+        """PUT a record's writable fields back (``extra`` too if asked)."""
+        return await self._save(record, include_extra)
 
 
 class DataCollectionAccessor(Accessor[DataCollection]):
@@ -4763,9 +4775,9 @@ class DataCollectionAccessor(Accessor[DataCollection]):
         """Change some fields of a record (PUT of just those fields)."""
         return await self._update(id, fields, links)
 
-    async def save(self, record: DataCollection) -> DataCollection:
-        """PUT a record's writable fields back, with those in ``extra``."""
-        return await self._save(record)
+    async def save(self, record: DataCollection, *, include_extra: bool = False) -> DataCollection:
+        """PUT a record's writable fields back (``extra`` too if asked)."""
+        return await self._save(record, include_extra)
 
     async def delete(self, id: Id | Sequence[Id]) -> None:
         """Delete one record or a list of them (one request)."""
@@ -4807,9 +4819,9 @@ class DisbursementAccessor(Accessor[Disbursement]):
         """Change some fields of a record (PUT of just those fields)."""
         return await self._update(id, fields, links)
 
-    async def save(self, record: Disbursement) -> Disbursement:
-        """PUT a record's writable fields back, with those in ``extra``."""
-        return await self._save(record)
+    async def save(self, record: Disbursement, *, include_extra: bool = False) -> Disbursement:
+        """PUT a record's writable fields back (``extra`` too if asked)."""
+        return await self._save(record, include_extra)
 
     async def delete(self, id: Id | Sequence[Id]) -> None:
         """Delete one record or a list of them (one request)."""
@@ -4841,9 +4853,9 @@ class FileNoteAccessor(Accessor[FileNote]):
         """Change some fields of a record (PUT of just those fields)."""
         return await self._update(id, fields, links)
 
-    async def save(self, record: FileNote) -> FileNote:
-        """PUT a record's writable fields back, with those in ``extra``."""
-        return await self._save(record)
+    async def save(self, record: FileNote, *, include_extra: bool = False) -> FileNote:
+        """PUT a record's writable fields back (``extra`` too if asked)."""
+        return await self._save(record, include_extra)
 
     async def delete(self, id: Id | Sequence[Id]) -> None:
         """Delete one record or a list of them (one request)."""
@@ -4879,9 +4891,9 @@ class GenderTypeAccessor(Accessor[GenderType]):
         """Change some fields of a record (PUT of just those fields)."""
         return await self._update(id, fields, links)
 
-    async def save(self, record: GenderType) -> GenderType:
-        """PUT a record's writable fields back, with those in ``extra``."""
-        return await self._save(record)
+    async def save(self, record: GenderType, *, include_extra: bool = False) -> GenderType:
+        """PUT a record's writable fields back (``extra`` too if asked)."""
+        return await self._save(record, include_extra)
 
     async def delete(self, id: Id | Sequence[Id]) -> None:
         """Delete one record or a list of them (one request)."""
@@ -4923,10 +4935,10 @@ class ParticipantAdditionalNotificationMethodAccessor(
         return await self._update(id, fields, links)
 
     async def save(
-        self, record: ParticipantAdditionalNotificationMethod
+        self, record: ParticipantAdditionalNotificationMethod, *, include_extra: bool = False
     ) -> ParticipantAdditionalNotificationMethod:
-        """PUT a record's writable fields back, with those in ``extra``."""
-        return await self._save(record)
+        """PUT a record's writable fields back (``extra`` too if asked)."""
+        return await self._save(record, include_extra)
 
     async def delete(self, id: Id | Sequence[Id]) -> None:
         """Delete one record or a list of them (one request)."""
@@ -4966,10 +4978,10 @@ class ParticipantDataFieldDropdownChoiceAccessor(Accessor[ParticipantDataFieldDr
         return await self._update(id, fields, links)
 
     async def save(
-        self, record: ParticipantDataFieldDropdownChoice
+        self, record: ParticipantDataFieldDropdownChoice, *, include_extra: bool = False
     ) -> ParticipantDataFieldDropdownChoice:
-        """PUT a record's writable fields back, with those in ``extra``."""
-        return await self._save(record)
+        """PUT a record's writable fields back (``extra`` too if asked)."""
+        return await self._save(record, include_extra)
 
     async def delete(self, id: Id | Sequence[Id]) -> None:
         """Delete one record or a list of them (one request)."""
@@ -5051,9 +5063,9 @@ class ParticipantAccessor(Accessor[Participant]):
         """Change some fields of a record (PUT of just those fields)."""
         return await self._update(id, fields, links)
 
-    async def save(self, record: Participant) -> Participant:
-        """PUT a record's writable fields back, with those in ``extra``."""
-        return await self._save(record)
+    async def save(self, record: Participant, *, include_extra: bool = False) -> Participant:
+        """PUT a record's writable fields back (``extra`` too if asked)."""
+        return await self._save(record, include_extra)
 
 
 class ParticipantTypeDataFieldAccessor(Accessor[ParticipantTypeDataField]):
@@ -5088,9 +5100,11 @@ class ParticipantTypeDataFieldAccessor(Accessor[ParticipantTypeDataField]):
         """Change some fields of a record (PUT of just those fields)."""
         return await self._update(id, fields, links)
 
-    async def save(self, record: ParticipantTypeDataField) -> ParticipantTypeDataField:
-        """PUT a record's writable fields back, with those in ``extra``."""
-        return await self._save(record)
+    async def save(
+        self, record: ParticipantTypeDataField, *, include_extra: bool = False
+    ) -> ParticipantTypeDataField:
+        """PUT a record's writable fields back (``extra`` too if asked)."""
+        return await self._save(record, include_extra)
 
     async def delete(self, id: Id | Sequence[Id]) -> None:
         """Delete one record or a list of them (one request)."""
@@ -5126,9 +5140,9 @@ class PhoneRecordAccessor(Accessor[PhoneRecord]):
         """Change some fields of a record (PUT of just those fields)."""
         return await self._update(id, fields, links)
 
-    async def save(self, record: PhoneRecord) -> PhoneRecord:
-        """PUT a record's writable fields back, with those in ``extra``."""
-        return await self._save(record)
+    async def save(self, record: PhoneRecord, *, include_extra: bool = False) -> PhoneRecord:
+        """PUT a record's writable fields back (``extra`` too if asked)."""
+        return await self._save(record, include_extra)
 
     async def delete(self, id: Id | Sequence[Id]) -> None:
         """Delete one record or a list of them (one request)."""
@@ -5170,9 +5184,9 @@ class QuickCodeAccessor(Accessor[QuickCode]):
         """Change some fields of a record (PUT of just those fields)."""
         return await self._update(id, fields, links)
 
-    async def save(self, record: QuickCode) -> QuickCode:
-        """PUT a record's writable fields back, with those in ``extra``."""
-        return await self._save(record)
+    async def save(self, record: QuickCode, *, include_extra: bool = False) -> QuickCode:
+        """PUT a record's writable fields back (``extra`` too if asked)."""
+        return await self._save(record, include_extra)
 
 
 class RestHookAccessor(Accessor[RestHook]):
@@ -5200,9 +5214,9 @@ class RestHookAccessor(Accessor[RestHook]):
         """Change some fields of a record (PUT of just those fields)."""
         return await self._update(id, fields, links)
 
-    async def save(self, record: RestHook) -> RestHook:
-        """PUT a record's writable fields back, with those in ``extra``."""
-        return await self._save(record)
+    async def save(self, record: RestHook, *, include_extra: bool = False) -> RestHook:
+        """PUT a record's writable fields back (``extra`` too if asked)."""
+        return await self._save(record, include_extra)
 
     async def delete(self, id: Id | Sequence[Id]) -> None:
         """Delete one record or a list of them (one request)."""
@@ -5232,9 +5246,9 @@ class TaskAccessor(Accessor[Task]):
         """Change some fields of a record (PUT of just those fields)."""
         return await self._update(id, fields, links)
 
-    async def save(self, record: Task) -> Task:
-        """PUT a record's writable fields back, with those in ``extra``."""
-        return await self._save(record)
+    async def save(self, record: Task, *, include_extra: bool = False) -> Task:
+        """PUT a record's writable fields back (``extra`` too if asked)."""
+        return await self._save(record, include_extra)
 
     async def delete(self, id: Id | Sequence[Id]) -> None:
         """Delete one record or a list of them (one request)."""
@@ -5270,9 +5284,9 @@ class TimeEntryAccessor(Accessor[TimeEntry]):
         """Change some fields of a record (PUT of just those fields)."""
         return await self._update(id, fields, links)
 
-    async def save(self, record: TimeEntry) -> TimeEntry:
-        """PUT a record's writable fields back, with those in ``extra``."""
-        return await self._save(record)
+    async def save(self, record: TimeEntry, *, include_extra: bool = False) -> TimeEntry:
+        """PUT a record's writable fields back (``extra`` too if asked)."""
+        return await self._save(record, include_extra)
 
     async def delete(self, id: Id | Sequence[Id]) -> None:
         """Delete one record or a list of them (one request)."""
@@ -5308,9 +5322,9 @@ class UtbmsCodeAccessor(Accessor[UtbmsCode]):
         """Change some fields of a record (PUT of just those fields)."""
         return await self._update(id, fields, links)
 
-    async def save(self, record: UtbmsCode) -> UtbmsCode:
-        """PUT a record's writable fields back, with those in ``extra``."""
-        return await self._save(record)
+    async def save(self, record: UtbmsCode, *, include_extra: bool = False) -> UtbmsCode:
+        """PUT a record's writable fields back (``extra`` too if asked)."""
+        return await self._save(record, include_extra)
 
     async def delete(self, id: Id | Sequence[Id]) -> None:
         """Delete one record or a list of them (one request)."""

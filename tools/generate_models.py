@@ -535,9 +535,9 @@ def render_accessor(res: Resource) -> list[str]:
             '        """Change some fields of a record (PUT of just those fields)."""',
             "        return await self._update(id, fields, links)",
             "",
-            f"    async def save(self, record: {m}) -> {m}:",
-            '        """PUT a record\'s writable fields back, with those in ``extra``."""',
-            "        return await self._save(record)",
+            f"    async def save(self, record: {m}, *, include_extra: bool = False) -> {m}:",
+            '        """PUT a record\'s writable fields back (``extra`` too if asked)."""',
+            "        return await self._save(record, include_extra)",
             "",
         ]
     if "DELETE" in res.methods:

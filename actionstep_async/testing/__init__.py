@@ -13,8 +13,15 @@ The pytest plugin (loaded automatically) provides a ``fake_actionstep`` fixture.
 from __future__ import annotations
 
 from ._auth import issued_secrets
-from ._counters import FakeCounters
+from ._counters import FakeCounters, ReceivedRequest
 from ._faults import FaultKind, FaultRule
 from ._server import FakeActionstep
 
-__all__ = ["FakeActionstep", "FakeCounters", "FaultKind", "FaultRule", "issued_secrets"]
+__all__ = [
+    "FakeActionstep",
+    "FakeCounters",
+    "FaultKind",
+    "FaultRule",
+    "ReceivedRequest",
+    "issued_secrets",
+]

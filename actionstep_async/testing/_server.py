@@ -7,6 +7,7 @@ import base64
 import binascii
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import Any, Final
@@ -23,7 +24,7 @@ from .._tokens import Token
 from ..stores import TokenStore
 from ._auth import REFRESH_TTL, Authority, GrantError, Pair
 from ._control import add_control_routes
-from ._counters import FakeCounters
+from ._counters import FakeCounters, ReceivedRequest
 from ._faults import AUTHORIZE_ROUTE, TOKEN_ROUTE, FaultRule, Faults, TokenBucket
 from ._rest import RESOURCE_NAME, Reply, RestApi, error_document, unknown_resource_document
 from ._wire import dumps, loads
@@ -135,6 +136,8 @@ class FakeActionstep:
         self.enforce_scopes = False
         """When True a token without the resource's scope (or ``all``) gets 403."""
         self.counters = FakeCounters()
+        self.received: deque[ReceivedRequest] = deque(maxlen=1000)
+        """The latest data-API requests, oldest first, for tests that check what was sent."""
         self.auth = Authority(
             client_id=client_id,
             client_secret=client_secret,
@@ -336,6 +339,7 @@ class FakeActionstep:
     def reset(self, *, data: bool = False) -> None:
         """Zero counters, clear faults and rate limits; with ``data`` also forget all writes."""
         self.counters.reset()
+        self.received.clear()
         self.clear_faults()
         self._bucket = None
         if data:
@@ -522,6 +526,7 @@ class FakeActionstep:
     async def _rest(self, request: web.Request, resource: str) -> web.StreamResponse:
         started = time.perf_counter()
         method = request.method
+        await self._journal(request)
         refused = self._check_headers(request, resource)
         if refused is not None:
             return refused
@@ -568,6 +573,25 @@ class FakeActionstep:
                 resource, ids, body, api_endpoint=self.api_endpoint, started=started
             )
         return _reply(reply)
+
+    async def _journal(self, request: web.Request) -> None:
+        body: Any = None
+        if request.method in _WRITE_METHODS and request.can_read_body:
+            try:
+                body = loads(await request.read())
+            except ValueError:
+                body = None
+        self.received.append(
+            ReceivedRequest(
+                method=request.method,
+                path=request.path.removeprefix("/api/rest/"),
+                query=tuple(request.query.items()),
+                content_type=request.headers.get("Content-Type"),
+                accept=request.headers.get("Accept"),
+                authorized=request.headers.get("Authorization", "").startswith("Bearer "),
+                body=body,
+            )
+        )
 
     def _check_headers(self, request: web.Request, resource: str) -> web.Response | None:
         """401 for a missing or bad bearer token, then 406 / 415 for the JSON API headers."""

@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 import pytest
 
+from actionstep_async import Action, Participant
 from actionstep_async._catalogue import CATALOGUE, FieldSpec, ResourceSpec, resource_spec
 from actionstep_async._models import TYPED_MODELS
 
@@ -121,7 +123,8 @@ def test_actions_soft_delete_and_the_aliases_keep_old_names() -> None:
     assert actions is not None
     assert participants is not None
     assert actions.deleted_field == "isDeleted"
-    action = actions.model(id=1, is_billable_override=True)
-    assert action.is_billable is True
-    person = participants.model(id=2, birth_timestamp=None)
-    assert person.date_of_birth is None
+    assert actions.model is Action
+    assert participants.model is Participant
+    assert Action(id=1, is_billable_override=True).is_billable is True
+    born = date(1987, 5, 23)
+    assert Participant(id=2, birth_timestamp=born).date_of_birth == born
