@@ -38,12 +38,14 @@ class Accessor(Generic[M]):
     resource: ClassVar[str]
     __slots__ = ("_client", "spec")
 
-    def __init__(self, client: AsyncResourceClient) -> None:
+    def __init__(self, client: AsyncResourceClient[Any]) -> None:
         # Imported here: the catalogue is built from the generated module that defines the
         # subclasses of this class.
         from ._catalogue import CATALOGUE
 
-        self._client = client if client.typed else client.with_options(typed=True)
+        self._client: AsyncResourceClient[Any] = (
+            client if client.typed else client.with_options(typed=True)
+        )
         self.spec: ResourceSpec = CATALOGUE[self.resource]
 
     def __repr__(self) -> str:
@@ -101,7 +103,7 @@ class Accessor(Generic[M]):
         return cast(M, await self._client.get(self.resource, id))
 
     async def _get_many(self, ids: Sequence[Id]) -> builtins.list[M]:
-        return cast("builtins.list[M]", await self._client.get(self.resource, ids))
+        return cast("builtins.list[M]", await self._client.get(self.resource, tuple(ids)))
 
     async def _create(self, fields: Mapping[str, Any], links: Mapping[str, Any] | None) -> M:
         body, wire_links = check_write(self.spec, fields, links, creating=True)

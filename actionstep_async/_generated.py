@@ -469,10 +469,10 @@ class ActionLinks(TypedDict, total=False):
     assignedTo: Id | None
     division: Id | None
     actionType: Id | None
-    primaryParticipants: Id | None
+    primaryParticipants: list[Id] | None
     step: Id | None
     billSettings: Id | None
-    relatedActions: Id | None
+    relatedActions: list[Id] | None
 
 
 class ActionUpdate(TypedDict, total=False):
@@ -5549,18 +5549,10 @@ RESOURCES: Final[tuple[ResourceRow, ...]] = (
             ("assignedTo", "assigned_to", "link", False, (), "participants", False),
             ("division", "division", "link", False, (), "divisions", False),
             ("actionType", "action_type", "link", True, (), "actiontypes", False),
-            (
-                "primaryParticipants",
-                "primary_participants",
-                "link",
-                True,
-                (),
-                "participants",
-                False,
-            ),
+            ("primaryParticipants", "primary_participants", "link", True, (), "participants", True),
             ("step", "step", "link", True, (), "steps", False),
             ("billSettings", "bill_settings", "link", True, (), "actionbillsettings", False),
-            ("relatedActions", "related_actions", "link", True, (), "actions", False),
+            ("relatedActions", "related_actions", "link", True, (), "actions", True),
         ),
         create_required=(),
         create_writable=(),

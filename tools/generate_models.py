@@ -35,6 +35,7 @@ from actionstep_async._deviations import (  # noqa: E402
     BOOLEAN_NAME,
     EXTRA_METHODS,
     LINK_TARGETS,
+    MANY_LINKS,
     SELF_LINKS,
 )
 
@@ -236,7 +237,7 @@ def _link(resource: str, wire: str, prop: Mapping[str, Any], writable: set[str])
     target = resource if wire in SELF_LINKS else LINK_TARGETS.get(wire)
     if target is None:
         raise ValueError(f"{resource}.links.{wire}: add its target to LINK_TARGETS")
-    many = prop.get("type") == "array"
+    many = prop.get("type") == "array" or (resource, wire) in MANY_LINKS
     read_only = bool(prop.get("readOnly")) or wire not in writable
     item_type = (prop.get("items") or {}).get("type") if many else prop.get("type")
     id_kind = "int" if item_type == "integer" or prop.get("format") == "integer" else "str"
