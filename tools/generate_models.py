@@ -321,28 +321,12 @@ class DecodeError(ValueError):
     """A record that does not fit its model; the message names the field."""
 
 
-def _typed_links(value: object) -> Any:
-    if value is None:
-        return {}
-    if type(value) is not dict:
-        raise ValueError("links: expected an object")
-    return {name: _ids(ids) for name, ids in value.items()}
+def _not_one_of(value: object, allowed: frozenset[str]) -> str:
+    return f"{value!r} is not one of {', '.join(sorted(allowed))}"
 
 
-def _ids(value: object) -> object:
-    if value is None:
-        return None
-    if type(value) is list:
-        return [to_id(item) for item in value]
-    return to_id(value)
-
-
-def _not_one_of(value: object, allowed: tuple[str, ...]) -> str:
-    return f"{value!r} is not one of {', '.join(allowed)}"
-
-
-def _fail(resource: str, raw: object, fields: Sequence[tuple[str, str, Any]]) -> DecodeError:
-    return DecodeError(f"unexpected {resource} record: {explain(resource, raw, fields)}")
+def _fail(resource: str, raw: object, has_id: bool, plan: Plan) -> DecodeError:
+    return DecodeError(f"unexpected {resource} record: {explain(resource, raw, has_id, plan)}")
 '''
 
 
@@ -396,7 +380,8 @@ def render_resource(res: Resource) -> list[str]:
             f"{m}{verb}Links", f"``links=`` of ``{res.name}.{verb.lower()}``.", link_items
         )
     out += [
-        "@attrs.frozen",
+        # Not slotted: the decoder sets the whole __dict__ at once (see _convert.build).
+        "@attrs.frozen(slots=False)",
         f"class {m}(Model):",
         f'    """A record of ``{res.name}``."""',
         "",
@@ -423,6 +408,10 @@ def render_resource(res: Resource) -> list[str]:
     return out
 
 
+EXACT = {"int": "int", "str": "str", "bool": "bool", "float": "float"}
+"""Wire types that need no conversion; every other kind always goes through its converter."""
+
+
 def _decoder(res: Resource) -> list[str]:
     m, key = res.model, res.name.upper()
     known = ", ".join(repr(f.wire) for f in res.fields) + ", 'links'"
@@ -432,7 +421,7 @@ def _decoder(res: Resource) -> list[str]:
             values = ", ".join(repr(v) for v in spec.enum)
             name = f"_enum_{res.name}_{spec.attr}"
             out += [
-                f"{name.upper()}: Final = ({values},)",
+                f"{name.upper()}: Final = frozenset(({values},))",
                 "",
                 "",
                 f"def {name}(value: object) -> Any:",
@@ -442,32 +431,23 @@ def _decoder(res: Resource) -> list[str]:
                 "",
                 "",
             ]
-    converters = ", ".join(f"({f.wire!r}, {f.attr!r}, {_converter(res, f)})" for f in res.fields)
+    plan = ", ".join(
+        f"({f.attr!r}, {f.wire!r}, {EXACT.get(f.kind, 'NEVER')}, {_converter(res, f)})"
+        for f in _attributes(res)
+    )
+    has_id = _has_id(res)
     out += [
         "",
         "",
-        f"_FIELDS_{key}: Final[Sequence[tuple[str, str, Any]]]"
-        f" = ({converters}{_comma(converters)})",
+        f"_PLAN_{key}: Final[Plan] = ({plan}{_comma(plan)})",
         "",
-    ]
-    args = []
-    for spec in _attributes(res):
-        args.append(f"        {spec.attr}={_converter(res, spec)}(get({spec.wire!r})),")
-    out += [
         "",
         f"def structure_{res.name}(raw: Any) -> {m}:",
         '    """Decode one record; a DecodeError names the field that does not fit."""',
         "    try:",
-        "        get = raw.get",
-        f"        unknown = raw.keys() - _KNOWN_{key}",
-        f"        return {m}(",
-        "        id=to_id(raw['id'])," if _has_id(res) else "        id=None,",
-        *args,
-        "        links=_typed_links(get('links')),",
-        "        extra=to_mapping({k: raw[k] for k in unknown}) if unknown else EMPTY,",
-        "        )",
+        f"        return build({m}, {has_id}, _PLAN_{key}, _KNOWN_{key}, raw)",
         "    except (KeyError, ValueError, TypeError, AttributeError) as exc:",
-        f"        raise _fail({res.name!r}, raw, _FIELDS_{key}) from exc",
+        f"        raise _fail({res.name!r}, raw, {has_id}, _PLAN_{key}) from exc",
         "",
         "",
     ]
@@ -614,8 +594,8 @@ def render_mixin(resources: Sequence[Resource]) -> list[str]:
     return out
 
 
-CONVERT_NAMES = ("EMPTY", "Id", "Model", "Timestamp", "explain", *sorted(set(CONVERTERS.values())))
-CONVERT_NAMES += ("to_id", "to_mapping")
+CONVERT_NAMES = ("EMPTY", "NEVER", "Id", "Model", "Plan", "Timestamp", "build", "explain")
+CONVERT_NAMES += (*sorted(set(CONVERTERS.values())), "to_id")
 
 
 def render(resources: Sequence[Resource]) -> str:
@@ -629,7 +609,7 @@ def render(resources: Sequence[Resource]) -> str:
     body = "\n".join(lines) + "\n"
     used = sorted(
         (n for n in CONVERT_NAMES if re.search(rf"\b{n}\b", body + HEADER.split("import (")[-1])),
-        key=lambda n: (not n.isupper(), n[0].islower(), n),
+        key=lambda n: (not n.isupper(), n[0].islower(), n),  # ruff's isort order
     )
     header = HEADER.replace("{convert_imports}", "\n".join(f"    {n}," for n in used))
     return header + body
