@@ -20,6 +20,7 @@ __all__ = [
     "Model",
     "Timestamp",
     "explain",
+    "fast_bool",
     "to_bool",
     "to_date",
     "to_decimal",
@@ -114,14 +115,22 @@ def to_decimal(value: object) -> Decimal | None:
     raise ValueError("expected a decimal number")
 
 
+_fromisoformat = datetime.fromisoformat
+
+
 def to_timestamp(value: object) -> Timestamp | None:
-    if value is None:
-        return None
     if type(value) is str:
         if len(value) > 10:
-            return datetime.fromisoformat(value)
+            return _fromisoformat(value)
         return to_date(value)
+    if value is None:
+        return None
     raise ValueError("expected an ISO 8601 timestamp")
+
+
+BOOL_FLAGS: Final[Mapping[str, bool]] = {"T": True, "F": False}
+fast_bool: Final = BOOL_FLAGS.__getitem__
+"""The decode path's ``"T"``/``"F"`` converter (a C call); explain() uses to_bool for the reason."""
 
 
 def to_date(value: object) -> date | None:
@@ -182,10 +191,10 @@ class Model:
         return links
 
 
-Converter: TypeAlias = Callable[[object], object]
-Plan: TypeAlias = Sequence[tuple[str, str, type, Converter]]
-"""How to decode a model's fields: (attribute, wire name, type that needs no conversion,
-converter). The generated module holds one plan per model."""
+Converter: TypeAlias = Callable[[Any], object]
+Plan: TypeAlias = Sequence[tuple[str, str, type, Converter, Converter]]
+"""How to decode a model's fields: (attribute, wire name, type that needs no conversion, fast
+converter, explaining converter). The generated module holds one plan per model."""
 
 
 class _Never:
@@ -241,7 +250,7 @@ def build(cls: type[M], has_id: bool, plan: Plan, known: frozenset[str], raw: An
     """
     get = raw.get
     values: dict[str, Any] = {"id": to_id(raw["id"]) if has_id else None}
-    for attr, wire, exact, convert in plan:
+    for attr, wire, exact, convert, _ in plan:
         value = get(wire)
         values[attr] = value if value is None or type(value) is exact else convert(value)
     values["links"] = typed_links(get("links"))
@@ -257,7 +266,7 @@ def explain(resource: str, raw: object, has_id: bool, plan: Plan) -> str:
     """Why ``raw`` does not decode: every field whose converter refuses its value."""
     if not isinstance(raw, dict):
         return "expected an object"
-    fields = [(wire, attr, convert) for attr, wire, _, convert in plan]
+    fields = [(wire, attr, convert) for attr, wire, _, _, convert in plan]
     if has_id:
         fields.insert(0, ("id", "id", to_id))
     problems = []

@@ -26,6 +26,7 @@ from ._convert import (
     Timestamp,
     build,
     explain,
+    fast_bool,
     to_bool,
     to_date,
     to_decimal,
@@ -57,7 +58,7 @@ class DecodeError(ValueError):
     """A record that does not fit its model; the message names the field."""
 
 
-def _not_one_of(value: object, allowed: frozenset[str]) -> str:
+def _not_one_of(value: object, allowed: Mapping[str, str]) -> str:
     return f"{value!r} is not one of {', '.join(sorted(allowed))}"
 
 
@@ -135,12 +136,13 @@ _KNOWN_ACTIONBILLSETTINGS: Final = frozenset(
         "links",
     )
 )
-_ENUM_ACTIONBILLSETTINGS_BILL_TYPE: Final = frozenset(
-    (
+_ENUM_ACTIONBILLSETTINGS_BILL_TYPE: Final = {
+    v: v
+    for v in (
         "Hourly",
         "Fixed fee",
     )
-)
+}
 
 
 def _enum_actionbillsettings_bill_type(value: object) -> Any:
@@ -149,13 +151,14 @@ def _enum_actionbillsettings_bill_type(value: object) -> Any:
     raise ValueError(_not_one_of(value, _ENUM_ACTIONBILLSETTINGS_BILL_TYPE))
 
 
-_ENUM_ACTIONBILLSETTINGS_QUOTED_AMOUNT_INCLUDES: Final = frozenset(
-    (
+_ENUM_ACTIONBILLSETTINGS_QUOTED_AMOUNT_INCLUDES: Final = {
+    v: v
+    for v in (
         "Fees",
         "Costs",
         "Fees and costs",
     )
-)
+}
 
 
 def _enum_actionbillsettings_quoted_amount_includes(value: object) -> Any:
@@ -164,13 +167,14 @@ def _enum_actionbillsettings_quoted_amount_includes(value: object) -> Any:
     raise ValueError(_not_one_of(value, _ENUM_ACTIONBILLSETTINGS_QUOTED_AMOUNT_INCLUDES))
 
 
-_ENUM_ACTIONBILLSETTINGS_DEFAULT_TIME_ENTRY_BEHAVIOR: Final = frozenset(
-    (
+_ENUM_ACTIONBILLSETTINGS_DEFAULT_TIME_ENTRY_BEHAVIOR: Final = {
+    v: v
+    for v in (
         "Bill",
         "Hide",
         "No Charge",
     )
-)
+}
 
 
 def _enum_actionbillsettings_default_time_entry_behavior(value: object) -> Any:
@@ -179,13 +183,14 @@ def _enum_actionbillsettings_default_time_entry_behavior(value: object) -> Any:
     raise ValueError(_not_one_of(value, _ENUM_ACTIONBILLSETTINGS_DEFAULT_TIME_ENTRY_BEHAVIOR))
 
 
-_ENUM_ACTIONBILLSETTINGS_SALES_TAX_APPLIES_TO: Final = frozenset(
-    (
+_ENUM_ACTIONBILLSETTINGS_SALES_TAX_APPLIES_TO: Final = {
+    v: v
+    for v in (
         "Fees",
         "Expenses",
         "All",
     )
-)
+}
 
 
 def _enum_actionbillsettings_sales_tax_applies_to(value: object) -> Any:
@@ -194,13 +199,14 @@ def _enum_actionbillsettings_sales_tax_applies_to(value: object) -> Any:
     raise ValueError(_not_one_of(value, _ENUM_ACTIONBILLSETTINGS_SALES_TAX_APPLIES_TO))
 
 
-_ENUM_ACTIONBILLSETTINGS_DISCOUNT_TYPE: Final = frozenset(
-    (
+_ENUM_ACTIONBILLSETTINGS_DISCOUNT_TYPE: Final = {
+    v: v
+    for v in (
         "Amount",
         "Percentage",
         "None",
     )
-)
+}
 
 
 def _enum_actionbillsettings_discount_type(value: object) -> Any:
@@ -210,33 +216,48 @@ def _enum_actionbillsettings_discount_type(value: object) -> Any:
 
 
 _PLAN_ACTIONBILLSETTINGS: Final[Plan] = (
-    ("bill_type", "billType", NEVER, _enum_actionbillsettings_bill_type),
-    ("send_to_email_address", "sendToEmailAddress", str, to_str),
+    (
+        "bill_type",
+        "billType",
+        NEVER,
+        _ENUM_ACTIONBILLSETTINGS_BILL_TYPE.__getitem__,
+        _enum_actionbillsettings_bill_type,
+    ),
+    ("send_to_email_address", "sendToEmailAddress", str, to_str, to_str),
     (
         "quoted_amount_includes",
         "quotedAmountIncludes",
         NEVER,
+        _ENUM_ACTIONBILLSETTINGS_QUOTED_AMOUNT_INCLUDES.__getitem__,
         _enum_actionbillsettings_quoted_amount_includes,
     ),
-    ("quoted_amount", "quotedAmount", NEVER, to_decimal),
-    ("is_billable", "isBillable", bool, to_bool),
-    ("is_utbms_enabled", "isUtbmsEnabled", bool, to_bool),
-    ("utbms_task_category_code", "utbmsTaskCategoryCode", str, to_str),
+    ("quoted_amount", "quotedAmount", NEVER, to_decimal, to_decimal),
+    ("is_billable", "isBillable", bool, fast_bool, to_bool),
+    ("is_utbms_enabled", "isUtbmsEnabled", bool, fast_bool, to_bool),
+    ("utbms_task_category_code", "utbmsTaskCategoryCode", str, to_str, to_str),
     (
         "default_time_entry_behavior",
         "defaultTimeEntryBehavior",
         NEVER,
+        _ENUM_ACTIONBILLSETTINGS_DEFAULT_TIME_ENTRY_BEHAVIOR.__getitem__,
         _enum_actionbillsettings_default_time_entry_behavior,
     ),
     (
         "sales_tax_applies_to",
         "salesTaxAppliesTo",
         NEVER,
+        _ENUM_ACTIONBILLSETTINGS_SALES_TAX_APPLIES_TO.__getitem__,
         _enum_actionbillsettings_sales_tax_applies_to,
     ),
-    ("discount_type", "discountType", NEVER, _enum_actionbillsettings_discount_type),
-    ("discount_amount", "discountAmount", NEVER, to_decimal),
-    ("is_sales_tax_enabled", "isSalesTaxEnabled", bool, to_bool),
+    (
+        "discount_type",
+        "discountType",
+        NEVER,
+        _ENUM_ACTIONBILLSETTINGS_DISCOUNT_TYPE.__getitem__,
+        _enum_actionbillsettings_discount_type,
+    ),
+    ("discount_amount", "discountAmount", NEVER, to_decimal, to_decimal),
+    ("is_sales_tax_enabled", "isSalesTaxEnabled", bool, fast_bool, to_bool),
 )
 
 
@@ -270,7 +291,7 @@ class ActionFolder(Model):
 _KNOWN_ACTIONFOLDERS: Final = frozenset(("id", "name", "links"))
 
 
-_PLAN_ACTIONFOLDERS: Final[Plan] = (("name", "name", str, to_str),)
+_PLAN_ACTIONFOLDERS: Final[Plan] = (("name", "name", str, to_str, to_str),)
 
 
 def structure_actionfolders(raw: Any) -> ActionFolder:
@@ -348,11 +369,17 @@ _KNOWN_ACTIONNETDOCSSETTINGS: Final = frozenset(
 
 
 _PLAN_ACTIONNETDOCSSETTINGS: Final[Plan] = (
-    ("workspace_identifier", "workspaceIdentifier", str, to_str),
-    ("parent_workspace_identifier", "parentWorkspaceIdentifier", str, to_str),
-    ("workspace_env_id", "workspaceEnvId", str, to_str),
-    ("workspace_folder_json", "workspaceFolderJson", str, to_str),
-    ("workspace_folder_last_updated_timestamp", "workspaceFolderLastUpdatedTimestamp", str, to_str),
+    ("workspace_identifier", "workspaceIdentifier", str, to_str, to_str),
+    ("parent_workspace_identifier", "parentWorkspaceIdentifier", str, to_str, to_str),
+    ("workspace_env_id", "workspaceEnvId", str, to_str, to_str),
+    ("workspace_folder_json", "workspaceFolderJson", str, to_str, to_str),
+    (
+        "workspace_folder_last_updated_timestamp",
+        "workspaceFolderLastUpdatedTimestamp",
+        str,
+        to_str,
+        to_str,
+    ),
 )
 
 
@@ -403,7 +430,9 @@ class ActionParticipant(Model):
 _KNOWN_ACTIONPARTICIPANTS: Final = frozenset(("id", "participantNumber", "links"))
 
 
-_PLAN_ACTIONPARTICIPANTS: Final[Plan] = (("participant_number", "participantNumber", int, to_int),)
+_PLAN_ACTIONPARTICIPANTS: Final[Plan] = (
+    ("participant_number", "participantNumber", int, to_int, to_int),
+)
 
 
 def structure_actionparticipants(raw: Any) -> ActionParticipant:
@@ -507,14 +536,15 @@ _KNOWN_ACTIONS: Final = frozenset(
         "links",
     )
 )
-_ENUM_ACTIONS_STATUS: Final = frozenset(
-    (
+_ENUM_ACTIONS_STATUS: Final = {
+    v: v
+    for v in (
         "Active",
         "Inactive",
         "Template",
         "Closed",
     )
-)
+}
 
 
 def _enum_actions_status(value: object) -> Any:
@@ -523,12 +553,13 @@ def _enum_actions_status(value: object) -> Any:
     raise ValueError(_not_one_of(value, _ENUM_ACTIONS_STATUS))
 
 
-_ENUM_ACTIONS_OVERRIDE_BILLING_STATUS: Final = frozenset(
-    (
+_ENUM_ACTIONS_OVERRIDE_BILLING_STATUS: Final = {
+    v: v
+    for v in (
         "Active",
         "Closed",
     )
-)
+}
 
 
 def _enum_actions_override_billing_status(value: object) -> Any:
@@ -537,8 +568,9 @@ def _enum_actions_override_billing_status(value: object) -> Any:
     raise ValueError(_not_one_of(value, _ENUM_ACTIONS_OVERRIDE_BILLING_STATUS))
 
 
-_ENUM_ACTIONS_AML_REVIEW_STATUS: Final = frozenset(
-    (
+_ENUM_ACTIONS_AML_REVIEW_STATUS: Final = {
+    v: v
+    for v in (
         "Not required",
         "Not started",
         "In progress",
@@ -546,7 +578,7 @@ _ENUM_ACTIONS_AML_REVIEW_STATUS: Final = frozenset(
         "Delayed",
         "None",
     )
-)
+}
 
 
 def _enum_actions_aml_review_status(value: object) -> Any:
@@ -556,28 +588,35 @@ def _enum_actions_aml_review_status(value: object) -> Any:
 
 
 _PLAN_ACTIONS: Final[Plan] = (
-    ("name", "name", str, to_str),
-    ("reference", "reference", str, to_str),
-    ("priority", "priority", int, to_int),
-    ("status", "status", NEVER, _enum_actions_status),
-    ("status_timestamp", "statusTimestamp", NEVER, to_timestamp),
-    ("is_billable_override", "isBillableOverride", bool, to_bool),
-    ("created_timestamp", "createdTimestamp", NEVER, to_timestamp),
-    ("modified_timestamp", "modifiedTimestamp", NEVER, to_timestamp),
-    ("is_deleted", "isDeleted", bool, to_bool),
-    ("deleted_by", "deletedBy", str, to_str),
-    ("deleted_timestamp", "deletedTimestamp", NEVER, to_timestamp),
-    ("is_favorite", "isFavorite", bool, to_bool),
+    ("name", "name", str, to_str, to_str),
+    ("reference", "reference", str, to_str, to_str),
+    ("priority", "priority", int, to_int, to_int),
+    ("status", "status", NEVER, _ENUM_ACTIONS_STATUS.__getitem__, _enum_actions_status),
+    ("status_timestamp", "statusTimestamp", NEVER, to_timestamp, to_timestamp),
+    ("is_billable_override", "isBillableOverride", bool, fast_bool, to_bool),
+    ("created_timestamp", "createdTimestamp", NEVER, to_timestamp, to_timestamp),
+    ("modified_timestamp", "modifiedTimestamp", NEVER, to_timestamp, to_timestamp),
+    ("is_deleted", "isDeleted", bool, fast_bool, to_bool),
+    ("deleted_by", "deletedBy", str, to_str, to_str),
+    ("deleted_timestamp", "deletedTimestamp", NEVER, to_timestamp, to_timestamp),
+    ("is_favorite", "isFavorite", bool, fast_bool, to_bool),
     (
         "override_billing_status",
         "overrideBillingStatus",
         NEVER,
+        _ENUM_ACTIONS_OVERRIDE_BILLING_STATUS.__getitem__,
         _enum_actions_override_billing_status,
     ),
-    ("last_access_timestamp", "lastAccessTimestamp", NEVER, to_timestamp),
-    ("import_external_reference", "importExternalReference", str, to_str),
-    ("aml_review_status", "amlReviewStatus", NEVER, _enum_actions_aml_review_status),
-    ("banner_text", "bannerText", str, to_str),
+    ("last_access_timestamp", "lastAccessTimestamp", NEVER, to_timestamp, to_timestamp),
+    ("import_external_reference", "importExternalReference", str, to_str, to_str),
+    (
+        "aml_review_status",
+        "amlReviewStatus",
+        NEVER,
+        _ENUM_ACTIONS_AML_REVIEW_STATUS.__getitem__,
+        _enum_actions_aml_review_status,
+    ),
+    ("banner_text", "bannerText", str, to_str, to_str),
 )
 
 
@@ -640,9 +679,9 @@ _KNOWN_ACTIONTYPEPARTICIPANTTYPES: Final = frozenset(
 
 
 _PLAN_ACTIONTYPEPARTICIPANTTYPES: Final[Plan] = (
-    ("required", "required", bool, to_bool),
-    ("is_primary_participant_type", "isPrimaryParticipantType", bool, to_bool),
-    ("action_type", "actionType", int, to_int),
+    ("required", "required", bool, fast_bool, to_bool),
+    ("is_primary_participant_type", "isPrimaryParticipantType", bool, fast_bool, to_bool),
+    ("action_type", "actionType", int, to_int, to_int),
 )
 
 
@@ -738,32 +777,38 @@ _KNOWN_ACTIONTYPES: Final = frozenset(
 
 
 _PLAN_ACTIONTYPES: Final[Plan] = (
-    ("name", "name", str, to_str),
-    ("description", "description", str, to_str),
-    ("copyright_holder", "copyrightHolder", str, to_str),
-    ("copyright_contact", "copyrightContact", str, to_str),
-    ("copyright_email", "copyrightEmail", str, to_str),
-    ("track_actual_time", "trackActualTime", bool, to_bool),
-    ("track_billable_time", "trackBillableTime", bool, to_bool),
-    ("is_for_marketing_campaigns", "isForMarketingCampaigns", bool, to_bool),
-    ("is_for_marketing_events", "isForMarketingEvents", bool, to_bool),
-    ("is_for_employees", "isForEmployees", bool, to_bool),
-    ("is_for_crm", "isForCrm", bool, to_bool),
-    ("is_for_debt_collection", "isForDebtCollection", bool, to_bool),
-    ("is_disabled", "isDisabled", bool, to_bool),
-    ("is_billable", "isBillable", bool, to_bool),
-    ("enable_action_image", "enableActionImage", bool, to_bool),
-    ("default_email_subject", "defaultEmailSubject", str, to_str),
-    ("logo_filename", "logoFilename", str, to_str),
-    ("custom_logo_filename", "customLogoFilename", str, to_str),
-    ("custom_logo_directory", "customLogoDirectory", str, to_str),
-    ("custom_logo_filesize", "customLogoFilesize", int, to_int),
-    ("custom_logo_modified_timestamp", "customLogoModifiedTimestamp", NEVER, to_timestamp),
-    ("template_identifier", "templateIdentifier", str, to_str),
-    ("allow_close_with_open_invoice", "allowCloseWithOpenInvoice", bool, to_bool),
-    ("allow_inline_customizing", "allowInlineCustomizing", bool, to_bool),
-    ("can_create", "canCreate", bool, to_bool),
-    ("show_aml_review_status", "showAmlReviewStatus", bool, to_bool),
+    ("name", "name", str, to_str, to_str),
+    ("description", "description", str, to_str, to_str),
+    ("copyright_holder", "copyrightHolder", str, to_str, to_str),
+    ("copyright_contact", "copyrightContact", str, to_str, to_str),
+    ("copyright_email", "copyrightEmail", str, to_str, to_str),
+    ("track_actual_time", "trackActualTime", bool, fast_bool, to_bool),
+    ("track_billable_time", "trackBillableTime", bool, fast_bool, to_bool),
+    ("is_for_marketing_campaigns", "isForMarketingCampaigns", bool, fast_bool, to_bool),
+    ("is_for_marketing_events", "isForMarketingEvents", bool, fast_bool, to_bool),
+    ("is_for_employees", "isForEmployees", bool, fast_bool, to_bool),
+    ("is_for_crm", "isForCrm", bool, fast_bool, to_bool),
+    ("is_for_debt_collection", "isForDebtCollection", bool, fast_bool, to_bool),
+    ("is_disabled", "isDisabled", bool, fast_bool, to_bool),
+    ("is_billable", "isBillable", bool, fast_bool, to_bool),
+    ("enable_action_image", "enableActionImage", bool, fast_bool, to_bool),
+    ("default_email_subject", "defaultEmailSubject", str, to_str, to_str),
+    ("logo_filename", "logoFilename", str, to_str, to_str),
+    ("custom_logo_filename", "customLogoFilename", str, to_str, to_str),
+    ("custom_logo_directory", "customLogoDirectory", str, to_str, to_str),
+    ("custom_logo_filesize", "customLogoFilesize", int, to_int, to_int),
+    (
+        "custom_logo_modified_timestamp",
+        "customLogoModifiedTimestamp",
+        NEVER,
+        to_timestamp,
+        to_timestamp,
+    ),
+    ("template_identifier", "templateIdentifier", str, to_str, to_str),
+    ("allow_close_with_open_invoice", "allowCloseWithOpenInvoice", bool, fast_bool, to_bool),
+    ("allow_inline_customizing", "allowInlineCustomizing", bool, fast_bool, to_bool),
+    ("can_create", "canCreate", bool, fast_bool, to_bool),
+    ("show_aml_review_status", "showAmlReviewStatus", bool, fast_bool, to_bool),
 )
 
 
@@ -826,14 +871,15 @@ _KNOWN_BILLS: Final = frozenset(
         "links",
     )
 )
-_ENUM_BILLS_STATUS: Final = frozenset(
-    (
+_ENUM_BILLS_STATUS: Final = {
+    v: v
+    for v in (
         "Draft",
         "Open",
         "Closed",
         "Deleted",
     )
-)
+}
 
 
 def _enum_bills_status(value: object) -> Any:
@@ -843,20 +889,20 @@ def _enum_bills_status(value: object) -> Any:
 
 
 _PLAN_BILLS: Final[Plan] = (
-    ("status", "status", NEVER, _enum_bills_status),
-    ("our_reference", "ourReference", str, to_str),
-    ("their_reference", "theirReference", str, to_str),
-    ("currency", "currency", str, to_str),
-    ("invoice_date", "invoiceDate", NEVER, to_date),
-    ("due_date", "dueDate", NEVER, to_date),
-    ("total_inclusive", "totalInclusive", NEVER, to_decimal),
-    ("total_exclusive", "totalExclusive", NEVER, to_decimal),
-    ("total_sales_tax", "totalSalesTax", NEVER, to_decimal),
-    ("total_paid", "totalPaid", NEVER, to_decimal),
-    ("total_due", "totalDue", NEVER, to_decimal),
-    ("created_timestamp", "createdTimestamp", NEVER, to_timestamp),
-    ("modified_timestamp", "modifiedTimestamp", NEVER, to_timestamp),
-    ("deleted_timestamp", "deletedTimestamp", NEVER, to_timestamp),
+    ("status", "status", NEVER, _ENUM_BILLS_STATUS.__getitem__, _enum_bills_status),
+    ("our_reference", "ourReference", str, to_str, to_str),
+    ("their_reference", "theirReference", str, to_str, to_str),
+    ("currency", "currency", str, to_str, to_str),
+    ("invoice_date", "invoiceDate", NEVER, to_date, to_date),
+    ("due_date", "dueDate", NEVER, to_date, to_date),
+    ("total_inclusive", "totalInclusive", NEVER, to_decimal, to_decimal),
+    ("total_exclusive", "totalExclusive", NEVER, to_decimal, to_decimal),
+    ("total_sales_tax", "totalSalesTax", NEVER, to_decimal, to_decimal),
+    ("total_paid", "totalPaid", NEVER, to_decimal, to_decimal),
+    ("total_due", "totalDue", NEVER, to_decimal, to_decimal),
+    ("created_timestamp", "createdTimestamp", NEVER, to_timestamp, to_timestamp),
+    ("modified_timestamp", "modifiedTimestamp", NEVER, to_timestamp, to_timestamp),
+    ("deleted_timestamp", "deletedTimestamp", NEVER, to_timestamp, to_timestamp),
 )
 
 
@@ -943,13 +989,14 @@ _KNOWN_CONTACTDOCUMENTS: Final = frozenset(
         "links",
     )
 )
-_ENUM_CONTACTDOCUMENTS_STATUS: Final = frozenset(
-    (
+_ENUM_CONTACTDOCUMENTS_STATUS: Final = {
+    v: v
+    for v in (
         "pending",
         "generated",
         "uploaded",
     )
-)
+}
 
 
 def _enum_contactdocuments_status(value: object) -> Any:
@@ -959,18 +1006,24 @@ def _enum_contactdocuments_status(value: object) -> Any:
 
 
 _PLAN_CONTACTDOCUMENTS: Final[Plan] = (
-    ("name", "name", str, to_str),
-    ("created_timestamp", "createdTimestamp", str, to_str),
-    ("modified_timestamp", "modifiedTimestamp", str, to_str),
-    ("status", "status", NEVER, _enum_contactdocuments_status),
-    ("keywords", "keywords", str, to_str),
-    ("summary", "summary", str, to_str),
-    ("file_type", "fileType", str, to_str),
-    ("file_size", "fileSize", int, to_int),
-    ("extension", "extension", str, to_str),
-    ("file_name", "fileName", str, to_str),
-    ("sharepoint_url", "sharepointUrl", str, to_str),
-    ("file", "file", str, to_str),
+    ("name", "name", str, to_str, to_str),
+    ("created_timestamp", "createdTimestamp", str, to_str, to_str),
+    ("modified_timestamp", "modifiedTimestamp", str, to_str, to_str),
+    (
+        "status",
+        "status",
+        NEVER,
+        _ENUM_CONTACTDOCUMENTS_STATUS.__getitem__,
+        _enum_contactdocuments_status,
+    ),
+    ("keywords", "keywords", str, to_str, to_str),
+    ("summary", "summary", str, to_str, to_str),
+    ("file_type", "fileType", str, to_str, to_str),
+    ("file_size", "fileSize", int, to_int, to_int),
+    ("extension", "extension", str, to_str, to_str),
+    ("file_name", "fileName", str, to_str, to_str),
+    ("sharepoint_url", "sharepointUrl", str, to_str, to_str),
+    ("file", "file", str, to_str, to_str),
 )
 
 
@@ -1028,7 +1081,7 @@ class ContactFolder(Model):
 _KNOWN_CONTACTFOLDERS: Final = frozenset(("id", "name", "links"))
 
 
-_PLAN_CONTACTFOLDERS: Final[Plan] = (("name", "name", str, to_str),)
+_PLAN_CONTACTFOLDERS: Final[Plan] = (("name", "name", str, to_str, to_str),)
 
 
 def structure_contactfolders(raw: Any) -> ContactFolder:
@@ -1099,12 +1152,13 @@ _KNOWN_CONTACTNOTES: Final = frozenset(
         "links",
     )
 )
-_ENUM_CONTACTNOTES_SOURCE: Final = frozenset(
-    (
+_ENUM_CONTACTNOTES_SOURCE: Final = {
+    v: v
+    for v in (
         "System",
         "User",
     )
-)
+}
 
 
 def _enum_contactnotes_source(value: object) -> Any:
@@ -1114,12 +1168,12 @@ def _enum_contactnotes_source(value: object) -> Any:
 
 
 _PLAN_CONTACTNOTES: Final[Plan] = (
-    ("entered_timestamp", "enteredTimestamp", NEVER, to_timestamp),
-    ("text", "text", str, to_str),
-    ("entered_by", "enteredBy", str, to_str),
-    ("entered_by_participant", "enteredByParticipant", int, to_int),
-    ("source", "source", NEVER, _enum_contactnotes_source),
-    ("note_timestamp", "noteTimestamp", NEVER, to_timestamp),
+    ("entered_timestamp", "enteredTimestamp", NEVER, to_timestamp, to_timestamp),
+    ("text", "text", str, to_str, to_str),
+    ("entered_by", "enteredBy", str, to_str, to_str),
+    ("entered_by_participant", "enteredByParticipant", int, to_int, to_int),
+    ("source", "source", NEVER, _ENUM_CONTACTNOTES_SOURCE.__getitem__, _enum_contactnotes_source),
+    ("note_timestamp", "noteTimestamp", NEVER, to_timestamp, to_timestamp),
 )
 
 
@@ -1164,7 +1218,7 @@ class ContactRelationship(Model):
 _KNOWN_CONTACTRELATIONSHIPS: Final = frozenset(("id", "relationship", "links"))
 
 
-_PLAN_CONTACTRELATIONSHIPS: Final[Plan] = (("relationship", "relationship", str, to_str),)
+_PLAN_CONTACTRELATIONSHIPS: Final[Plan] = (("relationship", "relationship", str, to_str, to_str),)
 
 
 def structure_contactrelationships(raw: Any) -> ContactRelationship:
@@ -1194,7 +1248,7 @@ class CulturalIdentity(Model):
 _KNOWN_CULTURALIDENTITY: Final = frozenset(("identity", "links"))
 
 
-_PLAN_CULTURALIDENTITY: Final[Plan] = (("identity", "identity", str, to_str),)
+_PLAN_CULTURALIDENTITY: Final[Plan] = (("identity", "identity", str, to_str, to_str),)
 
 
 def structure_culturalidentity(raw: Any) -> CulturalIdentity:
@@ -1268,11 +1322,11 @@ _KNOWN_DATACOLLECTIONFIELDDROPDOWNCHOICES: Final = frozenset(
 
 
 _PLAN_DATACOLLECTIONFIELDDROPDOWNCHOICES: Final[Plan] = (
-    ("name", "name", str, to_str),
-    ("value", "value", str, to_str),
-    ("list_order", "listOrder", int, to_int),
-    ("is_default", "isDefault", bool, to_bool),
-    ("parent_value", "parentValue", str, to_str),
+    ("name", "name", str, to_str, to_str),
+    ("value", "value", str, to_str, to_str),
+    ("list_order", "listOrder", int, to_int, to_int),
+    ("is_default", "isDefault", bool, fast_bool, to_bool),
+    ("parent_value", "parentValue", str, to_str, to_str),
 )
 
 
@@ -1438,8 +1492,9 @@ _KNOWN_DATACOLLECTIONFIELDS: Final = frozenset(
         "links",
     )
 )
-_ENUM_DATACOLLECTIONFIELDS_DATA_TYPE: Final = frozenset(
-    (
+_ENUM_DATACOLLECTIONFIELDS_DATA_TYPE: Final = {
+    v: v
+    for v in (
         "Appointment",
         "AutoNumber",
         "AutoNumberDC",
@@ -1458,7 +1513,7 @@ _ENUM_DATACOLLECTIONFIELDS_DATA_TYPE: Final = frozenset(
         "Str255Protected",
         "TextArea",
     )
-)
+}
 
 
 def _enum_datacollectionfields_data_type(value: object) -> Any:
@@ -1468,15 +1523,21 @@ def _enum_datacollectionfields_data_type(value: object) -> Any:
 
 
 _PLAN_DATACOLLECTIONFIELDS: Final[Plan] = (
-    ("name", "name", str, to_str),
-    ("data_type", "dataType", NEVER, _enum_datacollectionfields_data_type),
-    ("label", "label", str, to_str),
-    ("form_order", "formOrder", int, to_int),
-    ("list_order", "listOrder", int, to_int),
-    ("required", "required", bool, to_bool),
-    ("description", "description", str, to_str),
-    ("custom_html_below", "customHtmlBelow", str, to_str),
-    ("custom_html_above", "customHtmlAbove", str, to_str),
+    ("name", "name", str, to_str, to_str),
+    (
+        "data_type",
+        "dataType",
+        NEVER,
+        _ENUM_DATACOLLECTIONFIELDS_DATA_TYPE.__getitem__,
+        _enum_datacollectionfields_data_type,
+    ),
+    ("label", "label", str, to_str, to_str),
+    ("form_order", "formOrder", int, to_int, to_int),
+    ("list_order", "listOrder", int, to_int, to_int),
+    ("required", "required", bool, fast_bool, to_bool),
+    ("description", "description", str, to_str, to_str),
+    ("custom_html_below", "customHtmlBelow", str, to_str, to_str),
+    ("custom_html_above", "customHtmlAbove", str, to_str, to_str),
 )
 
 
@@ -1526,8 +1587,8 @@ _KNOWN_DATACOLLECTIONRECORDS: Final = frozenset(("id", "canWrite", "canDelete", 
 
 
 _PLAN_DATACOLLECTIONRECORDS: Final[Plan] = (
-    ("can_write", "canWrite", bool, to_bool),
-    ("can_delete", "canDelete", bool, to_bool),
+    ("can_write", "canWrite", bool, fast_bool, to_bool),
+    ("can_delete", "canDelete", bool, fast_bool, to_bool),
 )
 
 
@@ -1608,9 +1669,9 @@ _KNOWN_DATACOLLECTIONRECORDVALUES: Final = frozenset(
 
 
 _PLAN_DATACOLLECTIONRECORDVALUES: Final[Plan] = (
-    ("string_value", "stringValue", str, to_str),
-    ("last_modified_time_stamp", "last_modified_time_stamp", NEVER, to_timestamp),
-    ("last_modified_by_user_id", "last_modified_by_user_id", int, to_int),
+    ("string_value", "stringValue", str, to_str, to_str),
+    ("last_modified_time_stamp", "last_modified_time_stamp", NEVER, to_timestamp, to_timestamp),
+    ("last_modified_by_user_id", "last_modified_by_user_id", int, to_int, to_int),
 )
 
 
@@ -1700,12 +1761,12 @@ _KNOWN_DATACOLLECTIONS: Final = frozenset(
 
 
 _PLAN_DATACOLLECTIONS: Final[Plan] = (
-    ("name", "name", str, to_str),
-    ("description", "description", str, to_str),
-    ("multiple_records", "multipleRecords", bool, to_bool),
-    ("order", "order", int, to_int),
-    ("label", "label", str, to_str),
-    ("always_show_descriptions", "alwaysShowDescriptions", bool, to_bool),
+    ("name", "name", str, to_str, to_str),
+    ("description", "description", str, to_str, to_str),
+    ("multiple_records", "multipleRecords", bool, fast_bool, to_bool),
+    ("order", "order", int, to_int, to_int),
+    ("label", "label", str, to_str, to_str),
+    ("always_show_descriptions", "alwaysShowDescriptions", bool, fast_bool, to_bool),
 )
 
 
@@ -1734,7 +1795,7 @@ class DisabilityStatus(Model):
 _KNOWN_DISABILITYSTATUS: Final = frozenset(("status", "links"))
 
 
-_PLAN_DISABILITYSTATUS: Final[Plan] = (("status", "status", str, to_str),)
+_PLAN_DISABILITYSTATUS: Final[Plan] = (("status", "status", str, to_str, to_str),)
 
 
 def structure_disabilitystatus(raw: Any) -> DisabilityStatus:
@@ -1837,15 +1898,15 @@ _KNOWN_DISBURSEMENTS: Final = frozenset(
 
 
 _PLAN_DISBURSEMENTS: Final[Plan] = (
-    ("date", "date", NEVER, to_date),
-    ("description", "description", str, to_str),
-    ("quantity", "quantity", NEVER, to_decimal),
-    ("unit_price", "unitPrice", NEVER, to_decimal),
-    ("unit_price_includes_tax", "unitPriceIncludesTax", bool, to_bool),
-    ("utbms_expense_code", "utbmsExpenseCode", str, to_str),
-    ("import_external_reference", "importExternalReference", str, to_str),
-    ("entered_timestamp", "enteredTimestamp", NEVER, to_timestamp),
-    ("is_anticipated", "isAnticipated", bool, to_bool),
+    ("date", "date", NEVER, to_date, to_date),
+    ("description", "description", str, to_str, to_str),
+    ("quantity", "quantity", NEVER, to_decimal, to_decimal),
+    ("unit_price", "unitPrice", NEVER, to_decimal, to_decimal),
+    ("unit_price_includes_tax", "unitPriceIncludesTax", bool, fast_bool, to_bool),
+    ("utbms_expense_code", "utbmsExpenseCode", str, to_str, to_str),
+    ("import_external_reference", "importExternalReference", str, to_str, to_str),
+    ("entered_timestamp", "enteredTimestamp", NEVER, to_timestamp, to_timestamp),
+    ("is_anticipated", "isAnticipated", bool, fast_bool, to_bool),
 )
 
 
@@ -1914,12 +1975,13 @@ class FileNote(Model):
 _KNOWN_FILENOTES: Final = frozenset(
     ("id", "enteredTimestamp", "text", "enteredBy", "source", "noteTimestamp", "links")
 )
-_ENUM_FILENOTES_SOURCE: Final = frozenset(
-    (
+_ENUM_FILENOTES_SOURCE: Final = {
+    v: v
+    for v in (
         "System",
         "User",
     )
-)
+}
 
 
 def _enum_filenotes_source(value: object) -> Any:
@@ -1929,11 +1991,11 @@ def _enum_filenotes_source(value: object) -> Any:
 
 
 _PLAN_FILENOTES: Final[Plan] = (
-    ("entered_timestamp", "enteredTimestamp", NEVER, to_timestamp),
-    ("text", "text", str, to_str),
-    ("entered_by", "enteredBy", str, to_str),
-    ("source", "source", NEVER, _enum_filenotes_source),
-    ("note_timestamp", "noteTimestamp", NEVER, to_timestamp),
+    ("entered_timestamp", "enteredTimestamp", NEVER, to_timestamp, to_timestamp),
+    ("text", "text", str, to_str, to_str),
+    ("entered_by", "enteredBy", str, to_str, to_str),
+    ("source", "source", NEVER, _ENUM_FILENOTES_SOURCE.__getitem__, _enum_filenotes_source),
+    ("note_timestamp", "noteTimestamp", NEVER, to_timestamp, to_timestamp),
 )
 
 
@@ -1982,14 +2044,15 @@ class GenderType(Model):
 
 
 _KNOWN_GENDERTYPES: Final = frozenset(("genderTypeName", "pronounType", "links"))
-_ENUM_GENDERTYPES_PRONOUN_TYPE: Final = frozenset(
-    (
+_ENUM_GENDERTYPES_PRONOUN_TYPE: Final = {
+    v: v
+    for v in (
         "Male",
         "Female",
         "Neutral",
         "Company",
     )
-)
+}
 
 
 def _enum_gendertypes_pronoun_type(value: object) -> Any:
@@ -1999,8 +2062,14 @@ def _enum_gendertypes_pronoun_type(value: object) -> Any:
 
 
 _PLAN_GENDERTYPES: Final[Plan] = (
-    ("gender_type_name", "genderTypeName", str, to_str),
-    ("pronoun_type", "pronounType", NEVER, _enum_gendertypes_pronoun_type),
+    ("gender_type_name", "genderTypeName", str, to_str, to_str),
+    (
+        "pronoun_type",
+        "pronounType",
+        NEVER,
+        _ENUM_GENDERTYPES_PRONOUN_TYPE.__getitem__,
+        _enum_gendertypes_pronoun_type,
+    ),
 )
 
 
@@ -2071,8 +2140,9 @@ class ParticipantAdditionalNotificationMethod(Model):
 _KNOWN_PARTICIPANTADDITIONALNOTIFICATIONMETHODS: Final = frozenset(
     ("notificationMethod", "address", "notes", "links")
 )
-_ENUM_PARTICIPANTADDITIONALNOTIFICATIONMETHODS_NOTIFICATION_METHOD: Final = frozenset(
-    (
+_ENUM_PARTICIPANTADDITIONALNOTIFICATIONMETHODS_NOTIFICATION_METHOD: Final = {
+    v: v
+    for v in (
         "E-Mail",
         "SMS",
         "Phone",
@@ -2083,7 +2153,7 @@ _ENUM_PARTICIPANTADDITIONALNOTIFICATIONMETHODS_NOTIFICATION_METHOD: Final = froz
         "IM",
         "Twitter",
     )
-)
+}
 
 
 def _enum_participantadditionalnotificationmethods_notification_method(value: object) -> Any:
@@ -2099,10 +2169,11 @@ _PLAN_PARTICIPANTADDITIONALNOTIFICATIONMETHODS: Final[Plan] = (
         "notification_method",
         "notificationMethod",
         NEVER,
+        _ENUM_PARTICIPANTADDITIONALNOTIFICATIONMETHODS_NOTIFICATION_METHOD.__getitem__,
         _enum_participantadditionalnotificationmethods_notification_method,
     ),
-    ("address", "address", str, to_str),
-    ("notes", "notes", str, to_str),
+    ("address", "address", str, to_str, to_str),
+    ("notes", "notes", str, to_str, to_str),
 )
 
 
@@ -2182,10 +2253,10 @@ _KNOWN_PARTICIPANTDATAFIELDDROPDOWNCHOICES: Final = frozenset(
 
 
 _PLAN_PARTICIPANTDATAFIELDDROPDOWNCHOICES: Final[Plan] = (
-    ("name", "name", str, to_str),
-    ("value", "value", str, to_str),
-    ("list_order", "listOrder", int, to_int),
-    ("is_default", "isDefault", bool, to_bool),
+    ("name", "name", str, to_str, to_str),
+    ("value", "value", str, to_str, to_str),
+    ("list_order", "listOrder", int, to_int, to_int),
+    ("is_default", "isDefault", bool, fast_bool, to_bool),
 )
 
 
@@ -2299,14 +2370,15 @@ class ParticipantRelationshipType(Model):
 
 
 _KNOWN_PARTICIPANTRELATIONSHIPTYPES: Final = frozenset(("category", "relationshipType", "links"))
-_ENUM_PARTICIPANTRELATIONSHIPTYPES_CATEGORY: Final = frozenset(
-    (
+_ENUM_PARTICIPANTRELATIONSHIPTYPES_CATEGORY: Final = {
+    v: v
+    for v in (
         "IndividualToIndividual",
         "IndividualToCompany",
         "CompanyToIndividual",
         "CompanyToCompany",
     )
-)
+}
 
 
 def _enum_participantrelationshiptypes_category(value: object) -> Any:
@@ -2316,8 +2388,14 @@ def _enum_participantrelationshiptypes_category(value: object) -> Any:
 
 
 _PLAN_PARTICIPANTRELATIONSHIPTYPES: Final[Plan] = (
-    ("category", "category", NEVER, _enum_participantrelationshiptypes_category),
-    ("relationship_type", "relationshipType", str, to_str),
+    (
+        "category",
+        "category",
+        NEVER,
+        _ENUM_PARTICIPANTRELATIONSHIPTYPES_CATEGORY.__getitem__,
+        _enum_participantrelationshiptypes_category,
+    ),
+    ("relationship_type", "relationshipType", str, to_str, to_str),
 )
 
 
@@ -2670,12 +2748,13 @@ _KNOWN_PARTICIPANTS: Final = frozenset(
         "links",
     )
 )
-_ENUM_PARTICIPANTS_GENDER: Final = frozenset(
-    (
+_ENUM_PARTICIPANTS_GENDER: Final = {
+    v: v
+    for v in (
         "M",
         "F",
     )
-)
+}
 
 
 def _enum_participants_gender(value: object) -> Any:
@@ -2684,14 +2763,15 @@ def _enum_participants_gender(value: object) -> Any:
     raise ValueError(_not_one_of(value, _ENUM_PARTICIPANTS_GENDER))
 
 
-_ENUM_PARTICIPANTS_DATE_OF_BIRTH_STATUS: Final = frozenset(
-    (
+_ENUM_PARTICIPANTS_DATE_OF_BIRTH_STATUS: Final = {
+    v: v
+    for v in (
         "Known",
         "Estimate",
         "Not stated",
         "Unknown",
     )
-)
+}
 
 
 def _enum_participants_date_of_birth_status(value: object) -> Any:
@@ -2700,13 +2780,14 @@ def _enum_participants_date_of_birth_status(value: object) -> Any:
     raise ValueError(_not_one_of(value, _ENUM_PARTICIPANTS_DATE_OF_BIRTH_STATUS))
 
 
-_ENUM_PARTICIPANTS_AML_STATUS: Final = frozenset(
-    (
+_ENUM_PARTICIPANTS_AML_STATUS: Final = {
+    v: v
+    for v in (
         "Not started",
         "In progress",
         "Signed off",
     )
-)
+}
 
 
 def _enum_participants_aml_status(value: object) -> Any:
@@ -2715,8 +2796,9 @@ def _enum_participants_aml_status(value: object) -> Any:
     raise ValueError(_not_one_of(value, _ENUM_PARTICIPANTS_AML_STATUS))
 
 
-_ENUM_PARTICIPANTS_AML_RISK: Final = frozenset(
-    (
+_ENUM_PARTICIPANTS_AML_RISK: Final = {
+    v: v
+    for v in (
         "Low",
         "Medium",
         "High",
@@ -2724,7 +2806,7 @@ _ENUM_PARTICIPANTS_AML_RISK: Final = frozenset(
         "Very Low",
         "Very High",
     )
-)
+}
 
 
 def _enum_participants_aml_risk(value: object) -> Any:
@@ -2734,76 +2816,100 @@ def _enum_participants_aml_risk(value: object) -> Any:
 
 
 _PLAN_PARTICIPANTS: Final[Plan] = (
-    ("display_name", "displayName", str, to_str),
-    ("display_initials", "displayInitials", str, to_str),
-    ("is_company", "isCompany", bool, to_bool),
-    ("company_name", "companyName", str, to_str),
-    ("salutation", "salutation", str, to_str),
-    ("first_name", "firstName", str, to_str),
-    ("middle_name", "middleName", str, to_str),
-    ("last_name", "lastName", str, to_str),
-    ("suffix", "suffix", str, to_str),
-    ("preferred_name", "preferredName", str, to_str),
-    ("physical_address_line1", "physicalAddressLine1", str, to_str),
-    ("physical_address_line2", "physicalAddressLine2", str, to_str),
-    ("physical_city", "physicalCity", str, to_str),
-    ("physical_state_province", "physicalStateProvince", str, to_str),
-    ("physical_county", "physicalCounty", str, to_str),
-    ("physical_post_code", "physicalPostCode", str, to_str),
-    ("mailing_address_line1", "mailingAddressLine1", str, to_str),
-    ("mailing_address_line2", "mailingAddressLine2", str, to_str),
-    ("mailing_city", "mailingCity", str, to_str),
-    ("mailing_state_province", "mailingStateProvince", str, to_str),
-    ("mailing_county", "mailingCounty", str, to_str),
-    ("mailing_post_code", "mailingPostCode", str, to_str),
-    ("phone1_label", "phone1Label", str, to_str),
-    ("phone1_country", "phone1Country", int, to_int),
-    ("phone1_area", "phone1Area", int, to_int),
-    ("phone1_number", "phone1Number", str, to_str),
-    ("phone1_notes", "phone1Notes", str, to_str),
-    ("phone2_label", "phone2Label", str, to_str),
-    ("phone2_country", "phone2Country", int, to_int),
-    ("phone2_area", "phone2Area", int, to_int),
-    ("phone2_number", "phone2Number", str, to_str),
-    ("phone2_notes", "phone2Notes", str, to_str),
-    ("phone3_label", "phone3Label", str, to_str),
-    ("phone3_country", "phone3Country", int, to_int),
-    ("phone3_area", "phone3Area", int, to_int),
-    ("phone3_number", "phone3Number", str, to_str),
-    ("phone3_notes", "phone3Notes", str, to_str),
-    ("phone4_label", "phone4Label", str, to_str),
-    ("phone4_country", "phone4Country", int, to_int),
-    ("phone4_area", "phone4Area", int, to_int),
-    ("phone4_number", "phone4Number", str, to_str),
-    ("phone4_notes", "phone4Notes", str, to_str),
-    ("fax", "fax", str, to_str),
-    ("sms", "sms", str, to_str),
-    ("email", "email", str, to_str),
-    ("website", "website", str, to_str),
-    ("occupation", "occupation", str, to_str),
-    ("tax_number", "taxNumber", str, to_str),
-    ("birth_timestamp", "birthTimestamp", NEVER, to_date),
-    ("death_timestamp", "deathTimestamp", NEVER, to_date),
-    ("marital_status", "maritalStatus", str, to_str),
-    ("gender", "gender", NEVER, _enum_participants_gender),
-    ("gender_type_name", "genderTypeName", str, to_str),
-    ("is_deceased", "isDeceased", bool, to_bool),
-    ("date_of_birth_status", "dateOfBirthStatus", NEVER, _enum_participants_date_of_birth_status),
-    ("country_id_of_birth", "countryIdOfBirth", str, to_str),
-    ("modified_timestamp", "modifiedTimestamp", NEVER, to_timestamp),
-    ("created_timestamp", "createdTimestamp", NEVER, to_timestamp),
-    ("aml_status", "amlStatus", NEVER, _enum_participants_aml_status),
-    ("aml_progress", "amlProgress", int, to_int),
-    ("aml_risk", "amlRisk", NEVER, _enum_participants_aml_risk),
-    ("aml_note", "amlNote", str, to_str),
-    ("debtor_statement_send_email", "debtorStatementSendEmail", bool, to_bool),
-    ("debtor_statement_use_primary_email", "debtorStatementUsePrimaryEmail", bool, to_bool),
-    ("debtor_statement_email", "debtorStatementEmail", str, to_str),
-    ("disability_status", "disabilityStatus", str, to_str),
-    ("cultural_identity", "culturalIdentity", str, to_str),
-    ("primary_language", "primaryLanguage", str, to_str),
-    ("year_of_arrival", "yearOfArrival", int, to_int),
-    ("import_external_reference", "importExternalReference", str, to_str),
+    ("display_name", "displayName", str, to_str, to_str),
+    ("display_initials", "displayInitials", str, to_str, to_str),
+    ("is_company", "isCompany", bool, fast_bool, to_bool),
+    ("company_name", "companyName", str, to_str, to_str),
+    ("salutation", "salutation", str, to_str, to_str),
+    ("first_name", "firstName", str, to_str, to_str),
+    ("middle_name", "middleName", str, to_str, to_str),
+    ("last_name", "lastName", str, to_str, to_str),
+    ("suffix", "suffix", str, to_str, to_str),
+    ("preferred_name", "preferredName", str, to_str, to_str),
+    ("physical_address_line1", "physicalAddressLine1", str, to_str, to_str),
+    ("physical_address_line2", "physicalAddressLine2", str, to_str, to_str),
+    ("physical_city", "physicalCity", str, to_str, to_str),
+    ("physical_state_province", "physicalStateProvince", str, to_str, to_str),
+    ("physical_county", "physicalCounty", str, to_str, to_str),
+    ("physical_post_code", "physicalPostCode", str, to_str, to_str),
+    ("mailing_address_line1", "mailingAddressLine1", str, to_str, to_str),
+    ("mailing_address_line2", "mailingAddressLine2", str, to_str, to_str),
+    ("mailing_city", "mailingCity", str, to_str, to_str),
+    ("mailing_state_province", "mailingStateProvince", str, to_str, to_str),
+    ("mailing_county", "mailingCounty", str, to_str, to_str),
+    ("mailing_post_code", "mailingPostCode", str, to_str, to_str),
+    ("phone1_label", "phone1Label", str, to_str, to_str),
+    ("phone1_country", "phone1Country", int, to_int, to_int),
+    ("phone1_area", "phone1Area", int, to_int, to_int),
+    ("phone1_number", "phone1Number", str, to_str, to_str),
+    ("phone1_notes", "phone1Notes", str, to_str, to_str),
+    ("phone2_label", "phone2Label", str, to_str, to_str),
+    ("phone2_country", "phone2Country", int, to_int, to_int),
+    ("phone2_area", "phone2Area", int, to_int, to_int),
+    ("phone2_number", "phone2Number", str, to_str, to_str),
+    ("phone2_notes", "phone2Notes", str, to_str, to_str),
+    ("phone3_label", "phone3Label", str, to_str, to_str),
+    ("phone3_country", "phone3Country", int, to_int, to_int),
+    ("phone3_area", "phone3Area", int, to_int, to_int),
+    ("phone3_number", "phone3Number", str, to_str, to_str),
+    ("phone3_notes", "phone3Notes", str, to_str, to_str),
+    ("phone4_label", "phone4Label", str, to_str, to_str),
+    ("phone4_country", "phone4Country", int, to_int, to_int),
+    ("phone4_area", "phone4Area", int, to_int, to_int),
+    ("phone4_number", "phone4Number", str, to_str, to_str),
+    ("phone4_notes", "phone4Notes", str, to_str, to_str),
+    ("fax", "fax", str, to_str, to_str),
+    ("sms", "sms", str, to_str, to_str),
+    ("email", "email", str, to_str, to_str),
+    ("website", "website", str, to_str, to_str),
+    ("occupation", "occupation", str, to_str, to_str),
+    ("tax_number", "taxNumber", str, to_str, to_str),
+    ("birth_timestamp", "birthTimestamp", NEVER, to_date, to_date),
+    ("death_timestamp", "deathTimestamp", NEVER, to_date, to_date),
+    ("marital_status", "maritalStatus", str, to_str, to_str),
+    ("gender", "gender", NEVER, _ENUM_PARTICIPANTS_GENDER.__getitem__, _enum_participants_gender),
+    ("gender_type_name", "genderTypeName", str, to_str, to_str),
+    ("is_deceased", "isDeceased", bool, fast_bool, to_bool),
+    (
+        "date_of_birth_status",
+        "dateOfBirthStatus",
+        NEVER,
+        _ENUM_PARTICIPANTS_DATE_OF_BIRTH_STATUS.__getitem__,
+        _enum_participants_date_of_birth_status,
+    ),
+    ("country_id_of_birth", "countryIdOfBirth", str, to_str, to_str),
+    ("modified_timestamp", "modifiedTimestamp", NEVER, to_timestamp, to_timestamp),
+    ("created_timestamp", "createdTimestamp", NEVER, to_timestamp, to_timestamp),
+    (
+        "aml_status",
+        "amlStatus",
+        NEVER,
+        _ENUM_PARTICIPANTS_AML_STATUS.__getitem__,
+        _enum_participants_aml_status,
+    ),
+    ("aml_progress", "amlProgress", int, to_int, to_int),
+    (
+        "aml_risk",
+        "amlRisk",
+        NEVER,
+        _ENUM_PARTICIPANTS_AML_RISK.__getitem__,
+        _enum_participants_aml_risk,
+    ),
+    ("aml_note", "amlNote", str, to_str, to_str),
+    ("debtor_statement_send_email", "debtorStatementSendEmail", bool, fast_bool, to_bool),
+    (
+        "debtor_statement_use_primary_email",
+        "debtorStatementUsePrimaryEmail",
+        bool,
+        fast_bool,
+        to_bool,
+    ),
+    ("debtor_statement_email", "debtorStatementEmail", str, to_str, to_str),
+    ("disability_status", "disabilityStatus", str, to_str, to_str),
+    ("cultural_identity", "culturalIdentity", str, to_str, to_str),
+    ("primary_language", "primaryLanguage", str, to_str, to_str),
+    ("year_of_arrival", "yearOfArrival", int, to_int, to_int),
+    ("import_external_reference", "importExternalReference", str, to_str, to_str),
 )
 
 
@@ -2925,8 +3031,9 @@ _KNOWN_PARTICIPANTTYPEDATAFIELDS: Final = frozenset(
         "links",
     )
 )
-_ENUM_PARTICIPANTTYPEDATAFIELDS_DATA_TYPE: Final = frozenset(
-    (
+_ENUM_PARTICIPANTTYPEDATAFIELDS_DATA_TYPE: Final = {
+    v: v
+    for v in (
         "Boolean",
         "Date",
         "DateNM",
@@ -2940,7 +3047,7 @@ _ENUM_PARTICIPANTTYPEDATAFIELDS_DATA_TYPE: Final = frozenset(
         "Str255Protected",
         "TextArea",
     )
-)
+}
 
 
 def _enum_participanttypedatafields_data_type(value: object) -> Any:
@@ -2950,14 +3057,20 @@ def _enum_participanttypedatafields_data_type(value: object) -> Any:
 
 
 _PLAN_PARTICIPANTTYPEDATAFIELDS: Final[Plan] = (
-    ("name", "name", str, to_str),
-    ("data_type", "dataType", NEVER, _enum_participanttypedatafields_data_type),
-    ("label", "label", str, to_str),
-    ("form_order", "formOrder", int, to_int),
-    ("required", "required", bool, to_bool),
-    ("description", "description", str, to_str),
-    ("synchronize_values", "synchronizeValues", bool, to_bool),
-    ("limit_use_to_matter_only", "limitUseToMatterOnly", bool, to_bool),
+    ("name", "name", str, to_str, to_str),
+    (
+        "data_type",
+        "dataType",
+        NEVER,
+        _ENUM_PARTICIPANTTYPEDATAFIELDS_DATA_TYPE.__getitem__,
+        _enum_participanttypedatafields_data_type,
+    ),
+    ("label", "label", str, to_str, to_str),
+    ("form_order", "formOrder", int, to_int, to_int),
+    ("required", "required", bool, fast_bool, to_bool),
+    ("description", "description", str, to_str, to_str),
+    ("synchronize_values", "synchronizeValues", bool, fast_bool, to_bool),
+    ("limit_use_to_matter_only", "limitUseToMatterOnly", bool, fast_bool, to_bool),
 )
 
 
@@ -3062,12 +3175,13 @@ _KNOWN_PHONERECORDS: Final = frozenset(
         "links",
     )
 )
-_ENUM_PHONERECORDS_DIRECTION: Final = frozenset(
-    (
+_ENUM_PHONERECORDS_DIRECTION: Final = {
+    v: v
+    for v in (
         "in",
         "out",
     )
-)
+}
 
 
 def _enum_phonerecords_direction(value: object) -> Any:
@@ -3077,15 +3191,21 @@ def _enum_phonerecords_direction(value: object) -> Any:
 
 
 _PLAN_PHONERECORDS: Final[Plan] = (
-    ("from_participant_other", "fromParticipantOther", str, to_str),
-    ("to_participant_other", "toParticipantOther", str, to_str),
-    ("direction", "direction", NEVER, _enum_phonerecords_direction),
-    ("phone_number", "phoneNumber", str, to_str),
-    ("phone_number_type", "phoneNumberType", str, to_str),
-    ("actual_hours", "actualHours", NEVER, to_decimal),
-    ("notes", "notes", str, to_str),
-    ("call_timestamp", "callTimestamp", NEVER, to_timestamp),
-    ("outcome", "outcome", str, to_str),
+    ("from_participant_other", "fromParticipantOther", str, to_str, to_str),
+    ("to_participant_other", "toParticipantOther", str, to_str, to_str),
+    (
+        "direction",
+        "direction",
+        NEVER,
+        _ENUM_PHONERECORDS_DIRECTION.__getitem__,
+        _enum_phonerecords_direction,
+    ),
+    ("phone_number", "phoneNumber", str, to_str, to_str),
+    ("phone_number_type", "phoneNumberType", str, to_str, to_str),
+    ("actual_hours", "actualHours", NEVER, to_decimal, to_decimal),
+    ("notes", "notes", str, to_str, to_str),
+    ("call_timestamp", "callTimestamp", NEVER, to_timestamp, to_timestamp),
+    ("outcome", "outcome", str, to_str, to_str),
 )
 
 
@@ -3114,7 +3234,7 @@ class PrimaryLanguage(Model):
 _KNOWN_PRIMARYLANGUAGE: Final = frozenset(("language", "links"))
 
 
-_PLAN_PRIMARYLANGUAGE: Final[Plan] = (("language", "language", str, to_str),)
+_PLAN_PRIMARYLANGUAGE: Final[Plan] = (("language", "language", str, to_str, to_str),)
 
 
 def structure_primarylanguage(raw: Any) -> PrimaryLanguage:
@@ -3199,13 +3319,13 @@ _KNOWN_QUICKCODES: Final = frozenset(
 
 
 _PLAN_QUICKCODES: Final[Plan] = (
-    ("quick_code", "quickCode", str, to_str),
-    ("description", "description", str, to_str),
-    ("use_for_retainer_transfers", "useForRetainerTransfers", bool, to_bool),
-    ("use_for_receipts", "useForReceipts", bool, to_bool),
-    ("use_for_tasks", "useForTasks", bool, to_bool),
-    ("use_for_time_entry", "useForTimeEntry", bool, to_bool),
-    ("use_for_withdrawals", "useForWithdrawals", bool, to_bool),
+    ("quick_code", "quickCode", str, to_str, to_str),
+    ("description", "description", str, to_str, to_str),
+    ("use_for_retainer_transfers", "useForRetainerTransfers", bool, fast_bool, to_bool),
+    ("use_for_receipts", "useForReceipts", bool, fast_bool, to_bool),
+    ("use_for_tasks", "useForTasks", bool, fast_bool, to_bool),
+    ("use_for_time_entry", "useForTimeEntry", bool, fast_bool, to_bool),
+    ("use_for_withdrawals", "useForWithdrawals", bool, fast_bool, to_bool),
 )
 
 
@@ -3260,13 +3380,14 @@ class RestHook(Model):
 _KNOWN_RESTHOOKS: Final = frozenset(
     ("id", "eventName", "targetUrl", "status", "triggeredCount", "triggeredLastTimestamp", "links")
 )
-_ENUM_RESTHOOKS_STATUS: Final = frozenset(
-    (
+_ENUM_RESTHOOKS_STATUS: Final = {
+    v: v
+    for v in (
         "Active",
         "Disabled",
         "Deleted",
     )
-)
+}
 
 
 def _enum_resthooks_status(value: object) -> Any:
@@ -3276,11 +3397,11 @@ def _enum_resthooks_status(value: object) -> Any:
 
 
 _PLAN_RESTHOOKS: Final[Plan] = (
-    ("event_name", "eventName", str, to_str),
-    ("target_url", "targetUrl", str, to_str),
-    ("status", "status", NEVER, _enum_resthooks_status),
-    ("triggered_count", "triggeredCount", int, to_int),
-    ("triggered_last_timestamp", "triggeredLastTimestamp", NEVER, to_timestamp),
+    ("event_name", "eventName", str, to_str, to_str),
+    ("target_url", "targetUrl", str, to_str, to_str),
+    ("status", "status", NEVER, _ENUM_RESTHOOKS_STATUS.__getitem__, _enum_resthooks_status),
+    ("triggered_count", "triggeredCount", int, to_int, to_int),
+    ("triggered_last_timestamp", "triggeredLastTimestamp", NEVER, to_timestamp, to_timestamp),
 )
 
 
@@ -3452,14 +3573,15 @@ _KNOWN_TASKS: Final = frozenset(
         "links",
     )
 )
-_ENUM_TASKS_STATUS: Final = frozenset(
-    (
+_ENUM_TASKS_STATUS: Final = {
+    v: v
+    for v in (
         "Incomplete",
         "Complete",
         "Hidden",
         "Deleted",
     )
-)
+}
 
 
 def _enum_tasks_status(value: object) -> Any:
@@ -3468,13 +3590,14 @@ def _enum_tasks_status(value: object) -> Any:
     raise ValueError(_not_one_of(value, _ENUM_TASKS_STATUS))
 
 
-_ENUM_TASKS_PRIORITY: Final = frozenset(
-    (
+_ENUM_TASKS_PRIORITY: Final = {
+    v: v
+    for v in (
         "Low",
         "Normal",
         "High",
     )
-)
+}
 
 
 def _enum_tasks_priority(value: object) -> Any:
@@ -3484,30 +3607,36 @@ def _enum_tasks_priority(value: object) -> Any:
 
 
 _PLAN_TASKS: Final[Plan] = (
-    ("name", "name", str, to_str),
-    ("status", "status", NEVER, _enum_tasks_status),
-    ("priority", "priority", NEVER, _enum_tasks_priority),
-    ("due_timestamp", "dueTimestamp", NEVER, to_timestamp),
-    ("started_timestamp", "startedTimestamp", NEVER, to_timestamp),
-    ("completed_timestamp", "completedTimestamp", NEVER, to_timestamp),
-    ("last_modified_timestamp", "lastModifiedTimestamp", NEVER, to_timestamp),
-    ("actual_hours", "actualHours", NEVER, to_decimal),
-    ("billable_hours", "billableHours", NEVER, to_decimal),
-    ("description", "description", str, to_str),
-    ("assigned_by", "assignedBy", str, to_str),
-    ("complete_during_step", "completeDuringStep", int, to_int),
-    ("complete_before_step", "completeBeforeStep", int, to_int),
-    ("must_start_before_timestamp", "mustStartBeforeTimestamp", NEVER, to_timestamp),
-    ("expected_duration_value", "expectedDurationValue", int, to_int),
-    ("expected_duration_units", "expectedDurationUnits", str, to_str),
-    ("is_billing_hold", "isBillingHold", bool, to_bool),
-    ("is_part_billed", "isPartBilled", bool, to_bool),
-    ("confirmed_non_billable", "confirmedNonBillable", bool, to_bool),
-    ("confirmed_non_billable_timestamp", "confirmedNonBillableTimestamp", NEVER, to_timestamp),
-    ("has_trigger_date", "hasTriggerDate", bool, to_bool),
-    ("trigger_field", "triggerField", str, to_str),
-    ("trigger_offset", "triggerOffset", int, to_int),
-    ("trigger_weekdays_only", "triggerWeekdaysOnly", bool, to_bool),
+    ("name", "name", str, to_str, to_str),
+    ("status", "status", NEVER, _ENUM_TASKS_STATUS.__getitem__, _enum_tasks_status),
+    ("priority", "priority", NEVER, _ENUM_TASKS_PRIORITY.__getitem__, _enum_tasks_priority),
+    ("due_timestamp", "dueTimestamp", NEVER, to_timestamp, to_timestamp),
+    ("started_timestamp", "startedTimestamp", NEVER, to_timestamp, to_timestamp),
+    ("completed_timestamp", "completedTimestamp", NEVER, to_timestamp, to_timestamp),
+    ("last_modified_timestamp", "lastModifiedTimestamp", NEVER, to_timestamp, to_timestamp),
+    ("actual_hours", "actualHours", NEVER, to_decimal, to_decimal),
+    ("billable_hours", "billableHours", NEVER, to_decimal, to_decimal),
+    ("description", "description", str, to_str, to_str),
+    ("assigned_by", "assignedBy", str, to_str, to_str),
+    ("complete_during_step", "completeDuringStep", int, to_int, to_int),
+    ("complete_before_step", "completeBeforeStep", int, to_int, to_int),
+    ("must_start_before_timestamp", "mustStartBeforeTimestamp", NEVER, to_timestamp, to_timestamp),
+    ("expected_duration_value", "expectedDurationValue", int, to_int, to_int),
+    ("expected_duration_units", "expectedDurationUnits", str, to_str, to_str),
+    ("is_billing_hold", "isBillingHold", bool, fast_bool, to_bool),
+    ("is_part_billed", "isPartBilled", bool, fast_bool, to_bool),
+    ("confirmed_non_billable", "confirmedNonBillable", bool, fast_bool, to_bool),
+    (
+        "confirmed_non_billable_timestamp",
+        "confirmedNonBillableTimestamp",
+        NEVER,
+        to_timestamp,
+        to_timestamp,
+    ),
+    ("has_trigger_date", "hasTriggerDate", bool, fast_bool, to_bool),
+    ("trigger_field", "triggerField", str, to_str, to_str),
+    ("trigger_offset", "triggerOffset", int, to_int, to_int),
+    ("trigger_weekdays_only", "triggerWeekdaysOnly", bool, fast_bool, to_bool),
 )
 
 
@@ -3666,14 +3795,15 @@ _KNOWN_TIMEENTRIES: Final = frozenset(
         "links",
     )
 )
-_ENUM_TIMEENTRIES_TIMER_STATUS: Final = frozenset(
-    (
+_ENUM_TIMEENTRIES_TIMER_STATUS: Final = {
+    v: v
+    for v in (
         "Running",
         "Paused",
         "Stopped",
         "Locked",
     )
-)
+}
 
 
 def _enum_timeentries_timer_status(value: object) -> Any:
@@ -3682,13 +3812,14 @@ def _enum_timeentries_timer_status(value: object) -> Any:
     raise ValueError(_not_one_of(value, _ENUM_TIMEENTRIES_TIMER_STATUS))
 
 
-_ENUM_TIMEENTRIES_BILLING_BEHAVIOR: Final = frozenset(
-    (
+_ENUM_TIMEENTRIES_BILLING_BEHAVIOR: Final = {
+    v: v
+    for v in (
         "Bill",
         "Hide",
         "No charge",
     )
-)
+}
 
 
 def _enum_timeentries_billing_behavior(value: object) -> Any:
@@ -3697,8 +3828,9 @@ def _enum_timeentries_billing_behavior(value: object) -> Any:
     raise ValueError(_not_one_of(value, _ENUM_TIMEENTRIES_BILLING_BEHAVIOR))
 
 
-_ENUM_TIMEENTRIES_RATE_SOURCE: Final = frozenset(
-    (
+_ENUM_TIMEENTRIES_RATE_SOURCE: Final = {
+    v: v
+    for v in (
         "Default",
         "Timekeeper",
         "Action",
@@ -3706,7 +3838,7 @@ _ENUM_TIMEENTRIES_RATE_SOURCE: Final = frozenset(
         "Custom",
         "Bulk custom rate",
     )
-)
+}
 
 
 def _enum_timeentries_rate_source(value: object) -> Any:
@@ -3715,12 +3847,13 @@ def _enum_timeentries_rate_source(value: object) -> Any:
     raise ValueError(_not_one_of(value, _ENUM_TIMEENTRIES_RATE_SOURCE))
 
 
-_ENUM_TIMEENTRIES_BILLABLE_AMOUNT_TYPE: Final = frozenset(
-    (
+_ENUM_TIMEENTRIES_BILLABLE_AMOUNT_TYPE: Final = {
+    v: v
+    for v in (
         "Fixed",
         "Calculated",
     )
-)
+}
 
 
 def _enum_timeentries_billable_amount_type(value: object) -> Any:
@@ -3730,23 +3863,53 @@ def _enum_timeentries_billable_amount_type(value: object) -> Any:
 
 
 _PLAN_TIMEENTRIES: Final[Plan] = (
-    ("timestamp_date", "timestampDate", NEVER, to_timestamp),
-    ("description", "description", str, to_str),
-    ("actual_hours", "actualHours", NEVER, to_decimal),
-    ("billable_hours", "billableHours", NEVER, to_decimal),
-    ("created_timestamp", "createdTimestamp", NEVER, to_timestamp),
-    ("start_time", "startTime", str, to_str),
-    ("timer_status", "timerStatus", NEVER, _enum_timeentries_timer_status),
-    ("timer_started_client_timestamp", "timerStartedClientTimestamp", NEVER, to_timestamp),
-    ("timer_duration_seconds", "timerDurationSeconds", int, to_int),
-    ("billing_behavior", "billingBehavior", NEVER, _enum_timeentries_billing_behavior),
-    ("rate_unit_price", "rateUnitPrice", NEVER, to_decimal),
-    ("rate_source", "rateSource", NEVER, _enum_timeentries_rate_source),
-    ("rate_timestamp", "rateTimestamp", str, to_str),
-    ("billable_amount_type", "billableAmountType", NEVER, _enum_timeentries_billable_amount_type),
-    ("billable_amount", "billableAmount", NEVER, to_decimal),
-    ("is_billable", "isBillable", bool, to_bool),
-    ("import_external_reference", "importExternalReference", str, to_str),
+    ("timestamp_date", "timestampDate", NEVER, to_timestamp, to_timestamp),
+    ("description", "description", str, to_str, to_str),
+    ("actual_hours", "actualHours", NEVER, to_decimal, to_decimal),
+    ("billable_hours", "billableHours", NEVER, to_decimal, to_decimal),
+    ("created_timestamp", "createdTimestamp", NEVER, to_timestamp, to_timestamp),
+    ("start_time", "startTime", str, to_str, to_str),
+    (
+        "timer_status",
+        "timerStatus",
+        NEVER,
+        _ENUM_TIMEENTRIES_TIMER_STATUS.__getitem__,
+        _enum_timeentries_timer_status,
+    ),
+    (
+        "timer_started_client_timestamp",
+        "timerStartedClientTimestamp",
+        NEVER,
+        to_timestamp,
+        to_timestamp,
+    ),
+    ("timer_duration_seconds", "timerDurationSeconds", int, to_int, to_int),
+    (
+        "billing_behavior",
+        "billingBehavior",
+        NEVER,
+        _ENUM_TIMEENTRIES_BILLING_BEHAVIOR.__getitem__,
+        _enum_timeentries_billing_behavior,
+    ),
+    ("rate_unit_price", "rateUnitPrice", NEVER, to_decimal, to_decimal),
+    (
+        "rate_source",
+        "rateSource",
+        NEVER,
+        _ENUM_TIMEENTRIES_RATE_SOURCE.__getitem__,
+        _enum_timeentries_rate_source,
+    ),
+    ("rate_timestamp", "rateTimestamp", str, to_str, to_str),
+    (
+        "billable_amount_type",
+        "billableAmountType",
+        NEVER,
+        _ENUM_TIMEENTRIES_BILLABLE_AMOUNT_TYPE.__getitem__,
+        _enum_timeentries_billable_amount_type,
+    ),
+    ("billable_amount", "billableAmount", NEVER, to_decimal, to_decimal),
+    ("is_billable", "isBillable", bool, fast_bool, to_bool),
+    ("import_external_reference", "importExternalReference", str, to_str, to_str),
 )
 
 
@@ -3821,12 +3984,12 @@ _KNOWN_UTBMSCODES: Final = frozenset(
 
 
 _PLAN_UTBMSCODES: Final[Plan] = (
-    ("category_code", "categoryCode", str, to_str),
-    ("parent_utbms_code", "parentUtbmsCode", str, to_str),
-    ("description", "description", str, to_str),
-    ("override_description", "overrideDescription", str, to_str),
-    ("enabled", "enabled", bool, to_bool),
-    ("utbms_code", "utbmsCode", str, to_str),
+    ("category_code", "categoryCode", str, to_str, to_str),
+    ("parent_utbms_code", "parentUtbmsCode", str, to_str, to_str),
+    ("description", "description", str, to_str, to_str),
+    ("override_description", "overrideDescription", str, to_str, to_str),
+    ("enabled", "enabled", bool, fast_bool, to_bool),
+    ("utbms_code", "utbmsCode", str, to_str, to_str),
 )
 
 

@@ -321,7 +321,7 @@ class DecodeError(ValueError):
     """A record that does not fit its model; the message names the field."""
 
 
-def _not_one_of(value: object, allowed: frozenset[str]) -> str:
+def _not_one_of(value: object, allowed: Mapping[str, str]) -> str:
     return f"{value!r} is not one of {', '.join(sorted(allowed))}"
 
 
@@ -421,7 +421,7 @@ def _decoder(res: Resource) -> list[str]:
             values = ", ".join(repr(v) for v in spec.enum)
             name = f"_enum_{res.name}_{spec.attr}"
             out += [
-                f"{name.upper()}: Final = frozenset(({values},))",
+                f"{name.upper()}: Final = {{v: v for v in ({values},)}}",
                 "",
                 "",
                 f"def {name}(value: object) -> Any:",
@@ -432,7 +432,8 @@ def _decoder(res: Resource) -> list[str]:
                 "",
             ]
     plan = ", ".join(
-        f"({f.attr!r}, {f.wire!r}, {EXACT.get(f.kind, 'NEVER')}, {_converter(res, f)})"
+        f"({f.attr!r}, {f.wire!r}, {EXACT.get(f.kind, 'NEVER')}, {_fast(res, f)},"
+        f" {_converter(res, f)})"
         for f in _attributes(res)
     )
     has_id = _has_id(res)
@@ -452,6 +453,16 @@ def _decoder(res: Resource) -> list[str]:
         "",
     ]
     return out
+
+
+def _fast(res: Resource, spec: Field) -> str:
+    """The hot-path converter: a C-level dict lookup for flags and enums (KeyError on a bad
+    value, whose reason explain() then gets from the slow converter)."""
+    if spec.kind == "bool":
+        return "fast_bool"
+    if spec.kind == "enum":
+        return f"_enum_{res.name}_{spec.attr}".upper() + ".__getitem__"
+    return _converter(res, spec)
 
 
 def _comma(items: str) -> str:
@@ -595,6 +606,7 @@ def render_mixin(resources: Sequence[Resource]) -> list[str]:
 
 
 CONVERT_NAMES = ("EMPTY", "NEVER", "Id", "Model", "Plan", "Timestamp", "build", "explain")
+CONVERT_NAMES += ("fast_bool",)
 CONVERT_NAMES += (*sorted(set(CONVERTERS.values())), "to_id")
 
 
