@@ -133,6 +133,9 @@ async def test_reads_are_spec_shaped_plain_and_typed(
         got = await typed.get(first.id)
         check_request(last(fake_actionstep), "GET", f"{name}/{first.id}")
         assert got == first
+        both = await typed.get_many([first.id, page.records[1].id])
+        check_request(last(fake_actionstep), "GET", f"{name}/{first.id},{page.records[1].id}")
+        assert both == list(page.records)
 
 
 @pytest.mark.parametrize(
