@@ -9,6 +9,7 @@ The shared work (typed decoding, checking a write against the catalogue) lives h
 from __future__ import annotations
 
 import builtins
+import functools
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
 
@@ -27,6 +28,15 @@ __all__ = ["Accessor"]
 M = TypeVar("M", bound=Model)
 
 
+@functools.cache
+def _catalogue() -> Mapping[str, ResourceSpec]:
+    # Imported on first use: the catalogue is built from the generated module, which defines
+    # the subclasses of Accessor and so imports this module first.
+    from ._catalogue import CATALOGUE
+
+    return CATALOGUE
+
+
 class Accessor(Generic[M]):
     """Typed access to one resource through an :class:`AsyncResourceClient`.
 
@@ -39,14 +49,10 @@ class Accessor(Generic[M]):
     __slots__ = ("_client", "spec")
 
     def __init__(self, client: AsyncResourceClient[Any]) -> None:
-        # Imported here: the catalogue is built from the generated module that defines the
-        # subclasses of this class.
-        from ._catalogue import CATALOGUE
-
         self._client: AsyncResourceClient[Any] = (
             client if client.typed else client.with_options(typed=True)
         )
-        self.spec: ResourceSpec = CATALOGUE[self.resource]
+        self.spec: ResourceSpec = _catalogue()[self.resource]
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.resource}>"

@@ -605,9 +605,11 @@ def render_mixin(resources: Sequence[Resource]) -> list[str]:
     return out
 
 
-CONVERT_NAMES = ("EMPTY", "NEVER", "Id", "Model", "Plan", "Timestamp", "build", "explain")
-CONVERT_NAMES += ("fast_bool",)
-CONVERT_NAMES += (*sorted(set(CONVERTERS.values())), "to_id")
+CONVERT_NAMES: tuple[str, ...] = (
+    *("EMPTY", "NEVER", "Id", "Model", "Plan", "Timestamp", "build", "explain", "fast_bool"),
+    *sorted(set(CONVERTERS.values())),
+    "to_id",
+)
 
 
 def render(resources: Sequence[Resource]) -> str:
