@@ -9,7 +9,7 @@ import attrs
 
 from .._tokens import fingerprint
 
-__all__ = ["FakeCounters", "SecretKeyedCounter"]
+__all__ = ["FakeCounters", "ReceivedRequest", "SecretKeyedCounter"]
 
 
 class SecretKeyedCounter(Counter[str]):
@@ -69,3 +69,19 @@ class FakeCounters:
             },
             "faults_fired": dict(sorted(self.faults_fired.items())),
         }
+
+
+@attrs.frozen
+class ReceivedRequest:
+    """One data-API request as the fake received it (the bearer token is not kept)."""
+
+    method: str
+    path: str
+    """Relative to ``<api_endpoint>rest/``, e.g. ``filenotes/3``."""
+    query: tuple[tuple[str, str], ...]
+    content_type: str | None
+    accept: str | None
+    authorized: bool
+    """Whether a bearer token was presented."""
+    body: Any
+    """The decoded JSON body of a write, else None."""
