@@ -118,7 +118,12 @@ def add_control_routes(app: web.Application, fake: FakeActionstep) -> None:
             setattr(fake, name, value)
         return _ok({name: getattr(fake, name) for name in sorted(_SETTABLE)})
 
+    async def add_field(body: Any) -> web.Response:
+        fake.add_field(str(body["resource"]), str(body["field"]), body.get("value"))
+        return _ok({"added": body["field"]})
+
     app.router.add_get("/_fake/counters", guarded(counters))
+    app.router.add_post("/_fake/fields", guarded(add_field))
     app.router.add_post("/_fake/token", guarded(token))
     app.router.add_get("/_fake/faults", guarded(get_faults))
     app.router.add_post("/_fake/faults", guarded(add_faults))

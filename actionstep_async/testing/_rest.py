@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, Final
@@ -59,6 +60,8 @@ class RestApi:
         self.paging_keeps_query = True
         """nextPage/prevPage carry the request's other parameters (False: only ``?page=N``)."""
         self._links_cache: dict[tuple[str, str], dict[str, Any]] = {}
+        self.served: Counter[str] = Counter()
+        """Records answered per resource (the server shares its counters' one)."""
         self.reset()
 
     def reset(self) -> None:
@@ -132,6 +135,7 @@ class RestApi:
             return Reply(204)
         fields = query.fields.get(resource)
         shown = [project(record, fields) for record in page_records]
+        self.served[resource if fields is None else f"{resource}:fields"] += len(shown)
         document: dict[str, Any] = {
             "links": self._links(resource, api_endpoint),
             # One record comes back as an object, several as a list: a quirk clients must handle.
