@@ -29,6 +29,7 @@ from .._query import MAX_PAGE_SIZE
 from . import _commands
 from ._config import VARIABLES, Settings, load_settings
 from ._exits import EXIT_CODES_HELP, FAILED, INTERRUPTED, NETWORK, REAUTHORIZE, USAGE, CommandError
+from ._sync import add_sync_parser
 
 __all__ = ["build_parser", "run"]
 
@@ -141,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--no-progress", action="store_true", help="no progress bars")
     export.set_defaults(handler=_commands.export)
 
+    add_sync_parser(commands)
+
     demo = commands.add_parser(
         "demo", help="run everything against a built-in fake server (no account needed)"
     )
@@ -221,7 +224,7 @@ async def _main(args: argparse.Namespace) -> int:
         if not received:
             raise
         note = " (finished pages are kept: run the same command to resume)"
-        sys.stderr.write(f"\ninterrupted{note if args.command == 'export' else ''}\n")
+        sys.stderr.write(f"\ninterrupted{note if args.command in ('export', 'sync') else ''}\n")
         return INTERRUPTED if received[0] == signal.SIGINT else _SIGTERM_STATUS
     except BrokenPipeError:
         # The reader went away (``| head``): stop quietly, as Unix tools do.
