@@ -42,7 +42,8 @@ def test_sql_type_per_kind(kind: FieldKind, expected: type) -> None:
 
 def test_datetimes_keep_their_zone_and_decimals_stay_exact_on_sqlite() -> None:
     moment = sql_type("datetime")
-    assert isinstance(moment, DateTime) and moment.timezone
+    assert isinstance(moment, DateTime)
+    assert moment.timezone
     money = sql_type("decimal")
     assert isinstance(money.dialect_impl(sqlite.dialect()), DecimalText)
     assert isinstance(money.dialect_impl(postgresql.dialect()), Numeric)
@@ -141,7 +142,9 @@ def test_record_row_keeps_everything_in_the_json_and_routes_unknown_fields() -> 
     plan = plan_columns(CATALOGUE["filenotes"])
     row = record_row(plan, record, {"newThing": "new_thing"})
     assert row["_record"] == record
-    assert row["id"] == 5 and row["text"] == "Called the client"
-    assert row["action_id"] == "7" and row["participant_id"] is None
+    assert row["id"] == 5
+    assert row["text"] == "Called the client"
+    assert row["action_id"] == "7"
+    assert row["participant_id"] is None
     assert row["new_thing"] == "12"
     assert row["entered_timestamp"] is None

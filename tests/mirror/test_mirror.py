@@ -161,7 +161,8 @@ async def test_two_workers_at_once_one_waits_and_no_row_is_written_twice(
                 .scalars()
                 .all()
             )
-        assert len(revisions) == 3000 and set(revisions) == {1}
+        assert len(revisions) == 3000
+        assert set(revisions) == {1}
 
 
 class _Crash(Exception):
