@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from actionstep_async._catalogue import CATALOGUE
 from actionstep_async.mirror import Mirror
@@ -17,26 +18,27 @@ from actionstep_async.mirror._columns import RECORD_COLUMN, column_value, plan_c
 from actionstep_async.mirror._mirror import read_rows
 from actionstep_async.testing import FakeActionstep
 
-POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+POSTGRES_ADMIN = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+
+
+async def _admin(statement: str) -> None:
+    engine = create_async_engine(POSTGRES_ADMIN, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text(statement))
+    finally:
+        await engine.dispose()
 
 
 async def create_postgres_database() -> str:
     """A fresh database with a unique name (parallel helpers and runs never collide)."""
     name = f"mirror_test_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(POSTGRES_ADMIN)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
+    await _admin(f'CREATE DATABASE "{name}"')
     return name
 
 
 async def drop_postgres_database(name: str) -> None:
-    conn = await asyncpg.connect(POSTGRES_ADMIN)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -7,8 +7,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import BigInteger, Boolean, Date, DateTime, Float, Numeric, Text
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import BigInteger, Boolean, Date, DateTime, Float, Numeric, Text, create_engine
+from sqlalchemy.dialects.sqlite.base import SQLiteDialect
 
 from actionstep_async._catalogue import CATALOGUE, FieldKind
 from actionstep_async.mirror import sql_type
@@ -45,8 +45,10 @@ def test_datetimes_keep_their_zone_and_decimals_stay_exact_on_sqlite() -> None:
     assert isinstance(moment, DateTime)
     assert moment.timezone
     money = sql_type("decimal")
-    assert isinstance(money.dialect_impl(sqlite.dialect()), DecimalText)
-    assert isinstance(money.dialect_impl(postgresql.dialect()), Numeric)
+    assert isinstance(money.dialect_impl(SQLiteDialect()), DecimalText)
+    assert isinstance(
+        money.dialect_impl(create_engine("postgresql+asyncpg://u@h/db").dialect), Numeric
+    )
 
 
 AEST_NOON = datetime(2024, 3, 1, 2, 0, tzinfo=UTC)
