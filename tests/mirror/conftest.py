@@ -76,8 +76,9 @@ def expected_row(resource: str, record: Mapping[str, Any]) -> dict[str, Any]:
 
 
 async def mirror_rows(mirror: Mirror, resource: str) -> dict[Any, dict[str, Any]]:
+    table = await mirror._prepare(mirror.spec(resource))
     async with mirror.engine.connect() as conn:
-        rows = await read_rows(conn, mirror.table(resource))
+        rows = await read_rows(conn, table)
     return {row["id"]: {k: _normalise(v) for k, v in row.items()} for row in rows}
 
 

@@ -1,0 +1,128 @@
+"""``actionstep-async sync``: the real command in subprocesses, killed, raced and rerun."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from actionstep_async.mirror import Mirror
+from actionstep_async.mirror._columns import REVISION_COLUMN
+
+from ..mirror.conftest import (
+    assert_mirror_equals_fake,
+    create_postgres_database,
+    drop_postgres_database,
+)
+from .helpers import Setup, start_cli
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'mirror.db'}"
+        return
+    name = await create_postgres_database()
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        await drop_postgres_database(name)
+
+
+async def _check(setup: Setup, url: str, *resources: str) -> None:
+    async with await setup.fake.connect(scopes=["all"]) as client, Mirror(client, url) as mirror:
+        for resource in resources:
+            await assert_mirror_equals_fake(mirror, setup.fake, resource)
+
+
+@pytest.mark.records(actions=800, participants=100, filenotes=50)
+async def test_sync_loads_then_fetches_deltas(setup: Setup, tmp_path: Path) -> None:
+    await setup.store_token()
+    url = f"sqlite:///{tmp_path / 'actionstep.db'}"
+    first = await setup.run("sync", "--to", url, "--no-progress")
+    assert first.status == 0, first.output
+    assert "actions: full, 800 fetched, 800 written" in first.stdout
+    assert "participants: full, 100 fetched, 100 written" in first.stdout
+    assert "filenotes: reload, 50 fetched, 50 written" in first.stdout
+    setup.fake.rest.table("actions").update(3, {"name": "Changed"})
+    setup.fake.rest.table("actions").delete(4)
+    second = await setup.run("sync", "--to", url, "actions", "--scan", "--no-progress")
+    assert second.status == 0, second.output
+    assert ", 1 deleted, ids scanned" in second.stdout
+    assert "actions: delta" in second.stdout
+    await _check(setup, url, "actions", "participants", "filenotes")
+
+
+async def test_sync_refuses_a_bad_url(setup: Setup) -> None:
+    await setup.store_token()
+    result = await setup.run("sync", "--to", "mysql://x@y/z", "actions")
+    assert result.status != 0
+    assert "unsupported database" in result.stderr
+
+
+def _change_some(setup: Setup, rng: random.Random) -> None:
+    """Updates, creates and hard deletes between two interrupted runs."""
+    table = setup.fake.rest.table("actions")
+    keys = list(table.keys())
+    for key in rng.sample(keys, 40):
+        table.update(key, {"name": f"Edited {rng.random():.6f}"})
+    for key in rng.sample(keys, 5):
+        table.delete(key)
+    for n in range(10):
+        table.create({"name": f"Created {n} {rng.random():.6f}"})
+
+
+@pytest.mark.records(actions=8000, participants=50, filenotes=10)
+async def test_sigkill_at_random_points_then_a_rerun_leaves_an_exact_mirror(
+    setup: Setup, database_url: str
+) -> None:
+    await setup.store_token()
+    rng = random.Random(1818)
+    args = ("sync", "--to", database_url, "actions", "--no-progress")
+    killed = 0
+    for round_ in range(10):
+        process = await start_cli(*args, env=setup.env, cwd=setup.cwd)
+        # Early kills land in the first load, later ones in deltas and id scans.
+        await asyncio.sleep(rng.uniform(0.3, 2.5 + round_ * 0.2))
+        if process.returncode is None:
+            process.send_signal(signal.SIGKILL)
+            killed += 1
+        await asyncio.wait_for(process.communicate(), 60)
+        _change_some(setup, rng)
+    assert killed >= 5, "the runs ended before they could be killed; raise the record count"
+    final = await start_cli(*args, "--scan", env=setup.env, cwd=setup.cwd)
+    stdout, stderr = await asyncio.wait_for(final.communicate(), 120)
+    assert final.returncode == 0, (stdout + stderr).decode()
+    await _check(setup, database_url, "actions")
+
+
+@pytest.mark.records(actions=6000, participants=10, filenotes=10)
+async def test_two_worker_processes_one_waits_and_no_row_is_written_twice(
+    setup: Setup, database_url: str
+) -> None:
+    await setup.store_token()
+    args = ("sync", "--to", database_url, "actions", "--no-scan", "--no-progress")
+    workers = [await start_cli(*args, env=setup.env, cwd=setup.cwd) for _ in range(2)]
+    outputs = [await asyncio.wait_for(w.communicate(), 120) for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], outputs
+    lines = sorted(out.decode().strip() for out, _ in outputs)
+    assert lines[0].startswith("actions: delta, ")
+    assert ", 0 written," in lines[0]
+    assert "(waited " in lines[0]
+    assert lines[1].startswith("actions: full, 6,000 fetched, 6,000 written")
+    async with (
+        await setup.fake.connect(scopes=["all"]) as client,
+        Mirror(client, database_url) as m,
+    ):
+        table = await m._prepare(m.spec("actions"))
+        async with m.engine.connect() as conn:
+            revisions = (await conn.execute(select(table.table.c[REVISION_COLUMN]))).scalars().all()
+    assert len(revisions) == 6000
+    assert set(revisions) == {1}
