@@ -32,7 +32,7 @@ from ._url import parse_database_url
 __all__ = ["HookEvent", "Mirror", "SyncReporter", "SyncResult"]
 
 _SCHEMA_LOCK: Final = "-schema"  # no resource name starts with "-"
-_GET_CHUNK: Final = 100
+_GET_CHUNK: Final = 50  # a GET of an id list is paged like any list (50 per page)
 DEFAULT_OVERLAP: Final = 120.0
 DEFAULT_SCAN_INTERVAL: Final = 86_400.0
 
@@ -214,9 +214,9 @@ class Mirror:
             else:
                 if step in ("full", "resume"):
                     state = await self._full(table, state, organisation, run)
-                else:
-                    assert state is not None
-                    state = await self._delta(table, state, run)
+                # After a load too: what changed while it ran (or while it lay interrupted) is
+                # in by the time the run returns.
+                state = await self._delta(table, state, run)
                 if scan_due(state, now=time.time(), interval=self.scan_interval, requested=scan):
                     state = await self._scan(table, state, run)
         self.reporter.finish(spec.name)
@@ -321,10 +321,10 @@ class Mirror:
             await save_state(conn, state)
         return state
 
-    async def _delta(self, table: ResourceTable, state: State, run: _Run) -> State:
+    async def _delta(self, table: ResourceTable, state: State | None, run: _Run) -> State:
         """Everything modified since the checkpoint, and the new checkpoint, in one transaction."""
         spec = table.spec
-        assert spec.modified_field is not None
+        assert spec.modified_field is not None and state is not None
         filters = delta_filters(spec.modified_field, state.checkpoint, self.overlap)
         newest, total = await self._newest(spec, filters)
         self.reporter.begin(spec.name, total=total, done=0)
