@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any as _Any
 
+from ._catalogue import CATALOGUE, FieldSpec, ResourceSpec, resource_spec
 from ._client import AsyncResourceClient
 from ._environment import PRODUCTION, STAGING, Environment
 from ._errors import (
@@ -41,8 +42,10 @@ from ._manager import Refresher, RefreshPolicy, TokenManager
 from ._models import (
     Action,
     ActionType,
+    AnyRecord,
     FileNote,
     Id,
+    Model,
     Page,
     Paging,
     Participant,
@@ -58,15 +61,18 @@ from ._oauth import (
 from ._query import F, Filter
 from ._retry import RetryPolicy
 from ._tokens import Token
+from ._writes import to_wire
 from .stores import FileTokenStore, MemoryTokenStore, TokenStore
 
 __all__ = [
+    "CATALOGUE",
     "PRODUCTION",
     "STAGING",
     "APIError",
     "Action",
     "ActionType",
     "ActionstepError",
+    "AnyRecord",
     "AsyncResourceClient",
     "AuthorizationDenied",
     "AuthorizationRequest",
@@ -76,6 +82,7 @@ __all__ = [
     "ConnectError",
     "Environment",
     "F",
+    "FieldSpec",
     "FileNote",
     "FileTokenStore",
     "Filter",
@@ -83,6 +90,7 @@ __all__ = [
     "Id",
     "InvalidRequestError",
     "MemoryTokenStore",
+    "Model",
     "NotFoundError",
     "OAuthClient",
     "OAuthError",
@@ -96,6 +104,7 @@ __all__ = [
     "RefreshPolicy",
     "Refresher",
     "RequestTimeout",
+    "ResourceSpec",
     "ResponseDecodeError",
     "RetryPolicy",
     "ServerError",
@@ -112,6 +121,8 @@ __all__ = [
     "UnsafeEndpointError",
     "build_authorize_url",
     "parse_authorization_response",
+    "resource_spec",
+    "to_wire",
 ]
 
 

@@ -1,17 +1,19 @@
-"""TEMPORARY stub of the resource catalogue (branch i14-api owns the real one).
+"""The resource catalogue: every documented resource, its fields, links and methods.
 
-Only the three resources the mirror's tests use, matching CATALOGUE-INTERFACE.md exactly. Dropped
-when i14-api's catalogue is merged.
+The data comes from ``_generated.py`` (written by ``tools/generate_models.py`` from Actionstep's
+OpenAPI descriptions); this module gives it types and a lookup. Accessors check writes against
+it, the fake serves it, and the CLI uses it to name resources.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Final, Literal
 
 import attrs
 
-from ._models import Record
+from . import _generated
 
 __all__ = ["CATALOGUE", "FieldKind", "FieldSpec", "ResourceSpec", "resource_spec"]
 
@@ -20,121 +22,99 @@ FieldKind = Literal["int", "str", "bool", "decimal", "float", "date", "datetime"
 
 @attrs.frozen
 class FieldSpec:
+    """One attribute or link of a resource, as the wire and the typed model name it."""
+
     wire: str
+    """Name on the wire, e.g. ``isBillableOverride``."""
     attr: str
+    """Attribute name on the typed model (snake_case)."""
     kind: FieldKind
     read_only: bool = False
+    """True when no documented write (POST or PUT) may carry it."""
     nullable: bool = True
     enum: tuple[str, ...] = ()
+    """Allowed values when ``kind == "enum"``."""
     target: str | None = None
+    """For ``kind == "link"``: the resource the id points to."""
+    many: bool = False
+    """For ``kind == "link"``: the link holds a list of ids."""
 
 
 @attrs.frozen
 class ResourceSpec:
+    """One documented resource family."""
+
     name: str
+    """The key in responses and the URL segment, e.g. ``actions``."""
     path: str
+    """URL path relative to ``<api_endpoint>rest/``."""
     methods: frozenset[str]
+    """A subset of GET, POST, PUT, PATCH and DELETE."""
     fields: tuple[FieldSpec, ...]
+    """Attributes, ``id`` first; links are not included."""
     links: tuple[FieldSpec, ...]
+    """``kind == "link"``, named as under ``links``."""
     create_required: frozenset[str]
+    """Wire names (fields and links) a POST must carry."""
     writable: frozenset[str]
+    """Wire names (fields and links) a POST or PUT may carry."""
     modified_field: str | None
+    """Wire name of the last-modified timestamp, if the resource has one."""
     deleted_field: str | None
+    """``isDeleted`` where the resource soft-deletes."""
     model: type
+    """The generated attrs model class."""
+    create_writable: frozenset[str] = frozenset()
+    """Wire names a POST may carry."""
+    update_writable: frozenset[str] = frozenset()
+    """Wire names a PUT may carry."""
+    get_by_id: bool = True
+    """Whether ``GET <path>/<id>`` is documented (a few resources only list)."""
+
+    def field(self, wire: str) -> FieldSpec | None:
+        """The attribute or link with this wire name, or None."""
+        for spec in self.fields:
+            if spec.wire == wire:
+                return spec
+        for spec in self.links:
+            if spec.wire == wire:
+                return spec
+        return None
 
 
-_ALL: Final = frozenset({"GET", "POST", "PUT", "DELETE"})
+def _field(row: _generated.FieldRow) -> FieldSpec:
+    wire, attr, kind, read_only, enum, target, many = row
+    nullable = wire != "id"
+    return FieldSpec(wire, attr, kind, read_only, nullable, enum, target, many)
 
 
-def _f(wire: str, attr: str, kind: FieldKind, **extra: object) -> FieldSpec:
-    return FieldSpec(wire, attr, kind, **extra)  # type: ignore[arg-type]
+def _resource(row: _generated.ResourceRow) -> ResourceSpec:
+    fields = tuple(_field(item) for item in row.fields)
+    links = tuple(_field(item) for item in row.links)
+    names = {spec.wire for spec in fields}
+    return ResourceSpec(
+        name=row.name,
+        path=row.name,
+        methods=frozenset(row.methods),
+        fields=fields,
+        links=links,
+        create_required=frozenset(row.create_required),
+        writable=frozenset(row.create_writable) | frozenset(row.update_writable),
+        modified_field=row.modified_field,
+        deleted_field="isDeleted" if "isDeleted" in names else None,
+        model=row.model,
+        create_writable=frozenset(row.create_writable),
+        update_writable=frozenset(row.update_writable),
+        get_by_id=row.get_by_id,
+    )
 
 
-def _link(wire: str, attr: str, target: str) -> FieldSpec:
-    return FieldSpec(wire, attr, "link", target=target)
-
-
-_ACTIONS: Final = ResourceSpec(
-    name="actions",
-    path="actions",
-    methods=_ALL,
-    fields=(
-        _f("id", "id", "int", read_only=True, nullable=False),
-        _f("name", "name", "str"),
-        _f("reference", "reference", "str"),
-        _f("priority", "priority", "int"),
-        _f("status", "status", "enum", enum=("Active", "Closed", "Inactive")),
-        _f("isBillable", "is_billable", "bool"),
-        _f("isDeleted", "is_deleted", "bool", read_only=True),
-        _f("isFavorite", "is_favorite", "bool"),
-        _f("createdTimestamp", "created_timestamp", "datetime", read_only=True),
-        _f("modifiedTimestamp", "modified_timestamp", "datetime", read_only=True),
-    ),
-    links=(
-        _link("actionType", "action_type", "actiontypes"),
-        _link("assignedTo", "assigned_to", "participants"),
-        _link("primaryParticipants", "primary_participants", "participants"),
-        _link("step", "step", "steps"),
-    ),
-    create_required=frozenset({"name", "actionType"}),
-    writable=frozenset({"name", "reference", "priority", "isBillable", "isFavorite"}),
-    modified_field="modifiedTimestamp",
-    deleted_field="isDeleted",
-    model=Record,
+CATALOGUE: Final[Mapping[str, ResourceSpec]] = MappingProxyType(
+    {row.name: _resource(row) for row in sorted(_generated.RESOURCES, key=lambda r: r.name)}
 )
-
-_PARTICIPANTS: Final = ResourceSpec(
-    name="participants",
-    path="participants",
-    methods=_ALL,
-    fields=(
-        _f("id", "id", "int", read_only=True, nullable=False),
-        _f("displayName", "display_name", "str", read_only=True),
-        _f("isCompany", "is_company", "bool"),
-        _f("companyName", "company_name", "str"),
-        _f("firstName", "first_name", "str"),
-        _f("lastName", "last_name", "str"),
-        _f("email", "email", "str"),
-        _f("phone1Number", "phone1_number", "str"),
-        _f("physicalAddressLine1", "physical_address_line1", "str"),
-        _f("createdTimestamp", "created_timestamp", "datetime", read_only=True),
-        _f("modifiedTimestamp", "modified_timestamp", "datetime", read_only=True),
-    ),
-    links=(),
-    create_required=frozenset(),
-    writable=frozenset({"isCompany", "companyName", "firstName", "lastName", "email"}),
-    modified_field="modifiedTimestamp",
-    deleted_field=None,
-    model=Record,
-)
-
-_FILENOTES: Final = ResourceSpec(
-    name="filenotes",
-    path="filenotes",
-    methods=_ALL,
-    fields=(
-        _f("id", "id", "int", read_only=True, nullable=False),
-        _f("text", "text", "str"),
-        _f("enteredTimestamp", "entered_timestamp", "datetime", read_only=True),
-        _f("noteTimestamp", "note_timestamp", "datetime"),
-        _f("enteredBy", "entered_by", "str", read_only=True),
-        _f("source", "source", "str", read_only=True),
-    ),
-    links=(
-        _link("action", "action", "actions"),
-        _link("participant", "participant", "participants"),
-    ),
-    create_required=frozenset({"text", "action"}),
-    writable=frozenset({"text", "noteTimestamp", "action", "participant"}),
-    modified_field=None,
-    deleted_field=None,
-    model=Record,
-)
-
-CATALOGUE: Final[Mapping[str, ResourceSpec]] = {
-    spec.name: spec for spec in sorted((_ACTIONS, _FILENOTES, _PARTICIPANTS), key=lambda s: s.name)
-}
+"""Every documented resource by name, sorted by name."""
 
 
 def resource_spec(name: str) -> ResourceSpec | None:
+    """The catalogue entry for ``name``, or None for a resource outside the catalogue."""
     return CATALOGUE.get(name)

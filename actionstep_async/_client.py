@@ -44,6 +44,7 @@ from ._errors import (
     UnsafeEndpointError,
     api_error_class,
 )
+from ._generated import ResourceAccessors
 from ._http import read_limited
 from ._limits import ConcurrencyLimiter, Outcome
 from ._manager import TokenManager
@@ -216,7 +217,7 @@ class _Answer:
         )
 
 
-class AsyncResourceClient:
+class AsyncResourceClient(ResourceAccessors):
     """Read and write Actionstep resources for one connection (a TokenManager key).
 
     ``session`` is borrowed when given (your trace configs, proxies and connector limits apply;
@@ -353,7 +354,7 @@ class AsyncResourceClient:
         sort: Sequence[str] | None = None,
         page: int = 1,
         page_size: int = 50,
-    ) -> Page:
+    ) -> Page[Any]:
         """One page of a query, with its paging totals and side-loaded (``include``) records."""
         check_resource(resource)
         query = build_query(
@@ -405,13 +406,13 @@ class AsyncResourceClient:
         ahead: int,
         limiter: ConcurrencyLimiter,
     ) -> AsyncIterator[Any]:
-        def fetch(number: int) -> asyncio.Task[Page]:
+        def fetch(number: int) -> asyncio.Task[Page[Any]]:
             query = f"{base}&page={number}"
             return asyncio.ensure_future(self._page(resource, query, number, page_size, limiter))
 
         first = await self._page(resource, f"{base}&page=1", 1, page_size, limiter)
         pages = first.paging.page_count
-        window: deque[asyncio.Task[Page]] = deque()
+        window: deque[asyncio.Task[Page[Any]]] = deque()
         upcoming = 2
         try:
             # Start the next pages before handing out page 1: the caller's work overlaps them.
@@ -539,7 +540,7 @@ class AsyncResourceClient:
         page: int,
         page_size: int,
         limiter: ConcurrencyLimiter | None,
-    ) -> Page:
+    ) -> Page[Any]:
         path = resource + "?" + query if query else resource
         answer = await self._call("GET", path, None, resource=resource, limiter=limiter)
         document = self._decode(answer, "GET")

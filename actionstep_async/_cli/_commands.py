@@ -16,7 +16,7 @@ from rich.console import Console
 
 from .._client import AsyncResourceClient
 from .._manager import TokenManager
-from .._models import Page
+from .._models import Page, Record
 from .._oauth import AuthorizationRequest
 from .._retry import RetryPolicy
 from .._tokens import Token
@@ -191,12 +191,15 @@ async def token_refresh(args: argparse.Namespace, settings: Settings) -> int:
 # -- get -------------------------------------------------------------------------------------
 
 
-def _page_document(page: Page) -> dict[str, Any]:
+def _page_document(page: Page[Any]) -> dict[str, Any]:
     """A page in Actionstep's own envelope shape, so output looks like the API's."""
     paging = page.paging
     return {
         page.resource: [dict(record) for record in page.records],
-        "linked": {kind: [dict(r) for r in records] for kind, records in page.linked.items()},
+        "linked": {
+            kind: [dict(r) for r in records if isinstance(r, Record)]
+            for kind, records in page.linked.items()
+        },
         "meta": {
             "paging": {
                 page.resource: {
