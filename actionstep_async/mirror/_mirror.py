@@ -206,6 +206,7 @@ class Mirror:
         organisation = await self.organisation()
         table = await self._prepare(spec)
         async with self._lock(spec.name) as waited:
+            await self._refresh(table)
             state = await self._state(spec.name, organisation)
             step = plan_step(state, has_modified=spec.modified_field is not None)
             run = _Run()
@@ -248,6 +249,11 @@ class Mirror:
             await table.prepare(conn)
         self._tables[spec.name] = table
         return table
+
+    async def _refresh(self, table: ResourceTable) -> None:
+        # Under the run lock: another worker may have added columns since we last looked.
+        async with self.engine.begin() as conn:
+            await table.prepare(conn)
 
     async def _state(self, resource: str, organisation: str) -> State | None:
         async with self.engine.connect() as conn:
@@ -391,6 +397,7 @@ class Mirror:
         table = await self._prepare(spec)
         deletes = event_deletes(getattr(event, "event_name", None), getattr(event, "deleted", None))
         async with self._lock(spec.name):
+            await self._refresh(table)
             # Read under the lock: a sync run writing an older copy cannot land after ours.
             record = None if deletes else await self._fetch(spec, event.id)
             async with self.engine.begin() as conn:

@@ -114,7 +114,7 @@ def test_snake_case(wire: str, expected: str) -> None:
 def test_plan_names_fields_by_attribute_and_links_with_an_id_suffix() -> None:
     plan = plan_columns(CATALOGUE["actions"])
     assert plan.id_kind == "int"
-    assert ("is_billable", "isBillable", "bool") in plan.fields
+    assert ("is_billable_override", "isBillableOverride", "bool") in plan.fields
     assert ("action_type_id", "actionType", "link") in plan.links
     assert plan.names()[0] == "id"
     assert len(plan.names()) == len(set(plan.names()))
