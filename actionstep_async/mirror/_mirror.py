@@ -330,7 +330,8 @@ class Mirror:
     async def _delta(self, table: ResourceTable, state: State | None, run: _Run) -> State:
         """Everything modified since the checkpoint, and the new checkpoint, in one transaction."""
         spec = table.spec
-        assert spec.modified_field is not None and state is not None
+        assert spec.modified_field is not None
+        assert state is not None
         filters = delta_filters(spec.modified_field, state.checkpoint, self.overlap)
         newest, total = await self._newest(spec, filters)
         self.reporter.begin(spec.name, total=total, done=0)
