@@ -140,3 +140,27 @@ async def test_two_worker_processes_one_waits_and_no_row_is_written_twice(
             revisions = (await conn.execute(select(table.table.c[REVISION_COLUMN]))).scalars().all()
     assert len(revisions) == 6000
     assert set(revisions) == {1}
+
+
+@pytest.mark.records(actions=300, participants=10, filenotes=10)
+async def test_watch_keeps_syncing_until_interrupted(setup: Setup, tmp_path: Path) -> None:
+    await setup.store_token()
+    url = f"sqlite:///{tmp_path / 'watched.db'}"
+    args = ("sync", "--to", url, "actions", "--watch", "--interval", "0.2", "--no-progress")
+    process = await start_cli(*args, env=setup.env, cwd=setup.cwd)
+    assert process.stdout is not None
+    first = await asyncio.wait_for(process.stdout.readline(), 60)
+    assert first.startswith(b"actions: full, ")
+    setup.fake.rest.table("actions").update(9, {"name": "Seen by the watcher"})
+    for _ in range(50):  # bounded: each line is one more delta
+        line = await asyncio.wait_for(process.stdout.readline(), 60)
+        assert line.startswith(b"actions: delta, ")
+        if b", 1 written" in line:
+            break
+    else:
+        pytest.fail("the watcher never picked up the change")
+    process.send_signal(signal.SIGINT)
+    _, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 130, stderr
+    assert b"interrupted" in stderr
+    await _check(setup, url, "actions")
