@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import os
 import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -36,7 +37,6 @@ from actionstep_async import (
 )
 
 from ._fake_process import FakeServerProcess
-from .export_scale import _run_and_reap
 
 KEY = "bench"
 PAGE = 200
@@ -49,9 +49,28 @@ class Run:
     records: int
     elapsed: float
     wall: float
+    cpu: float
     peak_rss_mib: float
     served: int
     requests: int
+
+
+def _run_and_reap(command: list[str], env: dict[str, str]) -> tuple[int, float, float, float, str]:
+    """Exit status, wall seconds, CPU seconds, peak RSS in MiB and stdout of one child."""
+    started = time.perf_counter()
+    with tempfile.TemporaryFile() as errors:
+        child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=errors)
+        assert child.stdout is not None
+        stdout = child.stdout.read()
+        child.stdout.close()
+        _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
+        if child.returncode != 0:
+            errors.seek(0)
+            sys.stderr.write(errors.read().decode(errors="replace"))
+    wall = time.perf_counter() - started
+    cpu = usage.ru_utime + usage.ru_stime
+    return child.returncode, wall, cpu, usage.ru_maxrss / 1024, stdout.decode()
 
 
 async def _admin(statement: str) -> None:
@@ -92,7 +111,7 @@ async def _command(
 ) -> Run:
     before = await fake.counters()
     command = [sys.executable, "-m", "actionstep_async", *args, "--no-progress"]
-    status, wall, rss, stdout = await asyncio.to_thread(_run_and_reap, command, env)
+    status, wall, cpu, rss, stdout = await asyncio.to_thread(_run_and_reap, command, env)
     if status != 0:
         raise SystemExit(f"{label} failed with status {status}:\n{stdout}")
     if args[0] == "export":
@@ -102,7 +121,7 @@ async def _command(
     after = await fake.counters()
     served = _total(after["records_served"]) - _total(before["records_served"])
     requests = _total(after["requests"], "GET actions") - _total(before["requests"], "GET actions")
-    return Run(label, records, elapsed, wall, rss, served, requests)
+    return Run(label, records, elapsed, wall, cpu, rss, served, requests)
 
 
 def _total(counts: dict[str, int], prefix: str = "") -> int:
@@ -199,7 +218,14 @@ async def main() -> None:
                 )
                 runs.append(
                     await _command(
-                        fake, env, "sync -> SQLite, nothing changed", 0, *sync, sqlite_url
+                        fake,
+                        env,
+                        "sync -> SQLite, nothing changed (--overlap 0)",
+                        0,
+                        *sync,
+                        sqlite_url,
+                        "--overlap",
+                        "0",
                     )
                 )
                 await fake.control("POST", "rate_limit", {"rate": args.rate, "burst": 10})
@@ -228,17 +254,17 @@ async def main() -> None:
 def _report(runs: list[Run], n: int, rate: float, wall: float) -> None:
     export = runs[0]
     print(
-        "| run | records | seconds | records/s | vs export | process s | records served"
-        " | GET requests | peak RSS MiB |"
+        "| run | records | seconds | records/s | vs export | process s | process CPU s"
+        " | records served | GET requests | peak RSS MiB |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for run in runs:
         per_second = run.records / run.elapsed if run.records and run.elapsed else 0.0
         base = export if "limit" not in run.label else runs[-2]
         ratio = per_second / (base.records / base.elapsed) if per_second else 0.0
         print(
             f"| {run.label} | {run.records:,} | {run.elapsed:.1f} | {per_second:,.0f} |"
-            f" {ratio:.2f} | {run.wall:.1f} | {run.served:,} | {run.requests:,} |"
+            f" {ratio:.2f} | {run.wall:.1f} | {run.cpu:.1f} | {run.served:,} | {run.requests:,} |"
             f" {run.peak_rss_mib:.1f} |"
         )
     ceiling = rate * PAGE

@@ -54,6 +54,12 @@ def add_sync_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
     scan = sync_parser.add_mutually_exclusive_group()
     scan.add_argument("--scan", action="store_true", default=None, help="list ids for deletes now")
     scan.add_argument("--no-scan", dest="scan", action="store_false", help="skip the id scan")
+    sync_parser.add_argument(
+        "--overlap",
+        type=float,
+        default=120.0,
+        help="seconds before the checkpoint each delta re-reads, for clock skew (120)",
+    )
     sync_parser.add_argument("--concurrency", type=int, default=4, help="pages in flight (4)")
     sync_parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     sync_parser.set_defaults(handler=sync)
@@ -78,13 +84,21 @@ async def sync(args: argparse.Namespace, settings: Settings) -> int:
         ) from None
     from ._commands import EXPORT_RETRY, connect
 
-    if args.interval <= 0 or args.concurrency < 1:
-        raise CommandError("--interval must be positive and --concurrency at least 1", USAGE)
+    if args.interval <= 0 or args.concurrency < 1 or args.overlap < 0:
+        raise CommandError(
+            "--interval must be positive, --overlap not negative, --concurrency at least 1", USAGE
+        )
     err = err_console()
     async with connect(settings, adaptive=True, retry=EXPORT_RETRY) as (manager, client):
         await manager.token(settings.token_key)
         with ExportProgress(err, enabled=not args.no_progress) as progress:
-            mirror = Mirror(client, args.to, concurrency=args.concurrency, reporter=progress)
+            mirror = Mirror(
+                client,
+                args.to,
+                overlap=args.overlap,
+                concurrency=args.concurrency,
+                reporter=progress,
+            )
             async with mirror:
                 await _once(mirror, args.resources, args.scan)
                 while args.watch:
