@@ -44,6 +44,7 @@ from ._exits import (
 )
 from ._hooks import add_hooks_parser
 from ._resources import known_resources, unknown_resource_message
+from ._sync import add_sync_parser
 
 __all__ = ["build_parser", "run"]
 
@@ -120,8 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    adders = (_add_login, _add_token, _add_get, _add_export, _add_demo, add_hooks_parser)
-    for add in (*adders, _add_fake_server):
+    adders = (_add_login, _add_token, _add_get, _add_export, _add_demo)
+    for add in (*adders, add_hooks_parser, add_sync_parser, _add_fake_server):
         add(commands)
     return parser
 
@@ -296,7 +297,7 @@ async def _main(args: argparse.Namespace) -> int:
         if not received:
             raise
         note = " (finished pages are kept: run the same command to resume)"
-        sys.stderr.write(f"\ninterrupted{note if args.command == 'export' else ''}\n")
+        sys.stderr.write(f"\ninterrupted{note if args.command in ('export', 'sync') else ''}\n")
         return INTERRUPTED if received[0] == signal.SIGINT else _SIGTERM_STATUS
     except BrokenPipeError:
         # The reader went away (``| head``): stop quietly, as Unix tools do.

@@ -27,6 +27,7 @@ __all__ = [
     "Table",
     "now_timestamp",
     "schema_for",
+    "stamp_write",
 ]
 
 T = TypeVar("T")
@@ -118,6 +119,20 @@ def timestamp(moment: datetime) -> str:
 def now_timestamp() -> str:
     """The current time in the fake organisation's time zone."""
     return timestamp(datetime.now(AEST))
+
+
+MODIFIED_FIELD: Final = "modifiedTimestamp"
+
+
+def stamp_write(record: RawRecord, field: str | None = MODIFIED_FIELD) -> None:
+    """Move the record's modified timestamp to now, as the server does on every write.
+
+    The server owns this field: a value sent in the body is overwritten, so "modified since"
+    filters see every write. Resolution is one second, as Actionstep renders it, so several
+    writes within a second share a timestamp (clients must use ``_gteq`` and an overlap).
+    """
+    if field is not None and field in record:
+        record[field] = now_timestamp()
 
 
 def _tf(flag: bool) -> str:
@@ -477,6 +492,7 @@ class Table:
         self._composite_index: dict[str, int] | None = None
         self._keys: Sequence[Key] | None = None
         self._next_id = self._count + 1
+        self._added: dict[str, object] = {}
 
     @property
     def name(self) -> str:
@@ -488,6 +504,8 @@ class Table:
             assert self.schema.generator is not None
             rng = Dice((self._seed * 0x9E3779B97F4A7C15) ^ (_salt(self.name) << 32) ^ index)
             record = self.schema.generator(rng, index, self._ctx)
+            if self._added:
+                record.update(self._added)
             self._cache[index] = record
         return record
 
@@ -549,15 +567,10 @@ class Table:
         record.update({k: v for k, v in body.items() if k not in ("id", "links")})
         record["links"] = {**record.get("links", {}), **_normalise_links(body.get("links"))}
         stamp = now_timestamp()
-        stamped = (
-            "createdTimestamp",
-            "enteredTimestamp",
-            "noteTimestamp",
-            self.schema.modified_field,
-        )
-        for name in stamped:
-            if name is not None and name in record and record[name] is None:
+        for name in ("createdTimestamp", "enteredTimestamp", "noteTimestamp"):
+            if name in record and record[name] is None:
                 record[name] = stamp
+        stamp_write(record, self.schema.modified_field)
         if self.schema.composite_links:
             parts = [str(record["links"].get(f) or "0") for f in self.schema.composite_links]
             key: Key = "--".join(parts)
@@ -578,9 +591,7 @@ class Table:
         record = {**current, **{k: v for k, v in body.items() if k not in ("id", "links")}}
         # Link arrays are replaced wholesale, as the real API does; other links merge by name.
         record["links"] = {**current.get("links", {}), **_normalise_links(body.get("links"))}
-        modified = self.schema.modified_field
-        if modified is not None and modified in record and modified not in body:
-            record[modified] = now_timestamp()
+        stamp_write(record, self.schema.modified_field)
         if key in self._created:
             self._created[key] = record
         else:
@@ -597,8 +608,22 @@ class Table:
         self._keys = None
         return True
 
+    def add_field(self, name: str, value: object) -> None:
+        """A field the API starts sending (a new release): every record gains it, now and later.
+
+        Not a write: modified timestamps stay put, as they would after a server upgrade.
+        """
+        if name in ("id", "links") or self.schema.known(name):
+            raise ValueError(f"{self.name} already has a field {name!r}")
+        self.schema = attrs.evolve(self.schema, fields=(*self.schema.fields, name))
+        self._added[name] = value
+        for stored in (self._cache, self._changed, self._created):
+            for record in stored.values():
+                record.setdefault(name, value)
+
     def _template(self) -> RawRecord:
         template: RawRecord = dict.fromkeys(self.schema.fields)
+        template.update(self._added)
         template["links"] = dict.fromkeys(self.schema.link_types)
         for flag in ("isDeleted", "isFavorite", "isCompany", "isDisabled"):
             if flag in template:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, Final
@@ -97,6 +98,8 @@ class RestApi:
         self._links_cache: dict[tuple[str, str], dict[str, Any]] = {}
         self.generic_store = False
         """Serve any other resource name as an empty store (True), or 404 as the API does."""
+        self.served: Counter[str] = Counter()
+        """Records answered per resource (the server shares its counters' one)."""
         self.reset()
 
     def reset(self) -> None:
@@ -176,6 +179,7 @@ class RestApi:
             return Reply(204)
         fields = query.fields.get(resource)
         shown = [project(record, fields) for record in page_records]
+        self.served[resource if fields is None else f"{resource}:fields"] += len(shown)
         document: dict[str, Any] = {
             "links": self._links(resource, api_endpoint),
             # One record comes back as an object, several as a list: a quirk clients must handle.

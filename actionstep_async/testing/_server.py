@@ -158,6 +158,7 @@ class FakeActionstep:
         self.rest = RestApi(records, seed=seed, created_status=created_status)
         self.hooks = FakeHooks(self.rest)
         """REST hook subscriptions, deliveries and their counters."""
+        self.rest.served = self.counters.records_served
         self._faults = Faults(seed)
         self._bucket: TokenBucket | None = None
         self._requests = 0
@@ -338,6 +339,10 @@ class FakeActionstep:
         else:
             size = burst if burst is not None else max(1, round(rate))
             self._bucket = TokenBucket(rate, size, retry_after=retry_after)
+
+    def add_field(self, resource: str, name: str, value: object = None) -> None:
+        """Every record of ``resource`` gains a field the API did not send before."""
+        self.rest.table(resource).add_field(name, value)
 
     def reset(self, *, data: bool = False) -> None:
         """Zero counters, clear faults and rate limits; with ``data`` also forget all writes."""
