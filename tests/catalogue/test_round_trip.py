@@ -151,7 +151,8 @@ async def test_create_plain_and_typed(
     check_request(last(fake_actionstep), "POST", name, wrapped)
     assert isinstance(created, Record)
     for wire_name, value in fields.items():
-        assert created[wire_name] == value
+        if wire_name != spec.modified_field:  # the server stamps it on every write
+            assert created[wire_name] == value
 
     if "participantType" in links:
         LINK_IDS["participantType"] += 1  # the next composite id must differ again
