@@ -7,8 +7,9 @@ exactly once per expiry across tasks, processes and hosts sharing a :class:`Toke
 
 from __future__ import annotations
 
-from typing import Any as _Any
+import logging as _logging
 
+from ._catalogue import CATALOGUE, FieldSpec, ResourceSpec, resource_spec
 from ._client import AsyncResourceClient
 from ._documents import Documents, RefusedFileError, UploadInterruptedError, UploadResume
 from ._environment import PRODUCTION, STAGING, Environment
@@ -38,12 +39,17 @@ from ._errors import (
     UnauthorizedError,
     UnsafeEndpointError,
 )
-from ._manager import Refresher, RefreshPolicy, TokenManager
+from ._hook_model import HOOK_EVENTS, EventName, Subscription
+from ._hook_tokens import HookSecret
+from ._hooks import EnsureResult, Hooks
+from ._manager import KeepAliveReport, Refresher, RefreshPolicy, TokenManager
 from ._models import (
     Action,
     ActionType,
+    AnyRecord,
     FileNote,
     Id,
+    Model,
     Page,
     Paging,
     Participant,
@@ -60,9 +66,16 @@ from ._query import F, Filter
 from ._retry import RetryPolicy
 from ._tokens import Token
 from ._transport import AiohttpTransport, Request, Response, Transport
+from ._writes import to_wire
 from .stores import FileTokenStore, MemoryTokenStore, TokenStore
 
+# A library never configures logging: without a handler of the application's, our records go
+# nowhere instead of reaching stderr through Python's last-resort handler.
+_logging.getLogger(__name__).addHandler(_logging.NullHandler())
+
 __all__ = [
+    "CATALOGUE",
+    "HOOK_EVENTS",
     "PRODUCTION",
     "STAGING",
     "APIError",
@@ -70,6 +83,7 @@ __all__ = [
     "ActionType",
     "ActionstepError",
     "AiohttpTransport",
+    "AnyRecord",
     "AsyncResourceClient",
     "AuthorizationDenied",
     "AuthorizationRequest",
@@ -78,15 +92,22 @@ __all__ = [
     "ConfigurationError",
     "ConnectError",
     "Documents",
+    "EnsureResult",
     "Environment",
+    "EventName",
     "F",
+    "FieldSpec",
     "FileNote",
     "FileTokenStore",
     "Filter",
     "ForbiddenError",
+    "HookSecret",
+    "Hooks",
     "Id",
     "InvalidRequestError",
+    "KeepAliveReport",
     "MemoryTokenStore",
+    "Model",
     "NotFoundError",
     "OAuthClient",
     "OAuthError",
@@ -102,11 +123,13 @@ __all__ = [
     "RefusedFileError",
     "Request",
     "RequestTimeout",
+    "ResourceSpec",
     "Response",
     "ResponseDecodeError",
     "RetryPolicy",
     "ServerError",
     "StateMismatchError",
+    "Subscription",
     "TimeRecord",
     "Token",
     "TokenEndpointUnavailable",
@@ -122,10 +145,12 @@ __all__ = [
     "UploadResume",
     "build_authorize_url",
     "parse_authorization_response",
+    "resource_spec",
+    "to_wire",
 ]
 
 
-def __getattr__(name: str) -> _Any:
+def __getattr__(name: str) -> str:
     # Computed lazily so importing the package never touches package metadata.
     if name == "__version__":
         from importlib.metadata import version

@@ -260,7 +260,9 @@ async def _open_parts(source: Source, size: int | None) -> AsyncIterator[tuple[_
 class Documents:
     """``client.documents``: files in and out of Actionstep, through the client's request path."""
 
-    def __init__(self, client: AsyncResourceClient, *, last_part_timeout: float = 600.0) -> None:
+    def __init__(
+        self, client: AsyncResourceClient[Any], *, last_part_timeout: float = 600.0
+    ) -> None:
         self._client = client
         # The last part is answered only after the virus scan: give it far longer.
         self._last = client.with_options(timeout=max(client.timeout, last_part_timeout))

@@ -100,7 +100,7 @@ def _wanted(record: Mapping[str, Any], action: str, out: Path) -> Path | None:
 
 
 async def export_documents(
-    client: AsyncResourceClient, out: Path, *, concurrency: int = 2
+    client: AsyncResourceClient[Any], out: Path, *, concurrency: int = 2
 ) -> tuple[int, int]:
     """Download every document of the exported matters; returns (downloaded, already there).
 

@@ -202,22 +202,19 @@ class FileStore:
                 400, error_document(400, f"links.{DOCUMENT_RESOURCES[resource]} is required")
             )
         filename = name or upload.filename
-        fields = {
-            **inner,
-            "fileName": f"{file_id}_{filename}",
-            "fileSize": upload.size,
-            "extension": _extension(filename),
-            "status": "uploaded",
-        }
-        reply = rest.create(
-            resource, {resource: fields}, api_endpoint=api_endpoint, started=started
-        )
+        # Written as the client sent it (so the resource's write rules apply), then completed
+        # with what the server knows: the reply's record is the stored one, so both change.
+        reply = rest.create(resource, body, api_endpoint=api_endpoint, started=started)
         record = reply.document[resource] if reply.document and reply.status < 300 else None
         if isinstance(record, dict):
-            # The identifier names the new record's id, known only now; the reply's record is
-            # the stored one, so this sets it in both.
             identifier = f"{_PREFIX[resource]}::{owner}::{record['id']}"
-            record["file"] = identifier
+            record.update(
+                file=identifier,
+                fileName=f"{file_id}_{filename}",
+                fileSize=upload.size,
+                extension=_extension(filename),
+                status="uploaded",
+            )
             self.documents[identifier] = _Stored(
                 self.root / f"{file_id}.bin", upload.size, filename
             )

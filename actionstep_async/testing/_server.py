@@ -7,25 +7,29 @@ import base64
 import binascii
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Final
 from urllib.parse import unquote, urlencode
 
 from aiohttp import web
 
+from .._catalogue import CATALOGUE
 from .._client import AsyncResourceClient
 from .._environment import Environment
 from .._manager import TokenManager
-from .._oauth import OAuthClient
+from .._oauth import OAuthClient, normalise_scopes
+from .._serving import Serving, serve
 from .._tokens import Token
 from ..stores import TokenStore
 from ._auth import REFRESH_TTL, Authority, GrantError, Pair
 from ._control import add_control_routes
-from ._counters import FakeCounters
+from ._counters import FakeCounters, ReceivedRequest
 from ._faults import AUTHORIZE_ROUTE, TOKEN_ROUTE, FaultRule, Faults, TokenBucket
 from ._files import DOCUMENT_RESOURCES, FileStore
-from ._rest import RESOURCE_NAME, Reply, RestApi, error_document
+from ._hooks import FakeHooks, add_hook_routes
+from ._rest import RESOURCE_NAME, Reply, RestApi, error_document, unknown_resource_document
 from ._wire import dumps, loads
 
 __all__ = ["FakeActionstep"]
@@ -35,7 +39,8 @@ log = logging.getLogger("actionstep_async.testing")
 JSON_API: Final = "application/vnd.api+json"
 _ACCEPTABLE: Final = frozenset({JSON_API, "application/json", "application/*", "*/*"})
 _BODY_TYPES: Final = frozenset({JSON_API, "application/json"})
-_WRITE_METHODS: Final = frozenset({"POST", "PUT"})
+_WRITE_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
+"""PATCH updates like PUT: the actions YAML documents it (see _deviations.EXTRA_METHODS)."""
 _HTML: Final = (
     b"<!DOCTYPE html><html><head><title>Service Unavailable</title></head>"
     b"<body><h1>Actionstep is temporarily unavailable</h1></body></html>"
@@ -69,6 +74,16 @@ def _oauth_error(error: GrantError) -> web.Response:
         {"error": error.error, "error_description": error.description},
         content_type="application/json",
         headers=headers,
+    )
+
+
+def _bearer_error(code: str, description: str) -> web.Response:
+    """The resource server's 401: an OAuth-style body, not the ``errors`` envelope."""
+    return _json(
+        401,
+        {"error": code, "error_description": description},
+        content_type="application/json",
+        headers={"WWW-Authenticate": f'Bearer realm="actionstep", error="{code}"'},
     )
 
 
@@ -113,6 +128,8 @@ class FakeActionstep:
         orgkey: str = "fakeorg",
         created_status: int = 200,
         refresh_expires_in: float = REFRESH_TTL,
+        strict_redirect_uri: bool = False,
+        enforce_scopes: bool = True,
     ) -> None:
         self.host = host
         self.port = port
@@ -121,9 +138,12 @@ class FakeActionstep:
         self.token_latency = token_latency
         self.deny_authorization = False
         """When True the consent page redirects back with ``error=access_denied``."""
-        self.enforce_scopes = False
-        """When True a token without the resource's scope (or ``all``) gets 403."""
+        self.enforce_scopes = enforce_scopes
+        """When True (the default, like the real API) a token without the resource's scope (or
+        ``all``) gets 403."""
         self.counters = FakeCounters()
+        self.received: deque[ReceivedRequest] = deque(maxlen=1000)
+        """The latest data-API requests, oldest first, for tests that check what was sent."""
         self.auth = Authority(
             client_id=client_id,
             client_secret=client_secret,
@@ -135,13 +155,17 @@ class FakeActionstep:
             grace_seconds=grace_seconds,
             refresh_expires_in=refresh_expires_in,
         )
+        self.auth.strict_redirect_uri = strict_redirect_uri
         self.rest = RestApi(records, seed=seed, created_status=created_status)
+        self.hooks = FakeHooks(self.rest)
+        """REST hook subscriptions, deliveries and their counters."""
+        self.rest.served = self.counters.records_served
         self.files = FileStore()
         """Uploads and documents; ``files.quarantine_delay`` slows the last part's answer."""
         self._faults = Faults(seed)
         self._bucket: TokenBucket | None = None
         self._requests = 0
-        self._runner: web.AppRunner | None = None
+        self._serving: Serving | None = None
         self._base_url: str | None = None
         self.app = self._build_app()
 
@@ -187,28 +211,19 @@ class FakeActionstep:
 
     async def start(self) -> None:
         """Start listening; :attr:`base_url` is valid from now on."""
-        if self._runner is not None:
+        if self._serving is not None:
             raise RuntimeError("FakeActionstep is already running")
-        # No access log: request lines can carry codes or tokens, and tests scan output for them.
-        runner = web.AppRunner(
-            self.app, handle_signals=False, access_log=None, shutdown_timeout=0.25
-        )
-        await runner.setup()
-        try:
-            await web.TCPSite(runner, self.host, self.port).start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        self._runner = runner
-        host, port = runner.addresses[0][:2]
-        self.port = port
-        self._base_url = f"http://{host}:{port}"
+        serving = await serve(self.app, self.host, self.port)
+        self._serving = serving
+        self.port = serving.port
+        self._base_url = f"http://{serving.host}:{serving.port}"
 
     async def stop(self) -> None:
         """Stop listening and close every connection."""
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
+        serving, self._serving = self._serving, None
+        await self.hooks.stop()
+        if serving is not None:
+            await serving.close()
         self.files.close()
 
     async def __aenter__(self) -> FakeActionstep:
@@ -243,10 +258,14 @@ class FakeActionstep:
     # -- test controls --------------------------------------------------------------------------
 
     def issue_token(
-        self, scopes: tuple[str, ...] | list[str] = ("actions",), expires_in: float | None = None
+        self, scopes: Iterable[str] | str = ("actions",), expires_in: float | None = None
     ) -> Token:
-        """Mint a new token family directly, as if a user had just authorized."""
-        pair = self.auth.issue(tuple(scopes), expires_in)
+        """Mint a new token family directly, as if a user had just authorized.
+
+        ``scopes`` is a list of resource names or one space-separated string (``"actions
+        participants"``); ``"all"`` grants every resource.
+        """
+        pair = self.auth.issue(normalise_scopes(scopes), expires_in)
         return Token(
             access_token=pair.access.value,
             refresh_token=pair.refresh.value,
@@ -271,7 +290,7 @@ class FakeActionstep:
         self,
         key: str = "test",
         *,
-        scopes: tuple[str, ...] | list[str] = ("actions",),
+        scopes: Iterable[str] | str = ("actions",),
         store: TokenStore | None = None,
         **client_options: Any,
     ) -> AsyncResourceClient:
@@ -284,9 +303,9 @@ class FakeActionstep:
         await manager.save(key, self.issue_token(scopes))
         return AsyncResourceClient(manager, key, **client_options)
 
-    def issue_code(self, scopes: tuple[str, ...] | list[str] = ("actions",)) -> str:
+    def issue_code(self, scopes: Iterable[str] | str = ("actions",)) -> str:
         """An authorization code, as if the consent page had just redirected with it."""
-        return self.auth.new_code(tuple(scopes))
+        return self.auth.new_code(normalise_scopes(scopes))
 
     def revoke_access_token(self, access_token: str) -> bool:
         """Make one access token answer 401 from now on. False if the fake never issued it."""
@@ -325,11 +344,17 @@ class FakeActionstep:
             size = burst if burst is not None else max(1, round(rate))
             self._bucket = TokenBucket(rate, size, retry_after=retry_after)
 
+    def add_field(self, resource: str, name: str, value: object = None) -> None:
+        """Every record of ``resource`` gains a field the API did not send before."""
+        self.rest.table(resource).add_field(name, value)
+
     def reset(self, *, data: bool = False) -> None:
         """Zero counters, clear faults and rate limits; with ``data`` also forget all writes."""
         self.counters.reset()
+        self.received.clear()
         self.clear_faults()
         self._bucket = None
+        self.hooks.reset()
         if data:
             self.rest.reset()
             self.files.close()
@@ -344,6 +369,7 @@ class FakeActionstep:
         app.router.add_route("*", "/api/rest/{resource}/", self._rest_route)
         app.router.add_route("*", "/api/rest/{resource}/{ids}", self._rest_route)
         add_control_routes(app, self)
+        add_hook_routes(app, self.hooks)
         return app
 
     async def _serve(
@@ -423,7 +449,7 @@ class FakeActionstep:
         # RFC 6749 4.1.2.1: never redirect to an unverified URI; show an error page instead.
         if not self.auth.client_known(client_id):
             return web.Response(status=400, text="Unknown client_id", content_type="text/plain")
-        if redirect_uri != self.auth.redirect_uri:
+        if not self.auth.redirect_allowed(redirect_uri):
             return web.Response(
                 status=400, text="redirect_uri is not registered", content_type="text/plain"
             )
@@ -515,16 +541,25 @@ class FakeActionstep:
     async def _rest(self, request: web.Request, resource: str) -> web.StreamResponse:
         started = time.perf_counter()
         method = request.method
+        await self._journal(request)
         refused = self._check_headers(request, resource)
         if refused is not None:
             return refused
         if not RESOURCE_NAME.fullmatch(resource):
-            return _api_error(404, "No such resource")
+            return _json(404, unknown_resource_document(resource))
+        if resource == "files":
+            return await self.files.serve(request, request.match_info.get("ids"))
+        unknown = None if resource in DOCUMENT_RESOURCES else self.rest.unknown(resource)
+        if unknown is not None:
+            return _reply(unknown)
+        spec = CATALOGUE.get(resource)
+        if spec is not None and method not in spec.methods and method != "OPTIONS":
+            allow = ", ".join(sorted(spec.methods))
+            return _api_error(405, f"{resource} does not support {method}", {"Allow": allow})
         raw_ids = request.match_info.get("ids")
         ids = [part for part in raw_ids.split(",") if part] if raw_ids else None
-        if resource == "files":
-            return await self.files.serve(request, raw_ids)
         url = f"{self.api_endpoint}rest/{resource}" + (f"/{raw_ids}" if raw_ids else "")
+        before = self.hooks.before(resource, method, ids)  # REST hooks see every write
         if method == "GET":
             params = list(request.query.items())
             reply = self.rest.get(
@@ -534,15 +569,21 @@ class FakeActionstep:
         if method == "DELETE":
             if not ids:
                 return _api_error(405, "DELETE needs one or more ids in the path")
-            return _reply(self.rest.delete(resource, ids))
+            return _reply(
+                self.hooks.after(resource, method, before, self.rest.delete(resource, ids))
+            )
         if method not in _WRITE_METHODS:
             return _api_error(
-                405, f"{method} is not supported", {"Allow": "GET, POST, PUT, DELETE"}
+                405, f"{method} is not supported", {"Allow": "GET, POST, PUT, PATCH, DELETE"}
             )
         try:
             body = loads(await request.read())
         except ValueError:
             return _api_error(400, "The request body is not valid JSON")
+        if resource == "resthooks":
+            body = self.hooks.prepare(method, body)
+            if isinstance(body, str):
+                return _api_error(400, body)
         if method == "POST":
             if ids:
                 return _api_error(405, "POST creates records; it takes no id in the path")
@@ -561,25 +602,38 @@ class FakeActionstep:
             reply = self.rest.update(
                 resource, ids, body, api_endpoint=self.api_endpoint, started=started
             )
-        return _reply(reply)
+        return _reply(self.hooks.after(resource, method, before, reply))
+
+    async def _journal(self, request: web.Request) -> None:
+        body: Any = None
+        multipart = request.content_type.startswith("multipart/")  # file parts: not kept
+        if request.method in _WRITE_METHODS and request.can_read_body and not multipart:
+            try:
+                body = loads(await request.read())
+            except ValueError:
+                body = None
+        self.received.append(
+            ReceivedRequest(
+                method=request.method,
+                path=request.path.removeprefix("/api/rest/"),
+                query=tuple(request.query.items()),
+                content_type=request.headers.get("Content-Type"),
+                accept=request.headers.get("Accept"),
+                authorized=request.headers.get("Authorization", "").startswith("Bearer "),
+                body=body,
+            )
+        )
 
     def _check_headers(self, request: web.Request, resource: str) -> web.Response | None:
         """401 for a missing or bad bearer token, then 406 / 415 for the JSON API headers."""
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
-            return _api_error(
-                401,
-                "A bearer access token is required",
-                {"WWW-Authenticate": 'Bearer realm="actionstep"'},
-            )
+            return _bearer_error("invalid_token", "A bearer access token is required")
         problem = self.auth.check_access(token)
         if problem is not None:
-            return _api_error(
-                401,
-                problem,
-                {"WWW-Authenticate": 'Bearer realm="actionstep", error="invalid_token"'},
-            )
+            code = "expired_token" if "expired" in problem else "invalid_token"
+            return _bearer_error(code, problem)
         if self.enforce_scopes:
             scopes = self.auth.scopes_of(token)
             if resource not in scopes and "all" not in scopes:

@@ -16,6 +16,8 @@ from actionstep_async.testing import FaultRule
 from ..documents.helpers import PART, file_requests, make_file, same_bytes
 from .helpers import Setup, finish, start_cli
 
+pytestmark = pytest.mark.slow  # every test here runs the command in a subprocess
+
 
 async def _upload(setup: Setup, source: Path, action: int) -> Any:
     async with await setup.fake.connect(scopes=("all",)) as client:
@@ -74,7 +76,6 @@ async def test_export_documents_writes_a_folder_tree_and_resumes(
     assert file_requests(setup.fake, "GET") == before
 
 
-@pytest.mark.slow
 async def test_download_interrupted_by_sigint_resumes_from_the_bytes_on_disk(
     setup: Setup, tmp_path: Path
 ) -> None:

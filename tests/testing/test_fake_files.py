@@ -139,4 +139,4 @@ async def test_attach_refusals(
     async with session.post("/api/rest/actiondocuments", json=ast.literal_eval(text)) as response:
         assert response.status == 400
         assert message in _detail(await response.json(content_type=None))
-    assert len(fake_actionstep.rest.table("actiondocuments")) == 0
+    assert fake_actionstep.files.documents == {}

@@ -1,0 +1,286 @@
+"""Wire values to Python values and back, one small function per kind of field.
+
+The generated structure functions call these once per field, so they are written for speed: the
+common case (the value already has the right type, or is ``None``) returns after one check.
+Every decoder raises ValueError with a short reason; the caller adds the field name.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from types import MappingProxyType
+from typing import Any, Final, TypeAlias, TypeVar
+
+__all__ = [
+    "EMPTY",
+    "Id",
+    "Model",
+    "Timestamp",
+    "explain",
+    "fast_bool",
+    "to_bool",
+    "to_date",
+    "to_decimal",
+    "to_float",
+    "to_id",
+    "to_int",
+    "to_mapping",
+    "to_str",
+    "to_timestamp",
+    "wire_value",
+]
+
+Id: TypeAlias = int | str
+"""A record id: an int for most resources, a string like ``"1024--31--11"`` for composite ones."""
+
+Timestamp: TypeAlias = datetime | date
+"""A timestamp with the organisation's offset, or a bare date when the server sends one."""
+
+EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
+M = TypeVar("M")
+
+_BOOLS: Final[Mapping[object, bool]] = MappingProxyType({"T": True, "F": False})
+_MONTHS: Final = {
+    name: number
+    for number, name in enumerate(
+        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
+    )
+}
+_DMY: Final = re.compile(r"(\d{1,2})-([A-Z][a-z]{2})-(\d{4})")
+
+
+def to_id(value: object) -> Id:
+    if type(value) is str and value:
+        # Numeric ids arrive as numbers or as strings depending on the resource; one form keeps
+        # ``record.id == 5`` true either way. Composite ids (and "007") stay strings. (isdigit
+        # and a length check are several times faster than a regex on the decode path.)
+        if value.isdigit() and value[0] != "0" and len(value) < 19 and value.isascii():
+            return int(value)
+        return value
+    if type(value) is int:
+        return value
+    raise ValueError("expected an int or non-empty string id")
+
+
+def to_bool(value: object) -> bool | None:
+    if value is None or value is True or value is False:
+        return value
+    if type(value) is str:
+        flag = _BOOLS.get(value)
+        if flag is not None:
+            return flag
+    raise ValueError("expected 'T' or 'F'")
+
+
+def to_str(value: object) -> str | None:
+    if value is None or type(value) is str:
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    raise ValueError("expected a string")
+
+
+def to_int(value: object) -> int | None:
+    if value is None or type(value) is int:
+        return value
+    if isinstance(value, str) and value.lstrip("-").isdigit():
+        return int(value)
+    raise ValueError("expected an integer")
+
+
+def to_float(value: object) -> float | None:
+    if value is None or type(value) is float:
+        return value
+    if isinstance(value, int | str) and not isinstance(value, bool):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    raise ValueError("expected a number")
+
+
+def to_decimal(value: object) -> Decimal | None:
+    if value is None:
+        return None
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        try:
+            number = Decimal(value if type(value) is not float else str(value))
+        except InvalidOperation as exc:
+            raise ValueError("expected a decimal number") from exc
+        if number.is_finite():
+            return number
+    raise ValueError("expected a decimal number")
+
+
+_fromisoformat = datetime.fromisoformat
+
+
+def to_timestamp(value: object) -> Timestamp | None:
+    if type(value) is str:
+        if len(value) > 10:
+            return _fromisoformat(value)
+        return to_date(value)
+    if value is None:
+        return None
+    raise ValueError("expected an ISO 8601 timestamp")
+
+
+BOOL_FLAGS: Final[Mapping[str, bool]] = {"T": True, "F": False}
+fast_bool: Final = BOOL_FLAGS.__getitem__
+"""The decode path's ``"T"``/``"F"`` converter (a C call); explain() uses to_bool for the reason."""
+
+
+def to_date(value: object) -> date | None:
+    """``2024-03-01``, or the ``23-May-1987`` form some date fields use."""
+    if value is None:
+        return None
+    if type(value) is str:
+        if len(value) == 10 and value[4] == "-":
+            return date.fromisoformat(value)
+        if len(value) > 10 and value[4] == "-" and value[10] == "T":
+            return date.fromisoformat(value[:10])  # a date sent with a midnight time part
+        match = _DMY.fullmatch(value)
+        if match is not None and match[2] in _MONTHS:
+            return date(int(match[3]), _MONTHS[match[2]], int(match[1]))
+    raise ValueError("expected a date")
+
+
+def to_mapping(value: object) -> Mapping[str, Any]:
+    if value is None:
+        return EMPTY
+    if type(value) is dict:
+        return MappingProxyType(value)
+    raise ValueError("expected an object")
+
+
+def wire_value(value: object) -> object:
+    """A Python value as Actionstep expects it in a request body."""
+    if value is True:
+        return "T"
+    if value is False:
+        return "F"
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, tuple):
+        return [wire_value(item) for item in value]
+    return value
+
+
+class Model:
+    """The base of every typed model: ``id``, typed ``links`` and ``extra`` for unknown fields.
+
+    Subclasses are frozen attrs classes; this class only gives them a common name for typing
+    (``Page[Model]``, ``isinstance(record, Model)``).
+    """
+
+    __slots__ = ()
+
+    id: Id | None
+    """None only for the few lookup lists whose records have no id (``culturalidentity``)."""
+    extra: Mapping[str, Any]
+
+    @property
+    def wire_links(self) -> Mapping[str, Any]:
+        """The links as a plain mapping (for code that handles any model)."""
+        links: Mapping[str, Any] = getattr(self, "links", EMPTY)
+        return links
+
+
+Converter: TypeAlias = Callable[[Any], object]
+Plan: TypeAlias = Sequence[tuple[str, str, type, Converter, Converter]]
+"""How to decode a model's fields: (attribute, wire name, type that needs no conversion, fast
+converter, explaining converter). The generated module holds one plan per model."""
+
+
+class _Never:
+    """A type no wire value has: fields whose values always go through their converter."""
+
+
+NEVER: Final = _Never
+_new = object.__new__
+_set = object.__setattr__
+
+
+_ID_CACHE: dict[object, Id] = {}
+_ID_CACHE_SIZE: Final = 65536
+
+
+def _cached_id(value: object) -> Id:
+    # Link ids repeat across the records of a page (the same assignee, matter type, step), and a
+    # dict hit is several times cheaper than converting again. Bounded: it stops growing, and
+    # only hashable str/int values (the valid ones) are ever stored.
+    found = _ID_CACHE.get(value) if type(value) is str else None
+    if found is None:
+        found = to_id(value)
+        if type(value) is str and len(_ID_CACHE) < _ID_CACHE_SIZE:
+            _ID_CACHE[value] = found
+    return found
+
+
+def typed_links(value: object) -> Any:
+    """Link ids as typed ids (numeric strings become ints; lists stay lists)."""
+    if value is None:
+        return {}
+    if type(value) is not dict:
+        raise ValueError("links: expected an object")
+    links: dict[str, Any] = {}
+    get = _ID_CACHE.get
+    for name, ids in value.items():
+        if type(ids) is str:
+            found = get(ids)
+            links[name] = found if found is not None else _cached_id(ids)
+        elif type(ids) is list:
+            links[name] = [_cached_id(item) for item in ids]
+        else:
+            links[name] = None if ids is None else to_id(ids)
+    return links
+
+
+def build(cls: type[M], has_id: bool, plan: Plan, known: frozenset[str], raw: Any) -> M:
+    """One model instance from a wire record, following the model's plan.
+
+    This is the typed decode hot path: one dict lookup and one type check per field, a call only
+    for values that need converting, and the instance built by setting its ``__dict__`` at once
+    (the models are frozen attrs classes; ``__init__`` would set each attribute separately).
+    """
+    get = raw.get
+    values: dict[str, Any] = {"id": to_id(raw["id"]) if has_id else None}
+    for attr, wire, exact, convert, _ in plan:
+        value = get(wire)
+        values[attr] = value if value is None or type(value) is exact else convert(value)
+    values["links"] = typed_links(get("links"))
+    values["extra"] = (
+        EMPTY if raw.keys() <= known else MappingProxyType({k: raw[k] for k in raw.keys() - known})
+    )
+    record = _new(cls)
+    _set(record, "__dict__", values)
+    return record
+
+
+def explain(resource: str, raw: object, has_id: bool, plan: Plan) -> str:
+    """Why ``raw`` does not decode: every field whose converter refuses its value."""
+    if not isinstance(raw, dict):
+        return "expected an object"
+    fields = [(wire, attr, convert) for attr, wire, _, _, convert in plan]
+    if has_id:
+        fields.insert(0, ("id", "id", to_id))
+    problems = []
+    for wire, attr, convert in fields:
+        try:
+            convert(raw.get(wire))
+        except (ValueError, TypeError) as exc:
+            problems.append(f"{attr} ({wire}): {_short(str(exc))}")
+    links = raw.get("links")
+    if links is not None and not isinstance(links, dict):
+        problems.append("links: expected an object")
+    return _short("; ".join(problems), 600) or "unexpected value"
+
+
+def _short(text: str, limit: int = 160) -> str:
+    # Values can be huge (a 200 kB string in a timestamp field); errors quote only the start.
+    return text if len(text) <= limit else text[: limit - 3] + "..."
