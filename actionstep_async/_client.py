@@ -775,7 +775,11 @@ class AsyncResourceClient(ResourceAccessors, Generic[RecordT]):
     def _log_retry(
         self, request: Request, result: Response | TransportError, step: Sleep, attempt: int
     ) -> None:
-        reason: int | str = result.status if isinstance(result, Response) else type(result).__name__
+        reason: int | str
+        if isinstance(result, Response):
+            reason = result.status
+        else:  # the wire-level cause says more ("connection refused") than our class name
+            reason = type(result.__cause__ or result).__name__
         notice = (reason, step.seconds, attempt + 1, self.retry.max_attempts)
         log.info(
             "%s %s -> %s; retrying in %.2f s (attempt %d of %d)",
