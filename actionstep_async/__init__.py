@@ -36,6 +36,7 @@ from ._errors import (
     TransportError,
     UnauthorizedError,
     UnsafeEndpointError,
+    UsageError,
 )
 from ._manager import Refresher, RefreshPolicy, TokenManager
 from ._models import (
@@ -115,6 +116,7 @@ __all__ = [
     "TransportError",
     "UnauthorizedError",
     "UnsafeEndpointError",
+    "UsageError",
     "build_authorize_url",
     "parse_authorization_response",
 ]

@@ -38,6 +38,7 @@ from ._errors import (
     NotFoundError,
     TransportError,
     UnsafeEndpointError,
+    UsageError,
     api_error_class,
 )
 from ._limits import ConcurrencyLimiter, Outcome
@@ -566,8 +567,8 @@ class AsyncResourceClient:
     ) -> Response:
         """Send ``method`` to ``<endpoint>rest/<path>`` until :func:`next_step` says stop."""
         holder = self._holder
-        if holder.closed and holder.owned is not None:
-            raise RuntimeError("this AsyncResourceClient is closed")
+        if holder.closed:
+            raise UsageError("this AsyncResourceClient is closed; create a new one")
         transport = holder.transport
         policy = self.retry
         loop = asyncio.get_running_loop()

@@ -36,6 +36,7 @@ from ._errors import (
     TokenEndpointUnavailable,
     TokenStoreError,
     TransientError,
+    TransportError,
 )
 from ._refresh_decision import Adopt, Decision, Fail, Serve, Wait, decide
 from ._refresh_policy import RefreshPolicy
@@ -471,6 +472,10 @@ class TokenManager:
         except (TokenEndpointUnavailable, ConnectError, OAuthError):
             # The server answered with an error or was never reached: nothing was rotated.
             await self._release(key, state, claimed)
+            raise
+        except TransportError as exc:
+            if not exc.may_have_been_sent:  # a timeout before any byte left: nothing was spent
+                await self._release(key, state, claimed)
             raise
         self.refresh_count += 1
         state.claimed(None)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from types import SimpleNamespace
 from typing import Final, Protocol
 
 import aiohttp
@@ -26,6 +27,7 @@ from ._errors import (
     RequestTimeout,
     ResponseDecodeError,
     TransportError,
+    UsageError,
 )
 
 __all__ = [
@@ -148,23 +150,88 @@ def outcome_unknown(error: TransportError) -> OutcomeUnknownError:
     )
 
 
+class _Wire:
+    """What one request's trace events showed reached the wire (set by :data:`_TRACE`)."""
+
+    __slots__ = ("headers_sent",)
+
+    def __init__(self) -> None:
+        self.headers_sent = False
+
+
+async def _on_headers_sent(
+    session: aiohttp.ClientSession, context: SimpleNamespace, params: object
+) -> None:
+    wire = context.trace_request_ctx
+    if type(wire) is _Wire:  # a borrowed session's other requests carry no _Wire
+        wire.headers_sent = True
+
+
+def _trace_config() -> aiohttp.TraceConfig:
+    # aiohttp fires this just before the request line and headers are handed to the socket, so
+    # a failure before it proves that nothing of the request left: not even a write can have
+    # reached the server, whatever the exception type says.
+    config = aiohttp.TraceConfig()
+    config.on_request_headers_sent.append(_on_headers_sent)
+    config.freeze()
+    return config
+
+
+_TRACE: Final = _trace_config()
+
+
+def _session_like(borrowed: aiohttp.ClientSession | None) -> aiohttp.ClientSession:
+    """Our session: over ``borrowed``'s connector (pool, TLS, resolver), traces and proxy.
+
+    The borrowed session's request defaults (headers, auth, cookies, base_url, raise_for_status,
+    auto_decompress, middlewares) are deliberately not inherited, so they cannot change what
+    the clients send or see. Our trace goes first so no user callback can delay it.
+    """
+    if borrowed is None:
+        return aiohttp.ClientSession(trace_configs=[_TRACE], cookie_jar=aiohttp.DummyCookieJar())
+    return aiohttp.ClientSession(
+        connector=borrowed.connector,
+        connector_owner=False,
+        trace_configs=[_TRACE, *borrowed.trace_configs],
+        trust_env=borrowed.trust_env,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        proxy=getattr(borrowed, "_default_proxy", None),
+        proxy_auth=getattr(borrowed, "_default_proxy_auth", None),
+    )
+
+
 class AiohttpTransport:
     """The aiohttp transport, over a borrowed ``session`` or one it creates and owns.
 
-    A borrowed session keeps your trace configs, proxies and connector limits, and is never
-    closed here. Per request, redirects are not followed and ``raise_for_status`` is off, so a
-    borrowed session's defaults cannot change what the clients see. An owned session is created
+    A borrowed session lends its connector (connection pool and limits, TLS settings), trace
+    configs and proxy, and is never closed here; its request defaults (headers, auth, cookies,
+    ``base_url``, ``raise_for_status``, ``auto_decompress``, middlewares) do not apply to our
+    requests. Redirects are never followed. ``connect_timeout`` bounds connecting (and waiting
+    for a pooled connection) within each request's timeout: a request that fails before its
+    headers were handed to the socket is reported as never sent. An owned session is created
     on first use (inside the running loop) and closed by :meth:`aclose`.
     """
 
-    def __init__(self, session: aiohttp.ClientSession | None = None) -> None:
+    def __init__(
+        self, session: aiohttp.ClientSession | None = None, *, connect_timeout: float = 10.0
+    ) -> None:
+        if not connect_timeout > 0:
+            raise ValueError("connect_timeout must be positive")
         self.session = session
         self.owned = session is None
         self.closed = False
-        self._timeout = aiohttp.ClientTimeout(total=30.0)
+        self.connect_timeout = connect_timeout
+        self._ours: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timeout = aiohttp.ClientTimeout(total=30.0, sock_connect=min(30.0, connect_timeout))
 
     def __repr__(self) -> str:
         return f"AiohttpTransport({'owned' if self.owned else 'borrowed'} session)"
+
+    def __del__(self) -> None:
+        ours = self._ours
+        if ours is not None and not self.owned:
+            ours.detach()  # the connector is the borrowed session's to close, not ours
 
     async def __aenter__(self) -> AiohttpTransport:
         return self
@@ -175,21 +242,45 @@ class AiohttpTransport:
     async def aclose(self) -> None:
         """Close the session if this transport created it; a borrowed one is left open."""
         self.closed = True
-        if self.owned and self.session is not None:
-            await self.session.close()
+        ours, self._ours = self._ours, None
+        if ours is not None:
+            if self.owned:
+                await ours.close()
+            else:
+                ours.detach()
 
     def _open(self) -> aiohttp.ClientSession:
         if self.closed:
-            raise RuntimeError("this transport is closed")
-        session = self.session = aiohttp.ClientSession()
-        return session
+            raise UsageError("this transport is closed; create a new one")
+        borrowed = self.session
+        if borrowed is not None and borrowed.closed:
+            raise UsageError("the aiohttp session given to the client is closed")
+        ours = self._ours = _session_like(borrowed)
+        self._loop = asyncio.get_running_loop()
+        if self.owned:
+            self.session = ours
+        return ours
+
+    def _check(self, session: aiohttp.ClientSession) -> None:
+        if asyncio.get_running_loop() is not self._loop:
+            raise UsageError(
+                "this client's connections belong to another event loop; create the client"
+                " (and its aiohttp session) inside the loop that uses it"
+            )
+        if session.closed:
+            what = "transport" if self.closed or self.owned else "borrowed aiohttp session"
+            raise UsageError(f"the {what} is closed; create a new client")
 
     async def send(self, request: Request, /) -> Response:
-        session = self.session or self._open()
+        session = self._ours or self._open()
+        if session.closed or asyncio.get_running_loop() is not self._loop:
+            self._check(session)
         timeout = self._timeout
         if timeout.total != request.timeout:  # one client's requests share one timeout
-            timeout = self._timeout = aiohttp.ClientTimeout(total=request.timeout)
-        limit = request.max_body_bytes
+            timeout = self._timeout = aiohttp.ClientTimeout(
+                total=request.timeout, sock_connect=min(request.timeout, self.connect_timeout)
+            )
+        wire = _Wire()
         try:
             async with session.request(
                 request.method,
@@ -199,15 +290,17 @@ class AiohttpTransport:
                 timeout=timeout,
                 allow_redirects=False,
                 raise_for_status=False,
+                auto_decompress=True,
+                trace_request_ctx=wire,
             ) as response:
-                declared = response.content_length
-                if declared is not None and declared <= limit:
-                    body = await response.read()
-                else:
-                    body = await _read_limited(response, limit, request.what)
+                body = await _read_body(response, request.max_body_bytes, request.what)
                 return Response(response.status, response.headers, body, request.url)
         except WIRE_FAILURES as exc:
-            raise transport_error(request, exc) from exc
+            sent = None if wire.headers_sent else False  # None: as the exception type says
+            error = transport_error(request, exc, may_have_been_sent=sent)
+        # Raised outside the except block so aiohttp's exception, whose RequestInfo carries the
+        # Authorization header, is neither the cause nor the context of ours.
+        raise error
 
 
 def body_too_large(what: str, limit: int, size: int | None = None) -> ResponseDecodeError:
@@ -217,11 +310,19 @@ def body_too_large(what: str, limit: int, size: int | None = None) -> ResponseDe
     return ResponseDecodeError(f"{what} body of {size} bytes exceeds the {limit}-byte limit")
 
 
-async def _read_limited(response: aiohttp.ClientResponse, limit: int, what: str) -> bytes:
-    """The whole body, refusing (without buffering it) one larger than ``limit`` bytes."""
+async def _read_body(response: aiohttp.ClientResponse, limit: int, what: str) -> bytes:
+    """The whole (decoded) body, refusing one larger than ``limit`` bytes without buffering it.
+
+    A declared Content-Length is trusted for a shortcut only when the body is not compressed:
+    for a gzip body it counts compressed bytes, and 200 kB can inflate to 200 MB. Otherwise the
+    decoded stream is counted as it arrives (aiohttp inflates it in bounded steps).
+    """
     declared = response.content_length
-    if declared is not None:
-        raise body_too_large(what, limit, declared)
+    encoded = response.headers.get("Content-Encoding", "identity").strip().lower() != "identity"
+    if declared is not None and not encoded:
+        if declared > limit:
+            raise body_too_large(what, limit, declared)
+        return await response.read()
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.content.iter_any():
