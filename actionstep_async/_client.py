@@ -53,6 +53,7 @@ from ._models import (
     structure_record,
 )
 from ._query import FieldsArg, FiltersArg, build_query
+from ._redact import redact_value
 from ._retry import (
     DONE,
     Answered,
@@ -168,7 +169,7 @@ class _Prepared:
 
     token: Token
     base: str
-    headers: CIMultiDict[str]
+    headers: CIMultiDict[str] = attrs.field(repr=False)  # carries the bearer token
     fingerprint: str
 
 
@@ -679,15 +680,25 @@ class AsyncResourceClient:
         """The error to raise when :func:`next_step` gave up."""
         if isinstance(result, Response):
             retry_after = outcome.retry_after if isinstance(outcome, Answered) else None
-            return self._api_error(method, result, retry_after)
+            return self._api_error(method, result, retry_after, self._known_secrets())
         if isinstance(step, Fail) and step.outcome_unknown:
             unknown = outcome_unknown(result)
             unknown.__cause__ = result
             return unknown
         return result
 
+    def _known_secrets(self) -> tuple[str, ...]:
+        """Every secret this client knows, to scrub from server text it quotes."""
+        found = [getattr(self.manager.refresher, "client_secret", None)]
+        prepared = self._prepared
+        if prepared is not None:
+            found += [prepared.token.access_token, prepared.token.refresh_token]
+        return tuple(secret for secret in found if isinstance(secret, str) and secret)
+
     @staticmethod
-    def _api_error(method: str, answer: Response, retry_after: float | None) -> APIError:
+    def _api_error(
+        method: str, answer: Response, retry_after: float | None, hidden: tuple[str, ...]
+    ) -> APIError:
         status, headers, raw, url = answer.status, answer.headers, answer.body, answer.url
         document: object = None
         if raw:
@@ -697,7 +708,7 @@ class AsyncResourceClient:
                 # An HTML error page, or nesting too deep for the stdlib parser: the status says
                 # enough, and RecursionError must not escape as an untyped error.
                 document = None
-        errors, detail = error_details(document)
+        errors, detail = error_details(redact_value(document, hidden))
         cls = api_error_class(status)
         if 300 <= status < 400:
             message = "unexpected redirect (not followed)"

@@ -237,6 +237,7 @@ def _error_detail(document: Any, hidden: Iterable[str]) -> tuple[str | None, str
     error = fields.get("error") if isinstance(fields.get("error"), str) else None
     if error is None:
         return None, ""
+    error = _redact(error[:200], list(hidden))  # a server may echo the refresh token here too
     description = fields.get("error_description")
     detail = error
     if isinstance(description, str) and description:
