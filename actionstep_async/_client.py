@@ -52,6 +52,7 @@ from ._models import (
     primary_records,
     structure_record,
 )
+from ._paging import Seen, check_same_totals, planned_pages
 from ._query import FieldsArg, FiltersArg, build_query
 from ._redact import redact_value
 from ._retry import (
@@ -144,6 +145,8 @@ def _one_id(value: object) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         if value < 0:
             raise _invalid("id", value, "ids are not negative")
+        if value.bit_length() > 640:  # about 193 digits: longer than any id, and str() could raise
+            raise InvalidRequestError("invalid id: an int with more digits than any id has")
         return str(value)
     if not isinstance(value, str) or not _ID.fullmatch(value):
         raise _invalid("id", value, "use letters, digits and - _ . : ; only")
@@ -156,6 +159,8 @@ def format_ids(ids: object) -> str:
     """One id or a comma-joined list, validated so it cannot change the request path."""
     if isinstance(ids, str | int):
         return _one_id(ids)
+    if isinstance(ids, bytes | bytearray | memoryview):
+        raise _invalid("ids", ids, "bytes are not ids; decode them to a str first")
     if not isinstance(ids, Sequence):
         raise _invalid("ids", ids, "give an int, a string or a list of them")
     if not ids:
@@ -416,30 +421,42 @@ class AsyncResourceClient:
             return asyncio.ensure_future(self._page(resource, query, number, page_size, limiter))
 
         first = await self._page(resource, f"{base}&page=1", 1, page_size, limiter)
-        pages = first.paging.page_count
-        window: deque[asyncio.Task[Page]] = deque()
+        seen = Seen()
+        if not first.paging.reported:
+            # No totals to trust: follow the pages one by one until one comes back empty.
+            page, number = first, 1
+            while page.records:
+                for record in seen.fresh(resource, page, number):
+                    yield record
+                number += 1
+                page = await fetch(number)
+            return
+        pages = planned_pages(resource, first.paging)
+        window: deque[tuple[int, asyncio.Task[Page]]] = deque()
         upcoming = 2
         try:
             # Start the next pages before handing out page 1: the caller's work overlaps them.
             while upcoming <= pages and len(window) < ahead:
-                window.append(fetch(upcoming))
+                window.append((upcoming, fetch(upcoming)))
                 upcoming += 1
-            for record in first.records:
+            for record in seen.fresh(resource, first, 1):
                 yield record
             while window:
-                page = await window.popleft()
+                number, task = window.popleft()
+                page = await task
                 if upcoming <= pages:
-                    window.append(fetch(upcoming))
+                    window.append((upcoming, fetch(upcoming)))
                     upcoming += 1
+                check_same_totals(resource, first.paging, page, number)
                 if not page.records:
                     break  # the result set shrank while we were reading it
-                for record in page.records:
+                for record in seen.fresh(resource, page, number):
                     yield record
         finally:
-            for task in window:
+            for _, task in window:
                 task.cancel()
             if window:
-                await asyncio.gather(*window, return_exceptions=True)
+                await asyncio.gather(*(task for _, task in window), return_exceptions=True)
 
     async def create(
         self,
@@ -584,6 +601,8 @@ class AsyncResourceClient:
             attempt += 1
             url = prepared.base + path
             headers, timeout, limit = prepared.headers, self.timeout, self.max_body_bytes
+            if attempt > 1:  # a retry may only use what is left of the call's budget
+                timeout = min(timeout, max(policy.max_elapsed - (loop.time() - started), 1e-3))
             request = Request(method, url, headers, body, timeout, limit)
             outcome, result = await self._exchange(transport, request, limiter, prepared)
             elapsed = loop.time() - started

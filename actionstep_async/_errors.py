@@ -24,6 +24,7 @@ raises on purpose and nothing else::
     │   ├── BadRequestError 400, UnauthorizedError 401, ForbiddenError 403,
     │   └── NotFoundError 404, (RateLimitedError 429, ServerError 5xx)
     ├── ResponseDecodeError                   a response body we cannot understand
+    │   └── InconsistentPagingError           iterate(): the server's paging does not add up
     ├── UsageError (RuntimeError)            a closed client, or one used from another event loop
     └── TokenStoreError                       a token store could not load, save or lock
 
@@ -44,6 +45,7 @@ __all__ = [
     "ConfigurationError",
     "ConnectError",
     "ForbiddenError",
+    "InconsistentPagingError",
     "InvalidRequestError",
     "NotFoundError",
     "OAuthError",
@@ -239,6 +241,11 @@ class ServerError(APIError, TransientError):
 
 class ResponseDecodeError(ActionstepError):
     """A response body could not be understood (HTML error page, truncated JSON, wrong shape)."""
+
+
+class InconsistentPagingError(ResponseDecodeError):
+    """``iterate()`` stopped: the server's paging totals contradict themselves or changed (pages
+    added mid-run, the same page served again, a page count no record count can explain)."""
 
 
 class UsageError(ActionstepError, RuntimeError):

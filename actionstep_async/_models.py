@@ -59,17 +59,29 @@ _EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
 
 
 def decode_json(body: bytes, *, content_type: str, what: str) -> Any:
-    """Parse a JSON body, or raise ResponseDecodeError naming its content type and size."""
+    """Parse a JSON body, or raise ResponseDecodeError naming its content type and size.
+
+    Integers beyond 64 bits stay exact ints: orjson refuses them, so such a body is parsed again
+    by the stdlib parser.
+    """
     try:
         return _loads(body)
-    # JSONDecodeError and UnicodeDecodeError are both ValueErrors; the stdlib parser (used
-    # without orjson) raises RecursionError on deeply nested input instead.
-    except (ValueError, RecursionError) as exc:
-        kind = "an HTML page" if body.lstrip()[:1] == b"<" else "not valid JSON"
-        raise ResponseDecodeError(
-            f"{what}: the body is {kind} (content-type {content_type or 'missing'!r},"
-            f" {len(body)} bytes)"
-        ) from exc
+    # JSONDecodeError and UnicodeDecodeError are both ValueErrors; the stdlib parser raises
+    # RecursionError on deeply nested input instead.
+    except (ValueError, RecursionError):
+        pass
+    if _loads is not json.loads:
+        try:
+            return json.loads(body)
+        except (ValueError, RecursionError):
+            pass
+    # Raised outside the handlers: the parser's error holds the whole body, which may echo a
+    # secret, so it is not chained.
+    kind = "an HTML page" if body.lstrip()[:1] == b"<" else "not valid JSON"
+    raise ResponseDecodeError(
+        f"{what}: the body is {kind} (content-type {content_type or 'missing'!r},"
+        f" {len(body)} bytes)"
+    )
 
 
 class Record(Mapping[str, Any]):
@@ -353,6 +365,8 @@ class Paging:
     page_count: int
     page: int
     page_size: int
+    reported: bool = True
+    """False when the response had no paging block and these numbers are only what was seen."""
 
 
 def primary_records(resource: str, document: object) -> list[Any]:
@@ -378,7 +392,10 @@ def _paging(resource: str, document: Mapping[str, Any], count: int, page: int, s
     paging = meta.get("paging") if isinstance(meta, dict) else None
     block = paging.get(resource) if isinstance(paging, dict) else None
     if not isinstance(block, dict):
-        return Paging(record_count=count, page_count=1 if count else 0, page=page, page_size=size)
+        pages = 1 if count else 0
+        return Paging(
+            record_count=count, page_count=pages, page=page, page_size=size, reported=False
+        )
     try:
         return Paging(
             record_count=_int(block.get("recordCount", count), None),
