@@ -80,7 +80,7 @@ def _chain_texts(error: BaseException) -> Iterator[str]:
 
 
 def _watch(cls: type, record: Callable[[Any], None]) -> None:
-    original = cls.__init__
+    original = cls.__init__  # type: ignore[misc]
 
     @functools.wraps(original)
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:

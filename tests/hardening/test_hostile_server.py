@@ -6,7 +6,6 @@ that repeat, no paging block at all, integers past 64 bits, a server that never 
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -180,4 +179,3 @@ async def test_closed_client_and_other_loop_are_typed_errors() -> None:
         with pytest.raises(UsageError, match="closed"):
             await client.list("actions")
         await client.manager.aclose()
-    assert asyncio.get_running_loop()

@@ -54,7 +54,7 @@ async def echo() -> AsyncIterator[str]:
 
     async def token(request: web.Request) -> web.Response:
         form = await request.post()
-        echoed = f"{form.get('refresh_token')} {form.get('client_secret')}"
+        echoed = f"{form.get('refresh_token')!s} {form.get('client_secret')!s}"
         return web.json_response({"error": echoed, "error_description": echoed}, status=400)
 
     app = web.Application()
