@@ -47,7 +47,9 @@ from ._models import (
     Id,
     Page,
     decode_json,
+    decode_json_exact,
     error_details,
+    inexact_ids,
     make_page,
     primary_records,
     structure_record,
@@ -340,7 +342,7 @@ class AsyncResourceClient:
         """
         path = check_resource(resource) + "/" + format_ids(id)
         answer = await self._call("GET", path, None, resource=resource)
-        document = self._decode(answer, "GET")
+        document = self._decode(answer, "GET", resource)
         raws = primary_records(resource, document)
         typed = self.typed
         if isinstance(id, str | int):
@@ -551,7 +553,7 @@ class AsyncResourceClient:
             raise InvalidRequestError(f"cannot encode the {resource} body: {exc}") from exc
 
     def _written(self, resource: str, answer: Response, method: str) -> Any:
-        document = self._decode(answer, method)
+        document = self._decode(answer, method, resource)
         raws = primary_records(resource, document) if document is not None else []
         return structure_record(resource, raws[0], typed=self.typed) if raws else None
 
@@ -565,14 +567,18 @@ class AsyncResourceClient:
     ) -> Page:
         path = resource + "?" + query if query else resource
         answer = await self._call("GET", path, None, resource=resource, limiter=limiter)
-        document = self._decode(answer, "GET")
+        document = self._decode(answer, "GET", resource)
         return make_page(resource, document, typed=self.typed, page=page, page_size=page_size)
 
-    def _decode(self, answer: Response, method: str) -> Any:
+    def _decode(self, answer: Response, method: str, resource: str | None = None) -> Any:
         if answer.status == 204 or not answer.body:
             return None
         content_type = answer.headers.get("Content-Type", "")
-        return decode_json(answer.body, content_type=content_type, what=f"{method} {answer.url}")
+        what = f"{method} {answer.url}"
+        document = decode_json(answer.body, content_type=content_type, what=what)
+        if resource is not None and inexact_ids(resource, document):
+            return decode_json_exact(answer.body, content_type=content_type, what=what)
+        return document
 
     async def _call(
         self,

@@ -39,7 +39,9 @@ __all__ = [
     "Record",
     "TimeRecord",
     "decode_json",
+    "decode_json_exact",
     "error_details",
+    "inexact_ids",
     "make_page",
     "primary_records",
     "structure_record",
@@ -59,18 +61,14 @@ _EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
 
 
 def decode_json(body: bytes, *, content_type: str, what: str) -> Any:
-    """Parse a JSON body, or raise ResponseDecodeError naming its content type and size.
-
-    Integers beyond 64 bits stay exact ints: orjson refuses them, so such a body is parsed again
-    by the stdlib parser.
-    """
+    """Parse a JSON body, or raise ResponseDecodeError naming its content type and size."""
     try:
         return _loads(body)
     # JSONDecodeError and UnicodeDecodeError are both ValueErrors; the stdlib parser raises
     # RecursionError on deeply nested input instead.
     except (ValueError, RecursionError):
         pass
-    if _loads is not json.loads:
+    if _loads is not json.loads:  # an older orjson refuses integers beyond 64 bits
         try:
             return json.loads(body)
         except (ValueError, RecursionError):
@@ -82,6 +80,28 @@ def decode_json(body: bytes, *, content_type: str, what: str) -> Any:
         f"{what}: the body is {kind} (content-type {content_type or 'missing'!r},"
         f" {len(body)} bytes)"
     )
+
+
+def inexact_ids(resource: str, document: Any) -> bool:
+    """Whether a primary record's id came out of the parser as a float.
+
+    Ids are ints or strings; a float id is an integer beyond 64 bits that orjson turned into a
+    float (or refused, in older versions). One type check per record keeps this off the profile.
+    """
+    if _loads is json.loads or not isinstance(document, dict):
+        return False
+    raw = document.get(resource)
+    records = raw if isinstance(raw, list) else [raw]
+    return any(isinstance(item, dict) and type(item.get("id")) is float for item in records)
+
+
+def decode_json_exact(body: bytes, *, content_type: str, what: str) -> Any:
+    """Like :func:`decode_json` with the stdlib parser, which keeps every integer exact."""
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        pass
+    raise ResponseDecodeError(f"{what}: the body is not valid JSON ({len(body)} bytes)")
 
 
 class Record(Mapping[str, Any]):

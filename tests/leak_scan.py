@@ -14,6 +14,7 @@ into token-shaped words looked up in a set instead of searching for every secret
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import re
@@ -101,10 +102,8 @@ def _record_object(obj: object) -> None:
         return
     _SEEN[cls] = _SEEN.get(cls, 0) + 1
     _OBJECT_TEXTS.extend(_leaking(iter([repr(obj)])))
-    try:
+    with contextlib.suppress(TypeError):  # slotted without __weakref__: the birth repr only
         _LIVE.append(weakref.ref(obj))
-    except TypeError:  # slotted without __weakref__: the repr at birth is all it gets
-        pass
 
 
 def _watched_classes() -> list[type]:

@@ -129,6 +129,16 @@ async def test_without_a_paging_block_every_page_is_followed(
     assert server.hits == [1, 2, 3, 4]
 
 
+async def test_ids_past_64_bits_stay_ints(server: Scripted, client: AsyncResourceClient) -> None:
+    big = 2**70 + 1
+    server.script.append(lambda n: {"actions": [{"id": big, "links": {"owner": str(big)}}]})
+    record = await client.get("actions", 1)
+    assert record.id == big
+    assert type(record.id) is int
+    listed = await client.list("actions")
+    assert [r.id for r in listed] == [big]
+
+
 @pytest.mark.parametrize(
     "ids",
     [b"12", bytearray(b"7"), memoryview(b"7"), 10**5000],
