@@ -37,6 +37,7 @@ from ._errors import (
     TokenStoreError,
     TransientError,
     TransportError,
+    UsageError,
 )
 from ._refresh_decision import Adopt, Decision, Fail, Serve, Wait, decide
 from ._refresh_policy import RefreshPolicy
@@ -155,6 +156,7 @@ class TokenManager:
         self._states: dict[str, _KeyState] = {}
         self._tasks: set[asyncio.Task[object]] = set()
         self._closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def __repr__(self) -> str:
         return f"TokenManager(store={self.store!r}, keys={len(self._states)})"
@@ -315,7 +317,16 @@ class TokenManager:
             return flight
         if self._closed:
             raise TokenStoreError("the TokenManager is closed")
-        flight = asyncio.get_running_loop().create_task(self._run_flight(key, state, rejected))
+        loop = asyncio.get_running_loop()
+        bound = self._loop
+        if bound is not loop and bound is not None and bound.is_running():
+            # Two live loops would each run a refresh and read the other's claim as a crash.
+            raise UsageError(
+                "this TokenManager is refreshing on another running event loop; create one"
+                " TokenManager per loop (they may share a file or Redis store)"
+            )
+        self._loop = loop
+        flight = loop.create_task(self._run_flight(key, state, rejected))
         state.start_flight(flight)
         flight.add_done_callback(lambda task: self._flight_done(state, task))
         return flight

@@ -6,6 +6,7 @@ that repeat, no paging block at all, integers past 64 bits, a server that never 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -18,9 +19,12 @@ from actionstep_async import (
     AsyncResourceClient,
     InconsistentPagingError,
     InvalidRequestError,
+    OAuthClient,
     RequestTimeout,
     RetryPolicy,
+    Token,
     TokenManager,
+    UsageError,
 )
 from actionstep_async.testing import FakeActionstep
 
@@ -180,8 +184,6 @@ async def test_max_elapsed_includes_the_last_attempt() -> None:
 
 
 async def test_closed_client_and_other_loop_are_typed_errors() -> None:
-    from actionstep_async import UsageError
-
     async with FakeActionstep() as fake:
         client = await fake.connect(KEY)
         await client.list("actions")
@@ -189,3 +191,42 @@ async def test_closed_client_and_other_loop_are_typed_errors() -> None:
         with pytest.raises(UsageError, match="closed"):
             await client.list("actions")
         await client.manager.aclose()
+
+
+class SlowRefresher:
+    """The fake's OAuth client, half a second slower: a refresh is surely in flight meanwhile."""
+
+    def __init__(self, inner: OAuthClient) -> None:
+        self.inner = inner
+
+    async def refresh(self, token: Token) -> Token:
+        await asyncio.sleep(0.5)
+        return await self.inner.refresh(token)
+
+
+async def test_manager_on_two_running_loops_is_a_usage_error_not_reauthorization() -> None:
+    async with FakeActionstep() as fake:
+        manager = TokenManager(SlowRefresher(fake.oauth_client()))
+        expired = attrs.evolve(fake.issue_token(), expires_at=time.time() - 1)
+        await manager.save(KEY, expired)
+
+        def on_own_loop(delay: float) -> Token | BaseException:
+            async def run() -> Token:
+                await asyncio.sleep(delay)
+                return await manager.token(KEY)
+
+            try:
+                return asyncio.run(run())
+            except Exception as exc:
+                return exc
+
+        first, second = await asyncio.gather(
+            asyncio.to_thread(on_own_loop, 0.0), asyncio.to_thread(on_own_loop, 0.2)
+        )
+        assert isinstance(first, Token)
+        assert isinstance(second, UsageError), second
+        assert "one TokenManager per loop" in str(second)
+        # One loop after another (both finished) is fine: the manager follows the new loop.
+        later = await asyncio.to_thread(on_own_loop, 0.0)
+        assert isinstance(later, Token)
+        assert fake.counters.token_calls_by_grant["refresh_token"] == 1
