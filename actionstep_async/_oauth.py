@@ -439,7 +439,5 @@ class OAuthClient:
     async def _send(self, request: Request) -> Response:
         if self.transport is not None:
             return await self.transport.send(request)
-        if self.session is not None:
-            return await AiohttpTransport(self.session).send(request)
-        async with AiohttpTransport() as transport:
+        async with AiohttpTransport(self.session) as transport:  # a borrowed session stays open
             return await transport.send(request)
