@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from types import SimpleNamespace
-from typing import Final, Protocol
+from typing import Any, Final, Protocol, TypeAlias
 
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -29,6 +29,7 @@ from ._errors import (
     TransportError,
     UsageError,
 )
+from ._retry import IDEMPOTENT_METHODS
 
 __all__ = [
     "WIRE_FAILURES",
@@ -180,24 +181,35 @@ def _trace_config() -> aiohttp.TraceConfig:
 _TRACE: Final = _trace_config()
 
 
-def _session_like(borrowed: aiohttp.ClientSession | None) -> aiohttp.ClientSession:
-    """Our session: over ``borrowed``'s connector (pool, TLS, resolver), traces and proxy.
+Sessions: TypeAlias = "tuple[aiohttp.ClientSession, aiohttp.ClientSession]"
 
-    The borrowed session's request defaults (headers, auth, cookies, base_url, raise_for_status,
-    auto_decompress, middlewares) are deliberately not inherited, so they cannot change what
-    the clients send or see. Our trace goes first so no user callback can delay it.
+
+def _sessions_like(borrowed: aiohttp.ClientSession | None) -> Sessions:
+    """Our (plain, traced) sessions over one connector: ``borrowed``'s, or one the plain owns.
+
+    Only the connector (pool, TLS, resolver), trace configs and proxy of a borrowed session are
+    used; its request defaults (headers, auth, cookies, base_url, raise_for_status,
+    auto_decompress, middlewares) are deliberately not, so they cannot change what the clients
+    send or see. The traced session carries our trace first, so no user callback can delay it;
+    tracing costs about a tenth of a request's CPU, so only writes that must not be repeated
+    blindly use it.
     """
+    extra: dict[str, Any] = {"cookie_jar": aiohttp.DummyCookieJar()}
     if borrowed is None:
-        return aiohttp.ClientSession(trace_configs=[_TRACE], cookie_jar=aiohttp.DummyCookieJar())
-    return aiohttp.ClientSession(
-        connector=borrowed.connector,
-        connector_owner=False,
-        trace_configs=[_TRACE, *borrowed.trace_configs],
-        trust_env=borrowed.trust_env,
-        cookie_jar=aiohttp.DummyCookieJar(),
-        proxy=getattr(borrowed, "_default_proxy", None),
-        proxy_auth=getattr(borrowed, "_default_proxy_auth", None),
+        plain = aiohttp.ClientSession(**extra)
+        traces: list[aiohttp.TraceConfig] = []
+    else:
+        traces = list(borrowed.trace_configs)
+        extra["trust_env"] = borrowed.trust_env
+        extra["proxy"] = getattr(borrowed, "_default_proxy", None)
+        extra["proxy_auth"] = getattr(borrowed, "_default_proxy_auth", None)
+        plain = aiohttp.ClientSession(
+            connector=borrowed.connector, connector_owner=False, trace_configs=traces, **extra
+        )
+    traced = aiohttp.ClientSession(
+        connector=plain.connector, connector_owner=False, trace_configs=[_TRACE, *traces], **extra
     )
+    return plain, traced
 
 
 class AiohttpTransport:
@@ -221,7 +233,7 @@ class AiohttpTransport:
         self.owned = session is None
         self.closed = False
         self.connect_timeout = connect_timeout
-        self._ours: aiohttp.ClientSession | None = None
+        self._sessions: Sessions | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timeout = aiohttp.ClientTimeout(total=30.0, sock_connect=min(30.0, connect_timeout))
 
@@ -229,9 +241,12 @@ class AiohttpTransport:
         return f"AiohttpTransport({'owned' if self.owned else 'borrowed'} session)"
 
     def __del__(self) -> None:
-        ours = self._ours
-        if ours is not None and not self.owned:
-            ours.detach()  # the connector is the borrowed session's to close, not ours
+        # A session that does not own its connector must not warn "unclosed" when collected.
+        sessions = self._sessions
+        if sessions is not None:
+            sessions[1].detach()
+            if not self.owned:
+                sessions[0].detach()
 
     async def __aenter__(self) -> AiohttpTransport:
         return self
@@ -242,24 +257,26 @@ class AiohttpTransport:
     async def aclose(self) -> None:
         """Close the session if this transport created it; a borrowed one is left open."""
         self.closed = True
-        ours, self._ours = self._ours, None
-        if ours is not None:
+        sessions, self._sessions = self._sessions, None
+        if sessions is not None:
+            plain, traced = sessions
+            traced.detach()
             if self.owned:
-                await ours.close()
+                await plain.close()
             else:
-                ours.detach()
+                plain.detach()
 
-    def _open(self) -> aiohttp.ClientSession:
+    def _open(self) -> Sessions:
         if self.closed:
             raise UsageError("this transport is closed; create a new one")
         borrowed = self.session
         if borrowed is not None and borrowed.closed:
             raise UsageError("the aiohttp session given to the client is closed")
-        ours = self._ours = _session_like(borrowed)
+        sessions = self._sessions = _sessions_like(borrowed)
         self._loop = asyncio.get_running_loop()
         if self.owned:
-            self.session = ours
-        return ours
+            self.session = sessions[0]
+        return sessions
 
     def _check(self, session: aiohttp.ClientSession) -> None:
         if asyncio.get_running_loop() is not self._loop:
@@ -272,17 +289,18 @@ class AiohttpTransport:
             raise UsageError(f"the {what} is closed; create a new client")
 
     async def send(self, request: Request, /) -> Response:
-        session = self._ours or self._open()
-        if session.closed or asyncio.get_running_loop() is not self._loop:
-            self._check(session)
+        plain, traced = self._sessions or self._open()
+        if plain.closed or asyncio.get_running_loop() is not self._loop:
+            self._check(plain)
         timeout = self._timeout
         if timeout.total != request.timeout:  # one client's requests share one timeout
             timeout = self._timeout = aiohttp.ClientTimeout(
                 total=request.timeout, sock_connect=min(request.timeout, self.connect_timeout)
             )
-        wire = _Wire()
+        # Whether a request was sent only matters for one that must not be repeated blindly.
+        wire = None if request.method in IDEMPOTENT_METHODS else _Wire()
         try:
-            async with session.request(
+            async with (plain if wire is None else traced).request(
                 request.method,
                 URL(request.url, encoded=True),
                 headers=request.headers,
@@ -296,7 +314,8 @@ class AiohttpTransport:
                 body = await _read_body(response, request.max_body_bytes, request.what)
                 return Response(response.status, response.headers, body, request.url)
         except WIRE_FAILURES as exc:
-            sent = None if wire.headers_sent else False  # None: as the exception type says
+            # None: as the exception type says; False: our trace saw no byte of it leave.
+            sent = None if wire is None or wire.headers_sent else False
             error = transport_error(request, exc, may_have_been_sent=sent)
         # Raised outside the except block so aiohttp's exception, whose RequestInfo carries the
         # Authorization header, is neither the cause nor the context of ours.
