@@ -219,9 +219,10 @@ class AiohttpTransport:
     configs and proxy, and is never closed here; its request defaults (headers, auth, cookies,
     ``base_url``, ``raise_for_status``, ``auto_decompress``, middlewares) do not apply to our
     requests. Redirects are never followed. ``connect_timeout`` bounds connecting (and waiting
-    for a pooled connection) within each request's timeout: a request that fails before its
-    headers were handed to the socket is reported as never sent. An owned session is created
-    on first use (inside the running loop) and closed by :meth:`aclose`.
+    for a pooled connection) within each request's timeout. A failed connect is reported as
+    never sent; so is a failed POST whose headers a trace shows never reached the socket. An
+    owned session is created on first use (inside the running loop) and closed by
+    :meth:`aclose`.
     """
 
     def __init__(
