@@ -7,8 +7,9 @@ exactly once per expiry across tasks, processes and hosts sharing a :class:`Toke
 
 from __future__ import annotations
 
-from typing import Any as _Any
+import logging as _logging
 
+from ._catalogue import CATALOGUE, FieldSpec, ResourceSpec, resource_spec
 from ._client import AsyncResourceClient
 from ._environment import PRODUCTION, STAGING, Environment
 from ._errors import (
@@ -39,12 +40,17 @@ from ._errors import (
     UnsafeEndpointError,
     UsageError,
 )
+from ._hook_model import HOOK_EVENTS, EventName, Subscription
+from ._hook_tokens import HookSecret
+from ._hooks import EnsureResult, Hooks
 from ._manager import Refresher, RefreshPolicy, TokenManager
 from ._models import (
     Action,
     ActionType,
+    AnyRecord,
     FileNote,
     Id,
+    Model,
     Page,
     Paging,
     Participant,
@@ -61,9 +67,16 @@ from ._query import F, Filter
 from ._retry import RetryPolicy
 from ._tokens import Token
 from ._transport import AiohttpTransport, Request, Response, Transport
+from ._writes import to_wire
 from .stores import FileTokenStore, MemoryTokenStore, TokenStore
 
+# A library never configures logging: without a handler of the application's, our records go
+# nowhere instead of reaching stderr through Python's last-resort handler.
+_logging.getLogger(__name__).addHandler(_logging.NullHandler())
+
 __all__ = [
+    "CATALOGUE",
+    "HOOK_EVENTS",
     "PRODUCTION",
     "STAGING",
     "APIError",
@@ -71,6 +84,7 @@ __all__ = [
     "ActionType",
     "ActionstepError",
     "AiohttpTransport",
+    "AnyRecord",
     "AsyncResourceClient",
     "AuthorizationDenied",
     "AuthorizationRequest",
@@ -78,16 +92,22 @@ __all__ = [
     "ClientCredentialsError",
     "ConfigurationError",
     "ConnectError",
+    "EnsureResult",
     "Environment",
+    "EventName",
     "F",
+    "FieldSpec",
     "FileNote",
     "FileTokenStore",
     "Filter",
     "ForbiddenError",
+    "HookSecret",
+    "Hooks",
     "Id",
     "InconsistentPagingError",
     "InvalidRequestError",
     "MemoryTokenStore",
+    "Model",
     "NotFoundError",
     "OAuthClient",
     "OAuthError",
@@ -102,11 +122,13 @@ __all__ = [
     "Refresher",
     "Request",
     "RequestTimeout",
+    "ResourceSpec",
     "Response",
     "ResponseDecodeError",
     "RetryPolicy",
     "ServerError",
     "StateMismatchError",
+    "Subscription",
     "TimeRecord",
     "Token",
     "TokenEndpointUnavailable",
@@ -121,10 +143,12 @@ __all__ = [
     "UsageError",
     "build_authorize_url",
     "parse_authorization_response",
+    "resource_spec",
+    "to_wire",
 ]
 
 
-def __getattr__(name: str) -> _Any:
+def __getattr__(name: str) -> str:
     # Computed lazily so importing the package never touches package metadata.
     if name == "__version__":
         from importlib.metadata import version

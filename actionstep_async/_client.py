@@ -32,6 +32,7 @@ import aiohttp
 import attrs
 from multidict import CIMultiDict
 
+from ._arguments import check_type
 from ._errors import (
     APIError,
     InvalidRequestError,
@@ -41,6 +42,8 @@ from ._errors import (
     UsageError,
     api_error_class,
 )
+from ._generated import ResourceAccessors
+from ._hooks import Hooks
 from ._limits import ConcurrencyLimiter, Outcome
 from ._manager import TokenManager
 from ._models import (
@@ -76,6 +79,10 @@ from ._transport import AiohttpTransport, Request, Response, Transport, outcome_
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "AsyncResourceClient"]
 
 log = logging.getLogger("actionstep_async.client")
+
+RETRY_RECORD: Final = "actionstep_retry"
+"""Log records about a retry carry ``(reason, delay, attempt, max_attempts)`` under this
+attribute: ``reason`` is the HTTP status or the exception's class name. The CLI reports them."""
 
 JSON_API: Final = "application/vnd.api+json"
 DEFAULT_MAX_BODY_BYTES: Final = 64 * 1024 * 1024
@@ -234,7 +241,7 @@ def _holder(session: aiohttp.ClientSession | None, transport: Transport | None) 
     return _TransportHolder(owned, owned)
 
 
-class AsyncResourceClient:
+class AsyncResourceClient(ResourceAccessors):
     """Read and write Actionstep resources for one connection (a TokenManager key).
 
     ``session`` is borrowed when given (your trace configs, proxies and connector limits apply;
@@ -261,6 +268,8 @@ class AsyncResourceClient:
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         typed: bool = False,
     ) -> None:
+        check_type("manager", manager, TokenManager, "a TokenManager")
+        check_type("key", key, str, "the TokenManager key (a str) the token is stored under")
         if timeout <= 0:
             raise ValueError("timeout must be positive")
         if max_body_bytes < 1:
@@ -310,6 +319,11 @@ class AsyncResourceClient:
         if typed is not None:
             copy.typed = typed
         return copy
+
+    @property
+    def hooks(self) -> Hooks:
+        """REST hook subscriptions (``ensure``, ``list``, ...) and ``reconcile``."""
+        return Hooks(self)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -366,7 +380,7 @@ class AsyncResourceClient:
         sort: Sequence[str] | None = None,
         page: int = 1,
         page_size: int = 50,
-    ) -> Page:
+    ) -> Page[Any]:
         """One page of a query, with its paging totals and side-loaded (``include``) records."""
         check_resource(resource)
         query = build_query(
@@ -418,7 +432,7 @@ class AsyncResourceClient:
         ahead: int,
         limiter: ConcurrencyLimiter,
     ) -> AsyncIterator[Any]:
-        def fetch(number: int) -> asyncio.Task[Page]:
+        def fetch(number: int) -> asyncio.Task[Page[Any]]:
             query = f"{base}&page={number}"
             return asyncio.ensure_future(self._page(resource, query, number, page_size, limiter))
 
@@ -434,7 +448,7 @@ class AsyncResourceClient:
                 page = await fetch(number)
             return
         pages = planned_pages(resource, first.paging)
-        window: deque[tuple[int, asyncio.Task[Page]]] = deque()
+        window: deque[tuple[int, asyncio.Task[Page[Any]]]] = deque()
         upcoming = 2
         try:
             # Start the next pages before handing out page 1: the caller's work overlaps them.
@@ -564,7 +578,7 @@ class AsyncResourceClient:
         page: int,
         page_size: int,
         limiter: ConcurrencyLimiter | None,
-    ) -> Page:
+    ) -> Page[Any]:
         path = resource + "?" + query if query else resource
         answer = await self._call("GET", path, None, resource=resource, limiter=limiter)
         document = self._decode(answer, "GET", resource)
@@ -624,7 +638,7 @@ class AsyncResourceClient:
             if step is DONE and isinstance(result, Response):
                 return result
             if isinstance(step, Sleep):
-                self._log_retry(request, outcome, step, attempt)
+                self._log_retry(request, result, step, attempt)
                 await asyncio.sleep(step.seconds)
                 continue
             if isinstance(step, Reauthorize):
@@ -683,16 +697,20 @@ class AsyncResourceClient:
             return outcome, response
         return Answered(response.status, retry_after), response
 
-    @staticmethod
-    def _log_retry(request: Request, outcome: AttemptOutcome, step: Sleep, attempt: int) -> None:
-        what = outcome.status if isinstance(outcome, Answered) else "no answer"
+    def _log_retry(
+        self, request: Request, result: Response | TransportError, step: Sleep, attempt: int
+    ) -> None:
+        reason: int | str = result.status if isinstance(result, Response) else type(result).__name__
+        notice = (reason, step.seconds, attempt + 1, self.retry.max_attempts)
         log.info(
-            "%s %s -> %s; retrying in %.2f s (attempt %d)",
+            "%s %s -> %s; retrying in %.2f s (attempt %d of %d)",
             request.method,
             request.url,
-            what,
+            reason,
             step.seconds,
             attempt + 1,
+            self.retry.max_attempts,
+            extra={RETRY_RECORD: notice},
         )
 
     def _failure(

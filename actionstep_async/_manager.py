@@ -28,6 +28,7 @@ from typing import Protocol
 
 import attrs
 
+from ._arguments import check_refresher, check_store
 from ._errors import (
     ActionstepError,
     ConnectError,
@@ -145,6 +146,9 @@ class TokenManager:
         on_reauthorization_required: ReauthorizationHook | None = None,
         rng: random.Random | None = None,
     ) -> None:
+        check_refresher(refresher)
+        if store is not None:
+            check_store(store)
         self.refresher = refresher
         self.store: TokenStore = store if store is not None else MemoryTokenStore()
         self.policy = policy or RefreshPolicy()

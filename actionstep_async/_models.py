@@ -19,20 +19,26 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
-from typing import Any, Final, TypeAlias
+from typing import Any, Final, TypeAlias, TypeVar, overload
 
 import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, override
 
+from ._catalogue import CATALOGUE
+from ._convert import Id, Model, Timestamp
 from ._errors import ResponseDecodeError
+from ._generated import STRUCTURERS, Action, ActionType, DecodeError, FileNote, Participant
+from ._hook_tokens import redact_target
 
 __all__ = [
     "TYPED_MODELS",
     "Action",
     "ActionType",
+    "AnyRecord",
     "FileNote",
     "Id",
+    "Model",
     "Page",
     "Paging",
     "Participant",
@@ -53,9 +59,6 @@ try:  # the ``speed`` extra
     _loads: Callable[[bytes], Any] = orjson.loads
 except ImportError:  # pragma: no cover - exercised only without the extra
     _loads = json.loads
-
-Id: TypeAlias = int | str
-"""A record id: an int for most resources, a string like ``"1024--31--11"`` for composite ones."""
 
 _EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
 
@@ -127,7 +130,10 @@ class Record(Mapping[str, Any]):
         return len(self._data)
 
     def __repr__(self) -> str:
-        return f"Record({self.resource!r}, {self._data!r})"
+        data = self._data
+        if "targetUrl" in data:  # a REST hook's target URL carries its secret token
+            data = {**data, "targetUrl": redact_target(str(data["targetUrl"]))}
+        return f"Record({self.resource!r}, {data!r})"
 
     @property
     def id(self) -> Any:
@@ -143,72 +149,18 @@ class Record(Mapping[str, Any]):
 
 # -- typed models ------------------------------------------------------------------------------
 
-Timestamp: TypeAlias = datetime | date
-"""A timestamp with the organisation's offset, or a bare date when the server sends one."""
-
 
 def _mapping() -> Mapping[str, Any]:
     return _EMPTY
 
 
 @attrs.frozen
-class Action:
-    """A matter (``actions``)."""
+class TimeRecord(Model):
+    """Time recorded against a matter (``timerecords``); hours and amounts are Decimals.
 
-    id: Id
-    name: str | None = None
-    reference: str | None = None
-    priority: int | None = None
-    status: str | None = None
-    is_billable: bool | None = None
-    is_deleted: bool | None = None
-    is_favorite: bool | None = None
-    status_timestamp: Timestamp | None = None
-    created_timestamp: Timestamp | None = None
-    modified_timestamp: Timestamp | None = None
-    links: Mapping[str, Any] = attrs.field(factory=_mapping)
-    extra: Mapping[str, Any] = attrs.field(factory=_mapping)
-
-
-@attrs.frozen
-class Participant:
-    """A person or company (``participants``)."""
-
-    id: Id
-    display_name: str | None = None
-    is_company: bool | None = None
-    company_name: str | None = None
-    salutation: str | None = None
-    first_name: str | None = None
-    middle_name: str | None = None
-    last_name: str | None = None
-    email: str | None = None
-    phone1_number: str | None = None
-    physical_address_line1: str | None = None
-    date_of_birth: Timestamp | None = None
-    created_timestamp: Timestamp | None = None
-    modified_timestamp: Timestamp | None = None
-    links: Mapping[str, Any] = attrs.field(factory=_mapping)
-    extra: Mapping[str, Any] = attrs.field(factory=_mapping)
-
-
-@attrs.frozen
-class FileNote:
-    """A file note on a matter (``filenotes``)."""
-
-    id: Id
-    text: str | None = None
-    source: str | None = None
-    entered_by: str | None = None
-    entered_timestamp: Timestamp | None = None
-    note_timestamp: Timestamp | None = None
-    links: Mapping[str, Any] = attrs.field(factory=_mapping)
-    extra: Mapping[str, Any] = attrs.field(factory=_mapping)
-
-
-@attrs.frozen
-class TimeRecord:
-    """Time recorded against a matter (``timerecords``); hours and amounts are Decimals."""
+    Hand-written: ``timerecords`` has no published description (``timeentries`` is its
+    documented successor).
+    """
 
     id: Id
     description: str | None = None
@@ -223,28 +175,13 @@ class TimeRecord:
     extra: Mapping[str, Any] = attrs.field(factory=_mapping)
 
 
-@attrs.frozen
-class ActionType:
-    """A matter type (``actiontypes``)."""
-
-    id: Id
-    name: str | None = None
-    description: str | None = None
-    is_disabled: bool | None = None
-    links: Mapping[str, Any] = attrs.field(factory=_mapping)
-    extra: Mapping[str, Any] = attrs.field(factory=_mapping)
-
-
-TypedRecord: TypeAlias = Action | Participant | FileNote | TimeRecord | ActionType
-TYPED_MODELS: Final[Mapping[str, type[TypedRecord]]] = MappingProxyType(
+TYPED_MODELS: Final[Mapping[str, type[Model]]] = MappingProxyType(
     {
-        "actions": Action,
-        "participants": Participant,
-        "filenotes": FileNote,
+        **{name: spec.model for name, spec in CATALOGUE.items()},
         "timerecords": TimeRecord,
-        "actiontypes": ActionType,
     }
 )
+"""The typed model of every resource that has one: the catalogue plus hand-written ones."""
 
 # -- the private converter ----------------------------------------------------------------------
 
@@ -332,36 +269,40 @@ def _camel(name: str) -> str:
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
-def _register(model: type[TypedRecord]) -> None:
+def _register(model: type[TimeRecord]) -> None:
     names = [field.name for field in attrs.fields(model)]
     renames = {name: override(rename=_camel(name)) for name in names if name != "extra"}
     renames["extra"] = override(rename=_EXTRA_KEY)
     base = make_dict_structure_fn(model, _converter, **renames)  # type: ignore[arg-type]
     known = frozenset(_camel(name) for name in names if name != "extra")
 
-    def structure(data: Any, _: object) -> TypedRecord:
+    def structure(data: Any, _: object) -> TimeRecord:
         if not isinstance(data, dict):
             raise ValueError("expected an object")
         extra = {key: value for key, value in data.items() if key not in known}
         if extra:
             data = {**data, _EXTRA_KEY: extra}
-        record: TypedRecord = base(data, model)
+        record: TimeRecord = base(data, model)
         return record
 
     _converter.register_structure_hook(model, structure)
 
 
-for _model in TYPED_MODELS.values():
-    _register(_model)
+_register(TimeRecord)
 
 
-def structure_record(resource: str, data: object, *, typed: bool) -> Any:
+def structure_record(resource: str, data: object, *, typed: bool) -> Record | Model:
     """One record: a typed model when ``typed`` and the resource has one, else a Record."""
     if typed:
-        model = TYPED_MODELS.get(resource)
-        if model is not None:
+        structure = STRUCTURERS.get(resource)
+        if structure is not None:
             try:
-                return _converter.structure(data, model)
+                return structure(data)
+            except DecodeError as exc:
+                raise ResponseDecodeError(str(exc)) from exc.__cause__
+        if resource == "timerecords":
+            try:
+                return _converter.structure(data, TimeRecord)
             except (cattrs.BaseValidationError, ValueError, TypeError) as exc:
                 problems = (
                     "; ".join(cattrs.transform_error(exc))
@@ -369,7 +310,7 @@ def structure_record(resource: str, data: object, *, typed: bool) -> Any:
                     else str(exc)
                 )
                 raise ResponseDecodeError(f"unexpected {resource} record: {problems}") from exc
-    if not isinstance(data, dict):
+    if type(data) is not dict:
         raise ResponseDecodeError(f"unexpected {resource} record: expected an object")
     return Record(resource, data)
 
@@ -438,44 +379,63 @@ def _link_types(document: Mapping[str, Any]) -> dict[str, str]:
     return result
 
 
+AnyRecord: TypeAlias = "Record | Model"
+"""A decoded record: a plain :class:`Record` or a typed model."""
+
+R = TypeVar("R", covariant=True)
+
+
+def _links(record: AnyRecord) -> Mapping[str, Any]:
+    return record.links if isinstance(record, Record) else record.wire_links
+
+
 @attrs.frozen(eq=False)
-class Page(Sequence[Any]):
+class Page(Sequence[R]):
     """One page of a list request: the records, what was side-loaded with them, and paging.
 
-    A Page is a sequence of its records. ``linked`` holds side-loaded records by resource name
-    (``include=[...]``); :meth:`related` follows a record's link to them.
+    A Page is a sequence of its records (``Page[Action]`` from ``client.actions.list()``).
+    ``linked`` holds side-loaded records by resource name (``include=[...]``); :meth:`related`
+    follows a record's link to them.
     """
 
     resource: str
-    records: tuple[Any, ...]
+    records: tuple[R, ...]
     paging: Paging
-    linked: Mapping[str, tuple[Any, ...]] = attrs.field(factory=dict)
+    linked: Mapping[str, tuple[AnyRecord, ...]] = attrs.field(factory=dict)
     link_types: Mapping[str, str] = attrs.field(factory=dict, repr=False)
-    _index: dict[str, dict[str, Any]] = attrs.field(factory=dict, init=False, repr=False)
+    _index: dict[str, dict[str, AnyRecord]] = attrs.field(factory=dict, init=False, repr=False)
 
     def __len__(self) -> int:
         return len(self.records)
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[R]:
         return iter(self.records)
 
-    def __getitem__(self, index: Any) -> Any:
+    @overload
+    def __getitem__(self, index: int) -> R: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> tuple[R, ...]: ...
+
+    def __getitem__(self, index: int | slice) -> R | tuple[R, ...]:
         return self.records[index]
 
-    def linked_record(self, resource: str, id: Id) -> Any | None:
+    def linked_record(self, resource: str, id: Id) -> AnyRecord | None:
         """The side-loaded ``resource`` record with ``id``, or None if it was not included."""
         index = self._index.get(resource)
         if index is None:
             index = self._index[resource] = {str(r.id): r for r in self.linked.get(resource, ())}
         return index.get(str(id))
 
-    def related(self, record: Any, link: str, *, resource: str | None = None) -> list[Any]:
+    def related(
+        self, record: AnyRecord, link: str, *, resource: str | None = None
+    ) -> list[AnyRecord]:
         """The side-loaded records ``record``'s ``link`` points to (empty when not included).
 
         The target resource comes from the response's link templates; pass ``resource`` when the
         server sent none (``page.related(action, "assignedTo", resource="participants")``).
         """
-        value = record.links.get(link)
+        value = _links(record).get(link)
         if value is None:
             return []
         target = resource or self.link_types.get(f"{self.resource}.{link}") or _guess(link)
@@ -496,13 +456,13 @@ def make_page(
     typed: bool,
     page: int,
     page_size: int,
-) -> Page:
+) -> Page[AnyRecord]:
     """Decode a list response (``None`` for a 204) into a Page."""
     raws = primary_records(resource, document)
     records = tuple(structure_record(resource, raw, typed=typed) for raw in raws)
     if not isinstance(document, dict):
         return Page(resource, records, Paging(0, 0, page, page_size))
-    linked: dict[str, tuple[Any, ...]] = {}
+    linked: dict[str, tuple[AnyRecord, ...]] = {}
     side = document.get("linked")
     if isinstance(side, dict):
         for kind, items in side.items():

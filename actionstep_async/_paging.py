@@ -27,7 +27,7 @@ def planned_pages(resource: str, paging: Paging) -> int:
     return pages
 
 
-def check_same_totals(resource: str, first: Paging, page: Page, number: int) -> None:
+def check_same_totals(resource: str, first: Paging, page: Page[Any], number: int) -> None:
     """Page ``number`` must report the totals page 1 did: otherwise records moved mid-run."""
     now = page.paging
     if now.reported and (now.record_count, now.page_count) != (
@@ -48,7 +48,7 @@ class Seen:
     def __init__(self) -> None:
         self.ids: set[Any] = set()
 
-    def fresh(self, resource: str, page: Page, number: int) -> list[Any]:
+    def fresh(self, resource: str, page: Page[Any], number: int) -> list[Any]:
         records = []
         for record in page.records:
             key = getattr(record, "id", None)

@@ -27,6 +27,8 @@ __all__ = [
     "Filter",
     "FilterValue",
     "FiltersArg",
+    "Names",
+    "NamesByResource",
     "build_query",
     "encode_filters",
 ]
@@ -47,7 +49,11 @@ Scalar: TypeAlias = str | int | float | Decimal | bool | date | None
 FilterValue: TypeAlias = Scalar | Sequence[Scalar]
 FiltersArg: TypeAlias = "Mapping[str, object] | Iterable[Filter] | None"
 """A mapping such as ``{"name_ilike": "*smith*", "id_in": [1, 2]}``, or ``F(...)`` filters."""
-FieldsArg: TypeAlias = "Sequence[str] | Mapping[str, Sequence[str]] | None"
+Names: TypeAlias = "list[str] | tuple[str, ...]"
+"""Field, include or sort names: a list or tuple, never a bare ``str`` (which is a sequence of
+letters, and a classic mistake the type checker now catches)."""
+NamesByResource: TypeAlias = "Mapping[str, list[str] | tuple[str, ...]]"
+FieldsArg: TypeAlias = "Names | NamesByResource | None"
 
 
 def _scalar(value: object) -> str:
@@ -221,6 +227,13 @@ def encode_filters(filters: FiltersArg) -> list[Filter]:
         return []
     if isinstance(filters, Mapping):
         return [_filter_from_item(key, value) for key, value in filters.items()]
+    given: object = filters  # callers without a type checker pass anything
+    if isinstance(given, Filter):
+        raise InvalidRequestError("filters takes a list of F(...) filters: filters=[F(...)]")
+    if isinstance(given, str | bytes) or not isinstance(given, Iterable):
+        raise InvalidRequestError(
+            f"filters must be a mapping or a list of F(...) filters, not {type(given).__name__}"
+        )
     result: list[Filter] = []
     for item in filters:
         if not isinstance(item, Filter):

@@ -7,4 +7,5 @@ SENTINELS = (
     "sentinel-access-token-77b1e0",
     "sentinel-refresh-token-c4d8aa",
     "test-client-secret",
+    "sentinel-hook-secret-0b7e41d2",
 )

@@ -4,16 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from hypothesis import settings
 
 from actionstep_async import Environment, OAuthClient
 
+from ._hypothesis import THOROUGH
 from ._secrets import SENTINELS
+
+# CI (which sets CI=true) runs every property test at its full example count; a local run
+# takes a quick sample. Either can be forced with --hypothesis-profile.
+settings.register_profile("ci", deadline=None, print_blob=True)
+settings.register_profile("quick", max_examples=10, deadline=None)
+settings.load_profile("ci" if THOROUGH else "quick")
 
 # Sentinels: if any of these ever shows up in output, a secret leaked.
 SECRET_CLIENT, SECRET_ACCESS, SECRET_REFRESH = SENTINELS[:3]
@@ -23,6 +32,20 @@ Reply = tuple[int, dict[str, str], bytes]
 # The suite-wide secret scan (see tests/leak_scan.py), pytester for testing that scan, and our
 # own fixtures (registered here rather than through the entry point; see pyproject.toml).
 pytest_plugins = ["tests.leak_scan", "pytester", "actionstep_async.testing.pytest_plugin"]
+
+
+@pytest.fixture(autouse=True)
+def _subprocesses_only_in_slow_tests(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`pytest -m "not slow"` stays quick only if every test that starts a process says so."""
+    if request.node.get_closest_marker("slow") is not None:
+        return
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("this test starts a subprocess: mark it @pytest.mark.slow")
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse)
 
 
 class TokenEndpoint:

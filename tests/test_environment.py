@@ -16,6 +16,8 @@ from actionstep_async import (
     UnsafeEndpointError,
 )
 
+from ._hypothesis import examples
+
 
 def test_presets_use_go_host_for_authorize_and_api_host_for_token() -> None:
     """The presets point at the documented Actionstep OAuth hosts."""
@@ -97,7 +99,7 @@ def test_non_string_endpoint_is_refused(value: object) -> None:
 _label = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?", fullmatch=True)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(prefix=st.lists(_label, min_size=1, max_size=3), tail=st.text(max_size=12))
 def test_generated_hosts_pass_only_under_the_allowed_suffix(prefix: list[str], tail: str) -> None:
     """Property: a generated host is accepted exactly when it ends in '.actionstep.com'."""

@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
         ("logging.getLogger('x').debug('token fingerprint 1a2b3c')", False),
     ],
 )
+@pytest.mark.slow
 def test_scan_fails_runs_that_log_or_print_a_secret(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, body: str, leaks: bool
 ) -> None:

@@ -64,8 +64,8 @@ def test_invalid_scopes_are_a_configuration_error(scopes: object) -> None:
             PRODUCTION,
             client_id="c",
             redirect_uri="r",
-            scopes=scopes,
-            state="s",  # type: ignore[arg-type]
+            scopes=scopes,  # type: ignore[arg-type]
+            state="s",
         )
 
 
@@ -149,7 +149,7 @@ def test_oauth_client_requires_its_settings(field: str) -> None:
     """An OAuthClient without id, secret or redirect URI is a configuration error."""
     settings = {"client_id": "c", "client_secret": "s", "redirect_uri": "r", field: ""}
     with pytest.raises(ConfigurationError):
-        OAuthClient(**settings)
+        OAuthClient(settings["client_id"], settings["client_secret"], settings["redirect_uri"])
 
 
 async def test_exchange_code_returns_token_with_absolute_expiry(

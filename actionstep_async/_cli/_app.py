@@ -17,18 +17,33 @@ import aiohttp
 from .._errors import (
     ActionstepError,
     APIError,
+    AuthorizationDenied,
     ClientCredentialsError,
     ConfigurationError,
     InvalidRequestError,
+    NotFoundError,
+    RateLimitedError,
     ReauthorizationRequired,
     TokenEndpointUnavailable,
+    TokenStoreError,
     TransientError,
     TransportError,
 )
 from .._query import MAX_PAGE_SIZE
 from . import _commands
 from ._config import VARIABLES, Settings, load_settings
-from ._exits import EXIT_CODES_HELP, FAILED, INTERRUPTED, NETWORK, REAUTHORIZE, USAGE, CommandError
+from ._exits import (
+    EXIT_CODES_HELP,
+    FAILED,
+    INTERRUPTED,
+    NETWORK,
+    REAUTHORIZE,
+    STORE,
+    USAGE,
+    CommandError,
+)
+from ._hooks import add_hooks_parser
+from ._resources import known_resources, unknown_resource_message
 
 __all__ = ["build_parser", "run"]
 
@@ -93,7 +108,13 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    adders = (_add_login, _add_token, _add_get, _add_export, _add_demo, add_hooks_parser)
+    for add in (*adders, _add_fake_server):
+        add(commands)
+    return parser
 
+
+def _add_login(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     login = commands.add_parser("login", help="authorize in the browser and store the token")
     login.add_argument(
         "--scope", action="append", help="repeatable (default: ACTIONSTEP_SCOPES or 'all')"
@@ -106,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     login.add_argument("--timeout", type=float, default=300.0, help="seconds to wait (300)")
     login.set_defaults(handler=_commands.login)
 
+
+def _add_token(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     token = commands.add_parser("token", help="show or refresh the stored token")
     token_commands = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
     show = token_commands.add_parser("show", help="expiry, organisation, endpoint, scopes")
@@ -115,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     for sub in (show, refresh):
         sub.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
+
+def _add_get(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     get = commands.add_parser("get", help="print records as JSON")
     get.add_argument("resource", help="e.g. actions, participants, filenotes")
     get.add_argument("ids", nargs="?", metavar="ID[,ID...]", help="one id or a comma list")
@@ -122,15 +147,18 @@ def build_parser() -> argparse.ArgumentParser:
     get.add_argument("--fields", metavar="FIELDS", help="comma list of fields to return")
     _add_query_options(get)
     get.add_argument("--all", action="store_true", help="every page, as JSON Lines")
-    get.add_argument("--page", type=_positive, default=1)
+    get.add_argument("--page", type=_positive, default=1, help="page number (1)")
     get.add_argument("--page-size", type=_page_size, default=50, help="1-200 (50)")
     get.set_defaults(handler=_commands.get)
 
+
+def _add_export(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     export = commands.add_parser(
         "export",
         help="export whole resources to JSON Lines files (resumable)",
         description="One RESOURCE.jsonl per resource in --out. Interrupted? Run the same"
-        " command again: finished pages are kept and the export continues.",
+        " command again: finished pages are kept and the export continues. "
+        + _commands.retry_budget_help(),
     )
     export.add_argument("resources", nargs="+", metavar="RESOURCE")
     export.add_argument("--out", required=True, metavar="DIR")
@@ -141,35 +169,69 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--no-progress", action="store_true", help="no progress bars")
     export.set_defaults(handler=_commands.export)
 
+
+def _add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     demo = commands.add_parser(
         "demo", help="run everything against a built-in fake server (no account needed)"
     )
-    demo.add_argument("--out", metavar="DIR", help="where to export (default: a temp dir)")
-    demo.add_argument("--actions", type=_positive, default=20_000)
-    demo.add_argument("--participants", type=_positive, default=5_000)
-    demo.add_argument("--concurrency", type=_positive, default=8)
-    demo.add_argument("--rate-limit-share", type=_share, default=0.05, help="429 share (0.05)")
-    demo.add_argument("--no-progress", action="store_true")
+    demo.add_argument(
+        "--out", metavar="DIR", help="where to export (default: a temp dir, removed afterwards)"
+    )
+    demo.add_argument("--keep", action="store_true", help="keep the temp dir and print its path")
+    demo.add_argument(
+        "--actions", type=_positive, default=20_000, help="actions seeded in the fake (20000)"
+    )
+    demo.add_argument(
+        "--participants",
+        type=_positive,
+        default=5_000,
+        help="participants seeded in the fake (5000)",
+    )
+    demo.add_argument("--concurrency", type=_positive, default=8, help="pages in flight (8)")
+    demo.add_argument(
+        "--rate-limit-share",
+        type=_share,
+        default=0.05,
+        help="share of requests the fake answers 429, 0 to 1 (0.05)",
+    )
+    demo.add_argument("--no-progress", action="store_true", help="no progress bars")
 
+
+def _add_fake_server(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     fake = commands.add_parser(
         "fake-server",
         help="run FakeActionstep standalone (for your own integration tests)",
         add_help=False,
     )
     fake.add_argument("args", nargs=argparse.REMAINDER, help="see: fake-server --help")
-    return parser
 
 
 def _host(url: str | None) -> str:
     return (urlsplit(url).netloc if url else "") or "the server"
 
 
+def _resource_of(url: str) -> str | None:
+    """The resource segment of a REST URL (``.../api/rest/actions/1`` -> ``actions``)."""
+    parts = urlsplit(url).path.split("/")
+    return parts[parts.index("rest") + 1] if "rest" in parts[:-1] else None
+
+
 def _explain(exc: BaseException, settings: Settings | None) -> tuple[str, int]:
     """The message and exit status for an error that ends a command."""
     if isinstance(exc, CommandError):
         return str(exc), exc.status
+    if isinstance(exc, NotFoundError) and (resource := _resource_of(exc.url)):
+        message = unknown_resource_message(resource, known_resources())
+        if message is not None:
+            return message, USAGE
     if isinstance(exc, ReauthorizationRequired):
-        return f"{exc}\nRun 'actionstep-async login' to authorize again.", REAUTHORIZE
+        return f"{exc}; run 'actionstep-async login' to authorize again", REAUTHORIZE
+    if isinstance(exc, AuthorizationDenied):
+        return f"authorization refused: {exc}", REAUTHORIZE
+    if isinstance(exc, TokenStoreError):
+        return f"token store failed: {exc}", STORE
+    if isinstance(exc, RateLimitedError):
+        return f"{_host(exc.url)} kept answering 429 (rate limited) after retries: {exc}", FAILED
     if isinstance(exc, ClientCredentialsError):
         return (
             f"{exc} (ACTIONSTEP_CLIENT_ID / ACTIONSTEP_CLIENT_SECRET)",
@@ -236,6 +298,22 @@ async def _main(args: argparse.Namespace) -> int:
             loop.remove_signal_handler(signum)
 
 
+_DASH_VALUE_OPTIONS: Final = frozenset({"--sort"})
+
+
+def attach_dash_values(arguments: Sequence[str]) -> list[str]:
+    """``--sort -id`` as ``--sort=-id``: argparse would take ``-id`` for an option."""
+    result: list[str] = []
+    pending = False
+    for argument in arguments:
+        if pending and argument.startswith("-") and not argument.startswith("--"):
+            result[-1] += "=" + argument
+        else:
+            result.append(argument)
+        pending = argument in _DASH_VALUE_OPTIONS
+    return result
+
+
 def run(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` and run the command; returns the exit status."""
     arguments = list(sys.argv[1:] if argv is None else argv)
@@ -243,9 +321,9 @@ def run(argv: Sequence[str] | None = None) -> int:
         # Handed over untouched: argparse.REMAINDER does not capture leading options.
         from ..testing.__main__ import main as fake_server
 
-        fake_server(arguments[1:])
+        fake_server(arguments[1:], prog="actionstep-async fake-server")
         return 0
-    args = build_parser().parse_args(arguments)
+    args = build_parser().parse_args(attach_dash_values(arguments))
     try:
         return asyncio.run(_main(args))
     except KeyboardInterrupt:

@@ -16,12 +16,13 @@ from rich.console import Console
 
 from .._client import AsyncResourceClient
 from .._manager import TokenManager
-from .._models import Page
+from .._models import Page, Record
 from .._oauth import AuthorizationRequest
 from .._retry import RetryPolicy
 from .._tokens import Token
+from ..stores import FileTokenStore
 from ._config import Settings, open_store
-from ._exits import FAILED, OK, REAUTHORIZE, USAGE, CommandError
+from ._exits import OK, REAUTHORIZE, USAGE, CommandError
 from ._export import ExportOptions, export_resources
 from ._login import LoopbackListener, authorize, browser_available
 from ._output import (
@@ -34,12 +35,26 @@ from ._output import (
     write_json,
     write_json_lines,
 )
+from ._retries import reporting_retries
 from ._stats import RequestStats
 
 __all__ = ["export", "get", "login", "parse_filters", "token_refresh", "token_show"]
 
 # A bulk job would rather wait out a bad minute than lose an hour of progress to one error.
 EXPORT_RETRY = RetryPolicy(max_attempts=10, max_elapsed=300.0, backoff_cap=30.0)
+PROBE_RETRY = RetryPolicy()
+"""The first request of an export: an unreachable server fails as quickly as ``get`` does."""
+
+
+def retry_budget_help() -> str:
+    """The export's retry budgets in words, for --help (true whatever the policies become)."""
+    return (
+        f"A first request checks the server ({PROBE_RETRY.max_attempts} attempts within"
+        f" {PROBE_RETRY.max_elapsed:g} s, so an unreachable server fails in seconds); then each"
+        f" page is tried up to {EXPORT_RETRY.max_attempts} times within"
+        f" {EXPORT_RETRY.max_elapsed:g} s on 429, 5xx and connection failures, and every retry"
+        " or wait is shown as it happens."
+    )
 
 
 def parse_filters(items: Sequence[str] | None) -> dict[str, str]:
@@ -100,7 +115,30 @@ def _say(console: Console, text: str) -> None:
 # -- login / token ---------------------------------------------------------------------------
 
 
+async def _refused_at_once(url: str) -> str | None:
+    """The authorization server's complaint if it rejects the request before any consent page
+    (an unregistered redirect URI or client id), so login need not wait out its timeout."""
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session,
+            session.get(url, allow_redirects=False) as response,
+        ):
+            if not 400 <= response.status < 500:
+                return None
+            text = (await response.text(errors="replace")).strip()
+    except (aiohttp.ClientError, TimeoutError):
+        return None  # the browser will show what is wrong; nothing to add here
+    return f"{response.status} {' '.join(text.split())[:200]}"
+
+
 async def _show_request(request: AuthorizationRequest) -> None:
+    refusal = await _refused_at_once(request.url)
+    if refusal is not None:
+        raise CommandError(
+            f"the authorization server refused the request ({refusal}); check"
+            " ACTIONSTEP_CLIENT_ID and that ACTIONSTEP_REDIRECT_URI is registered",
+            REAUTHORIZE,
+        )
     # Plain writes, never wrapped: the URL must survive copy-and-paste (and test parsing) intact.
     sys.stdout.write(f"Open this URL to authorize (scopes: {' '.join(request.scopes)}):\n")
     sys.stdout.write(f"{request.url}\n")
@@ -109,7 +147,10 @@ async def _show_request(request: AuthorizationRequest) -> None:
 
 async def login(args: argparse.Namespace, settings: Settings) -> int:
     oauth = settings.oauth_client()
-    scopes = tuple(args.scope) if args.scope else settings.scopes
+    # "--scope 'actions participants'" and repeated --scope both work.
+    scopes = (
+        tuple(s for item in args.scope for s in item.split()) if args.scope else settings.scopes
+    )
     key = settings.token_key
     async with LoopbackListener(oauth.redirect_uri) as listener:
         sys.stdout.write(f"Waiting for the redirect on {listener.redirect_uri}\n")
@@ -125,7 +166,7 @@ async def login(args: argparse.Namespace, settings: Settings) -> int:
         except TimeoutError:
             raise CommandError(
                 f"no redirect arrived within {args.timeout:g}s; run 'actionstep-async login' again",
-                FAILED,
+                REAUTHORIZE,
             ) from None
     token = await oauth.exchange_code(code, scopes=scopes)
     async with open_store(settings) as store:
@@ -166,7 +207,9 @@ def _print_token(token: Token, key: str, *, as_json: bool, title: str) -> None:
 async def token_show(args: argparse.Namespace, settings: Settings) -> int:
     key = settings.token_key
     async with open_store(settings) as store:
-        token = await store.load(key)
+        # A read must not create the token directory: no directory means no token.
+        missing = isinstance(store, FileTokenStore) and not store.directory.exists()
+        token = None if missing else await store.load(key)
     if token is None:
         raise CommandError(
             f"no token is stored as {key!r} in {store!r}; run 'actionstep-async login'",
@@ -191,12 +234,15 @@ async def token_refresh(args: argparse.Namespace, settings: Settings) -> int:
 # -- get -------------------------------------------------------------------------------------
 
 
-def _page_document(page: Page) -> dict[str, Any]:
+def _page_document(page: Page[Any]) -> dict[str, Any]:
     """A page in Actionstep's own envelope shape, so output looks like the API's."""
     paging = page.paging
     return {
         page.resource: [dict(record) for record in page.records],
-        "linked": {kind: [dict(r) for r in records] for kind, records in page.linked.items()},
+        "linked": {
+            kind: [dict(r) for r in records if isinstance(r, Record)]
+            for kind, records in page.linked.items()
+        },
         "meta": {
             "paging": {
                 page.resource: {
@@ -278,14 +324,17 @@ async def export(args: argparse.Namespace, settings: Settings) -> int:
     ) as (manager, client):
         # Fail fast with "run login" before any output directory is touched.
         await manager.token(settings.token_key)
-        with ExportProgress(err, enabled=not args.no_progress) as progress:
-            results = await export_resources(
-                client,
-                args.resources,
-                options,
-                progress,
-                warn=lambda text: _say(err, f"warning: {text}"),
-            )
+        with reporting_retries(lambda text: _say(err, text)):
+            # An unreachable server fails within the normal budget, not the bulk one.
+            await client.with_options(retry=PROBE_RETRY).list(args.resources[0], page_size=1)
+            with ExportProgress(err, enabled=not args.no_progress) as progress:
+                results = await export_resources(
+                    client,
+                    args.resources,
+                    options,
+                    progress,
+                    warn=lambda text: _say(err, f"warning: {text}"),
+                )
         refreshes = manager.refresh_count
     print_summary(
         out_console(), results, stats, refreshes=refreshes, elapsed=time.monotonic() - started

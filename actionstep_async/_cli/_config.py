@@ -40,6 +40,7 @@ VARIABLES: Final = {
     "token_store": "ACTIONSTEP_TOKEN_STORE",
     "token_key": "ACTIONSTEP_TOKEN_KEY",
     "scopes": "ACTIONSTEP_SCOPES",
+    "hook_secret": "ACTIONSTEP_HOOK_SECRET",
 }
 
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import json
+import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -32,6 +34,7 @@ from ._exits import FAILED, OK
 from ._export import ExportOptions, ResourceResult, export_resources
 from ._login import LoopbackListener, authorize
 from ._output import ExportProgress, err_console, out_console, print_summary, region_host
+from ._retries import reporting_retries
 from ._stats import RequestStats
 
 __all__ = ["demo"]
@@ -135,13 +138,89 @@ async def _authorize(
             return await authorize(oauth, listener, SCOPES, show=follow, open_browser=False)
 
 
+@contextlib.contextmanager
+def _export_dir(args: argparse.Namespace, console: Console) -> Iterator[Path]:
+    """``--out`` as given, or a temporary directory removed afterwards unless ``--keep``."""
+    if args.out:
+        yield Path(args.out)
+        return
+    path = Path(tempfile.mkdtemp(prefix="actionstep-demo-"))
+    try:
+        yield path
+    finally:
+        if args.keep:
+            console.print(f"exported files kept in {path}", highlight=False)
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+async def _connect(
+    fake: FakeActionstep, listener: LoopbackListener, token_dir: str, out: Console
+) -> TokenManager:
+    """Step 2: the authorization-code flow, headless; returns a manager holding the token."""
+    oauth = OAuthClient(
+        client_id=fake.client_id,
+        client_secret=fake.client_secret,
+        redirect_uri=listener.redirect_uri,
+        environment=fake.environment,
+    )
+    out.print("2. Authorization-code flow, headless:", highlight=False)
+    code = await _authorize(fake, oauth, listener, out)
+    token = await oauth.exchange_code(code, scopes=SCOPES)
+    manager = TokenManager(oauth, FileTokenStore(token_dir))
+    await manager.save(KEY, token)
+    out.print(
+        f"  redirect received on {listener.redirect_uri}, state checked, code"
+        f" exchanged: organisation {token.orgkey}, region host {region_host(token)}",
+        highlight=False,
+    )
+    return manager
+
+
+async def _export(
+    fake: FakeActionstep,
+    manager: TokenManager,
+    args: argparse.Namespace,
+    out_dir: Path,
+    seeded: dict[str, int],
+) -> tuple[list[ResourceResult], RequestStats, int]:
+    """Step 3: the real export code under 429s and one mid-run expiry; returns its results,
+    the request counts and how many tokens the server expired."""
+    err = err_console()
+    stats = RequestStats()
+    async with aiohttp.ClientSession(trace_configs=[stats.trace_config()]) as session:
+        client = AsyncResourceClient(
+            manager,
+            KEY,
+            session=session,
+            concurrency=args.concurrency,
+            adaptive=True,
+            retry=EXPORT_RETRY,
+        )
+        with (
+            ExportProgress(err, enabled=not args.no_progress) as progress,
+            reporting_retries(lambda text: err.print(text, markup=False, highlight=False)),
+        ):
+            reporter = _ExpiringReporter(progress, fake, manager, total=sum(seeded.values()))
+            results = await export_resources(
+                client,
+                list(seeded),
+                ExportOptions(out=out_dir, concurrency=args.concurrency),
+                reporter,
+                warn=lambda text: err.print(f"warning: {text}", markup=False),
+            )
+        await client.aclose()
+    return list(results), stats, reporter.expired
+
+
 async def demo(args: argparse.Namespace) -> int:
     out = out_console()
-    err = err_console()
     seeded = {"actions": args.actions, "participants": args.participants}
-    out_dir = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="actionstep-demo-"))
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="actionstep-demo-tokens-") as token_dir:
+    with (
+        _export_dir(args, out) as out_dir,
+        tempfile.TemporaryDirectory(prefix="actionstep-demo-tokens-") as token_dir,
+    ):
         async with LoopbackListener("http://127.0.0.1:0/callback") as listener:
             fake = FakeActionstep(seeded, redirect_uri=listener.redirect_uri, expires_in=3600)
             async with fake:
@@ -150,22 +229,7 @@ async def demo(args: argparse.Namespace) -> int:
                     f" {args.participants:,} participants",
                     highlight=False,
                 )
-                oauth = OAuthClient(
-                    client_id=fake.client_id,
-                    client_secret=fake.client_secret,
-                    redirect_uri=listener.redirect_uri,
-                    environment=fake.environment,
-                )
-                out.print("2. Authorization-code flow, headless:", highlight=False)
-                code = await _authorize(fake, oauth, listener, out)
-                token = await oauth.exchange_code(code, scopes=SCOPES)
-                manager = TokenManager(oauth, FileTokenStore(token_dir))
-                await manager.save(KEY, token)
-                out.print(
-                    f"  redirect received on {listener.redirect_uri}, state checked, code"
-                    f" exchanged: organisation {token.orgkey}, region host {region_host(token)}",
-                    highlight=False,
-                )
+                manager = await _connect(fake, listener, token_dir, out)
                 fake.add_fault(
                     FaultRule(kind="rate_limit", probability=args.rate_limit_share, retry_after=0.5)
                 )
@@ -174,47 +238,20 @@ async def demo(args: argparse.Namespace) -> int:
                     " 429, and the server expires the access token half-way through",
                     highlight=False,
                 )
-                stats = RequestStats()
                 try:
-                    async with aiohttp.ClientSession(
-                        trace_configs=[stats.trace_config()]
-                    ) as session:
-                        client = AsyncResourceClient(
-                            manager,
-                            KEY,
-                            session=session,
-                            concurrency=args.concurrency,
-                            adaptive=True,
-                            retry=EXPORT_RETRY,
-                        )
-                        with ExportProgress(err, enabled=not args.no_progress) as progress:
-                            reporter = _ExpiringReporter(
-                                progress,
-                                fake,
-                                manager,
-                                total=sum(seeded.values()),
-                            )
-                            results = await export_resources(
-                                client,
-                                list(seeded),
-                                ExportOptions(out=out_dir, concurrency=args.concurrency),
-                                reporter,
-                                warn=lambda text: err.print(f"warning: {text}", markup=False),
-                            )
-                        await client.aclose()
+                    results, stats, expired = await _export(fake, manager, args, out_dir, seeded)
                 finally:
                     await manager.aclose()
                 refresh_calls = fake.counters.token_calls_by_grant["refresh_token"]
-    print_summary(
-        out, results, stats, refreshes=manager.refresh_count, elapsed=time.monotonic() - started
-    )
-    table, passed = _checks_table(
-        results,
-        seeded,
-        expiries=reporter.expired,
-        refreshes=manager.refresh_count,
-        refresh_calls=refresh_calls,
-        rate_limited=stats.total().rate_limited,
-    )
-    out.print(table)
+        elapsed = time.monotonic() - started
+        print_summary(out, results, stats, refreshes=manager.refresh_count, elapsed=elapsed)
+        table, passed = _checks_table(
+            results,
+            seeded,
+            expiries=expired,
+            refreshes=manager.refresh_count,
+            refresh_calls=refresh_calls,
+            rate_limited=stats.total().rate_limited,
+        )
+        out.print(table)
     return OK if passed else FAILED

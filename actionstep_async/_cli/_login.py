@@ -22,6 +22,7 @@ from aiohttp import web
 from .._environment import is_loopback
 from .._errors import OAuthError
 from .._oauth import AuthorizationRequest, OAuthClient, parse_authorization_response
+from .._serving import Serving, serve
 from ._exits import USAGE, CommandError
 
 __all__ = ["LoopbackListener", "authorize", "browser_available"]
@@ -68,7 +69,7 @@ class LoopbackListener:
     def __init__(self, redirect_uri: str) -> None:
         self._given = urlsplit(redirect_uri)
         self._target = parse_redirect_uri(redirect_uri)
-        self._runner: web.AppRunner | None = None
+        self._serving: Serving | None = None
         self._expected_state = ""
         self._result: asyncio.Future[str] | None = None
         self.port = self._target.port
@@ -83,20 +84,16 @@ class LoopbackListener:
     async def __aenter__(self) -> LoopbackListener:
         app = web.Application()
         app.router.add_get(self._target.path, self._callback)
-        # No access log: the request line carries the authorization code.
-        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.5)
-        await runner.setup()
         try:
-            await web.TCPSite(runner, self._target.host, self._target.port).start()
+            serving = await serve(app, self._target.host, self._target.port, shutdown_timeout=0.5)
         except OSError as exc:
-            await runner.cleanup()
             raise CommandError(
                 f"cannot listen on {self._target.host}:{self._target.port} for the redirect"
                 f" ({exc.strerror}); is another login running?",
                 USAGE,
             ) from exc
-        self._runner = runner
-        self.port = runner.addresses[0][1]
+        self._serving = serving
+        self.port = serving.port
         return self
 
     async def __aexit__(
@@ -105,9 +102,9 @@ class LoopbackListener:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
+        serving, self._serving = self._serving, None
+        if serving is not None:
+            await serving.close()
 
     def expect(self, state: str) -> None:
         """Start accepting the redirect; it must carry ``state``."""

@@ -315,7 +315,9 @@ def _os_errors(action: str, path: Path) -> Iterator[None]:
         if exc.errno in _SYMLINK_ERRNOS:
             raise TokenStoreError(f"refusing to follow a symlink at {where}") from exc
         reason = exc.strerror or type(exc).__name__
-        raise TokenStoreError(f"could not {action} token file {where}: {reason}") from exc
+        if str(where) != str(path):
+            reason += f" ({where})"  # e.g. the directory, when it is the directory that failed
+        raise TokenStoreError(f"could not {action} token file {path}: {reason}") from exc
 
 
 def _decode(key: str, path: Path, data: bytes) -> Token:

@@ -13,9 +13,11 @@ import random
 import time
 from collections.abc import Callable
 from typing import Final
+from urllib.parse import urlsplit
 
 import attrs
 
+from .._environment import is_loopback
 from ._counters import FakeCounters
 
 __all__ = ["Authority", "GrantError", "Pair"]
@@ -27,6 +29,11 @@ _ISSUED: set[str] = set()
 def issued_secrets() -> frozenset[str]:
     """Access tokens, refresh tokens and codes minted by every FakeActionstep in this process."""
     return frozenset(_ISSUED)
+
+
+def remember_secret(value: str) -> None:
+    """Add a secret the fake saw (a REST hook URL token) to :func:`issued_secrets`."""
+    _ISSUED.add(value)
 
 
 CODE_TTL: Final = 600.0
@@ -116,6 +123,8 @@ class Authority:
         self.client_id = client_id
         self.client_secret = client_secret
         self.redirect_uri = redirect_uri
+        self.strict_redirect_uri = False
+        """When False (the default) any http loopback URI is accepted besides the registered one."""
         self.expires_in = expires_in
         self.reuse_detection = reuse_detection
         self.grace_seconds = grace_seconds
@@ -146,6 +155,17 @@ class Authority:
 
     def client_known(self, client_id: str) -> bool:
         return _same(client_id, self.client_id)
+
+    def redirect_allowed(self, redirect_uri: str) -> bool:
+        """The registered URI, or (unless strict) any ``http://`` loopback URI, as for a CLI."""
+        if _same(redirect_uri, self.redirect_uri):
+            return True
+        parts = urlsplit(redirect_uri)
+        return (
+            not self.strict_redirect_uri
+            and parts.scheme == "http"
+            and is_loopback(parts.hostname or "")
+        )
 
     # -- issuing ----------------------------------------------------------------------------
 

@@ -44,26 +44,32 @@ async def _body(request: web.Request) -> Any:
     return loads(raw) if raw.strip() else {}
 
 
-def add_control_routes(app: web.Application, fake: FakeActionstep) -> None:
-    """Register the control routes of ``fake`` on ``app``."""
+def _guarded(
+    handler: Callable[[Any], Awaitable[web.Response]],
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """A route that parses the JSON body and answers 400 for a body the handler cannot use."""
 
-    def guarded(
-        handler: Callable[[Any], Awaitable[web.Response]],
-    ) -> Callable[[web.Request], Awaitable[web.Response]]:
-        async def route(request: web.Request) -> web.Response:
-            try:
-                return await handler(await _body(request))
-            except (ValueError, TypeError, KeyError) as exc:
-                return _bad(str(exc))
+    async def route(request: web.Request) -> web.Response:
+        try:
+            return await handler(await _body(request))
+        except (ValueError, TypeError, KeyError) as exc:
+            return _bad(str(exc))
 
-        return route
+    return route
 
-    async def counters(_: Any) -> web.Response:
-        return _ok(fake.counters.to_json())
 
-    async def token(body: Any) -> web.Response:
+class _Controls:
+    """One handler per control route, each taking the parsed JSON body."""
+
+    def __init__(self, fake: FakeActionstep) -> None:
+        self.fake = fake
+
+    async def counters(self, _: Any) -> web.Response:
+        return _ok(self.fake.counters.to_json())
+
+    async def token(self, body: Any) -> web.Response:
         scopes = body.get("scopes", ["actions"])
-        issued = fake.issue_token(scopes=tuple(scopes), expires_in=body.get("expires_in"))
+        issued = self.fake.issue_token(scopes=scopes, expires_in=body.get("expires_in"))
         return _ok(
             {
                 "access_token": issued.access_token,
@@ -78,53 +84,58 @@ def add_control_routes(app: web.Application, fake: FakeActionstep) -> None:
             }
         )
 
-    async def add_faults(body: Any) -> web.Response:
+    async def get_faults(self, _: Any) -> web.Response:
+        return _ok({"faults": [rule.to_json() for rule in self.fake.faults]})
+
+    async def add_faults(self, body: Any) -> web.Response:
         rules = body if isinstance(body, list) else [body]
         for rule in [FaultRule.from_json(item) for item in rules]:
-            fake.add_fault(rule)
-        return list_faults(body)
+            self.fake.add_fault(rule)
+        return await self.get_faults(None)
 
-    def list_faults(_: Any) -> web.Response:
-        return _ok({"faults": [rule.to_json() for rule in fake.faults]})
+    async def clear_faults(self, _: Any) -> web.Response:
+        self.fake.clear_faults()
+        return await self.get_faults(None)
 
-    async def get_faults(body: Any) -> web.Response:
-        return list_faults(body)
-
-    async def clear_faults(_: Any) -> web.Response:
-        fake.clear_faults()
-        return list_faults(None)
-
-    async def rate_limit(body: Any) -> web.Response:
-        fake.rate_limit(
+    async def rate_limit(self, body: Any) -> web.Response:
+        self.fake.rate_limit(
             body.get("rate"), body.get("burst"), retry_after=bool(body.get("retry_after", True))
         )
         return _ok({"rate_limit": body})
 
-    async def reset(body: Any) -> web.Response:
-        fake.reset(data=bool(body.get("data", False)))
+    async def reset(self, body: Any) -> web.Response:
+        self.fake.reset(data=bool(body.get("data", False)))
         return _ok({"reset": True})
 
-    async def revoke(body: Any) -> web.Response:
-        return _ok({"revoked": fake.revoke_access_token(str(body["token"]))})
+    async def revoke(self, body: Any) -> web.Response:
+        return _ok({"revoked": self.fake.revoke_access_token(str(body["token"]))})
 
-    async def expire(body: Any) -> web.Response:
-        return _ok({"expired": fake.expire_access_token(str(body["token"]))})
+    async def expire(self, body: Any) -> web.Response:
+        return _ok({"expired": self.fake.expire_access_token(str(body["token"]))})
 
-    async def config(body: Any) -> web.Response:
+    async def config(self, body: Any) -> web.Response:
         unknown = set(body) - _SETTABLE
         if unknown:
             return _bad(f"cannot set {sorted(unknown)}; settable: {sorted(_SETTABLE)}")
         for name, value in body.items():
-            setattr(fake, name, value)
-        return _ok({name: getattr(fake, name) for name in sorted(_SETTABLE)})
+            setattr(self.fake, name, value)
+        return _ok({name: getattr(self.fake, name) for name in sorted(_SETTABLE)})
 
-    app.router.add_get("/_fake/counters", guarded(counters))
-    app.router.add_post("/_fake/token", guarded(token))
-    app.router.add_get("/_fake/faults", guarded(get_faults))
-    app.router.add_post("/_fake/faults", guarded(add_faults))
-    app.router.add_delete("/_fake/faults", guarded(clear_faults))
-    app.router.add_post("/_fake/rate_limit", guarded(rate_limit))
-    app.router.add_post("/_fake/reset", guarded(reset))
-    app.router.add_post("/_fake/revoke", guarded(revoke))
-    app.router.add_post("/_fake/expire", guarded(expire))
-    app.router.add_post("/_fake/config", guarded(config))
+
+def add_control_routes(app: web.Application, fake: FakeActionstep) -> None:
+    """Register the control routes of ``fake`` on ``app``."""
+    controls = _Controls(fake)
+    routes: list[tuple[str, str, Callable[[Any], Awaitable[web.Response]]]] = [
+        ("GET", "/_fake/counters", controls.counters),
+        ("POST", "/_fake/token", controls.token),
+        ("GET", "/_fake/faults", controls.get_faults),
+        ("POST", "/_fake/faults", controls.add_faults),
+        ("DELETE", "/_fake/faults", controls.clear_faults),
+        ("POST", "/_fake/rate_limit", controls.rate_limit),
+        ("POST", "/_fake/reset", controls.reset),
+        ("POST", "/_fake/revoke", controls.revoke),
+        ("POST", "/_fake/expire", controls.expire),
+        ("POST", "/_fake/config", controls.config),
+    ]
+    for method, path, handler in routes:
+        app.router.add_route(method, path, _guarded(handler))

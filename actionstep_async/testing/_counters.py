@@ -9,7 +9,15 @@ import attrs
 
 from .._tokens import fingerprint
 
-__all__ = ["FakeCounters"]
+__all__ = ["FakeCounters", "SecretKeyedCounter"]
+
+
+class SecretKeyedCounter(Counter[str]):
+    """A Counter keyed by secrets (look them up as usual) whose repr shows fingerprints only."""
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{fingerprint(key)!r}: {n}" for key, n in self.most_common())
+        return f"{type(self).__name__}({{{shown}}})"
 
 
 @attrs.define
@@ -24,7 +32,8 @@ class FakeCounters:
 
     token_calls: int = 0
     token_calls_by_grant: Counter[str] = attrs.field(factory=Counter)
-    refresh_presented: Counter[str] = attrs.field(factory=Counter)
+    refresh_presented: SecretKeyedCounter = attrs.field(factory=SecretKeyedCounter)
+    """Presentations per refresh token; its repr shows fingerprints, never a token."""
     spent_token_reuses: int = 0
     grace_reuses: int = 0
     authorize_calls: int = 0

@@ -7,7 +7,7 @@ import base64
 import binascii
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Final
 from urllib.parse import unquote, urlencode
@@ -17,13 +17,15 @@ from aiohttp import web
 from .._client import AsyncResourceClient
 from .._environment import Environment
 from .._manager import TokenManager
-from .._oauth import OAuthClient
+from .._oauth import OAuthClient, normalise_scopes
+from .._serving import Serving, serve
 from .._tokens import Token
 from ..stores import TokenStore
 from ._auth import REFRESH_TTL, Authority, GrantError, Pair
 from ._control import add_control_routes
 from ._counters import FakeCounters
 from ._faults import AUTHORIZE_ROUTE, TOKEN_ROUTE, FaultRule, Faults, TokenBucket
+from ._hooks import FakeHooks, add_hook_routes
 from ._rest import RESOURCE_NAME, Reply, RestApi, error_document
 from ._wire import dumps, loads
 
@@ -112,6 +114,8 @@ class FakeActionstep:
         orgkey: str = "fakeorg",
         created_status: int = 200,
         refresh_expires_in: float = REFRESH_TTL,
+        strict_redirect_uri: bool = False,
+        enforce_scopes: bool = True,
     ) -> None:
         self.host = host
         self.port = port
@@ -120,8 +124,9 @@ class FakeActionstep:
         self.token_latency = token_latency
         self.deny_authorization = False
         """When True the consent page redirects back with ``error=access_denied``."""
-        self.enforce_scopes = False
-        """When True a token without the resource's scope (or ``all``) gets 403."""
+        self.enforce_scopes = enforce_scopes
+        """When True (the default, like the real API) a token without the resource's scope (or
+        ``all``) gets 403."""
         self.counters = FakeCounters()
         self.auth = Authority(
             client_id=client_id,
@@ -134,11 +139,14 @@ class FakeActionstep:
             grace_seconds=grace_seconds,
             refresh_expires_in=refresh_expires_in,
         )
+        self.auth.strict_redirect_uri = strict_redirect_uri
         self.rest = RestApi(records, seed=seed, created_status=created_status)
+        self.hooks = FakeHooks(self.rest)
+        """REST hook subscriptions, deliveries and their counters."""
         self._faults = Faults(seed)
         self._bucket: TokenBucket | None = None
         self._requests = 0
-        self._runner: web.AppRunner | None = None
+        self._serving: Serving | None = None
         self._base_url: str | None = None
         self.app = self._build_app()
 
@@ -184,28 +192,19 @@ class FakeActionstep:
 
     async def start(self) -> None:
         """Start listening; :attr:`base_url` is valid from now on."""
-        if self._runner is not None:
+        if self._serving is not None:
             raise RuntimeError("FakeActionstep is already running")
-        # No access log: request lines can carry codes or tokens, and tests scan output for them.
-        runner = web.AppRunner(
-            self.app, handle_signals=False, access_log=None, shutdown_timeout=0.25
-        )
-        await runner.setup()
-        try:
-            await web.TCPSite(runner, self.host, self.port).start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        self._runner = runner
-        host, port = runner.addresses[0][:2]
-        self.port = port
-        self._base_url = f"http://{host}:{port}"
+        serving = await serve(self.app, self.host, self.port)
+        self._serving = serving
+        self.port = serving.port
+        self._base_url = f"http://{serving.host}:{serving.port}"
 
     async def stop(self) -> None:
         """Stop listening and close every connection."""
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
+        serving, self._serving = self._serving, None
+        await self.hooks.stop()
+        if serving is not None:
+            await serving.close()
 
     async def __aenter__(self) -> FakeActionstep:
         await self.start()
@@ -239,10 +238,14 @@ class FakeActionstep:
     # -- test controls --------------------------------------------------------------------------
 
     def issue_token(
-        self, scopes: tuple[str, ...] | list[str] = ("actions",), expires_in: float | None = None
+        self, scopes: Iterable[str] | str = ("actions",), expires_in: float | None = None
     ) -> Token:
-        """Mint a new token family directly, as if a user had just authorized."""
-        pair = self.auth.issue(tuple(scopes), expires_in)
+        """Mint a new token family directly, as if a user had just authorized.
+
+        ``scopes`` is a list of resource names or one space-separated string (``"actions
+        participants"``); ``"all"`` grants every resource.
+        """
+        pair = self.auth.issue(normalise_scopes(scopes), expires_in)
         return Token(
             access_token=pair.access.value,
             refresh_token=pair.refresh.value,
@@ -267,7 +270,7 @@ class FakeActionstep:
         self,
         key: str = "test",
         *,
-        scopes: tuple[str, ...] | list[str] = ("actions",),
+        scopes: Iterable[str] | str = ("actions",),
         store: TokenStore | None = None,
         **client_options: Any,
     ) -> AsyncResourceClient:
@@ -280,9 +283,9 @@ class FakeActionstep:
         await manager.save(key, self.issue_token(scopes))
         return AsyncResourceClient(manager, key, **client_options)
 
-    def issue_code(self, scopes: tuple[str, ...] | list[str] = ("actions",)) -> str:
+    def issue_code(self, scopes: Iterable[str] | str = ("actions",)) -> str:
         """An authorization code, as if the consent page had just redirected with it."""
-        return self.auth.new_code(tuple(scopes))
+        return self.auth.new_code(normalise_scopes(scopes))
 
     def revoke_access_token(self, access_token: str) -> bool:
         """Make one access token answer 401 from now on. False if the fake never issued it."""
@@ -326,6 +329,7 @@ class FakeActionstep:
         self.counters.reset()
         self.clear_faults()
         self._bucket = None
+        self.hooks.reset()
         if data:
             self.rest.reset()
 
@@ -339,6 +343,7 @@ class FakeActionstep:
         app.router.add_route("*", "/api/rest/{resource}/", self._rest_route)
         app.router.add_route("*", "/api/rest/{resource}/{ids}", self._rest_route)
         add_control_routes(app, self)
+        add_hook_routes(app, self.hooks)
         return app
 
     async def _serve(
@@ -418,7 +423,7 @@ class FakeActionstep:
         # RFC 6749 4.1.2.1: never redirect to an unverified URI; show an error page instead.
         if not self.auth.client_known(client_id):
             return web.Response(status=400, text="Unknown client_id", content_type="text/plain")
-        if redirect_uri != self.auth.redirect_uri:
+        if not self.auth.redirect_allowed(redirect_uri):
             return web.Response(
                 status=400, text="redirect_uri is not registered", content_type="text/plain"
             )
@@ -518,6 +523,7 @@ class FakeActionstep:
         raw_ids = request.match_info.get("ids")
         ids = [part for part in raw_ids.split(",") if part] if raw_ids else None
         url = f"{self.api_endpoint}rest/{resource}" + (f"/{raw_ids}" if raw_ids else "")
+        before = self.hooks.before(resource, method, ids)  # REST hooks see every write
         if method == "GET":
             params = list(request.query.items())
             reply = self.rest.get(
@@ -527,7 +533,9 @@ class FakeActionstep:
         if method == "DELETE":
             if not ids:
                 return _api_error(405, "DELETE needs one or more ids in the path")
-            return _reply(self.rest.delete(resource, ids))
+            return _reply(
+                self.hooks.after(resource, method, before, self.rest.delete(resource, ids))
+            )
         if method not in _WRITE_METHODS:
             return _api_error(
                 405, f"{method} is not supported", {"Allow": "GET, POST, PUT, DELETE"}
@@ -536,6 +544,10 @@ class FakeActionstep:
             body = loads(await request.read())
         except ValueError:
             return _api_error(400, "The request body is not valid JSON")
+        if resource == "resthooks":
+            body = self.hooks.prepare(method, body)
+            if isinstance(body, str):
+                return _api_error(400, body)
         if method == "POST":
             if ids:
                 return _api_error(405, "POST creates records; it takes no id in the path")
@@ -548,7 +560,7 @@ class FakeActionstep:
             reply = self.rest.update(
                 resource, ids, body, api_endpoint=self.api_endpoint, started=started
             )
-        return _reply(reply)
+        return _reply(self.hooks.after(resource, method, before, reply))
 
     def _check_headers(self, request: web.Request, resource: str) -> web.Response | None:
         """401 for a missing or bad bearer token, then 406 / 415 for the JSON API headers."""

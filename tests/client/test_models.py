@@ -100,7 +100,9 @@ def test_typed_action_converts_quirks_and_keeps_unknown_fields() -> None:
     assert action.created_timestamp == date(2019, 8, 15)
     assert action.modified_timestamp == datetime(2019, 8, 15, 10, 23, 57, tzinfo=AEST)
     assert action.extra == {"shinyNewField": {"nested": [1, 2]}}
-    assert action.links["primaryParticipants"] == ["75165"]
+    # Typed links hold typed ids: numeric strings become ints, composite ids stay strings.
+    assert action.links["primaryParticipants"] == [75165]
+    assert action.links["step"] == "33--1"
     assert action.reference is None
 
 

@@ -28,6 +28,7 @@ from actionstep_async._retry import RetryPolicy
 from actionstep_async._tokens import Token
 from actionstep_async.testing import FakeActionstep, FaultRule
 
+from .._hypothesis import examples
 from .conftest import KEY, rest_requests
 
 MakeClient = Callable[..., AsyncResourceClient]
@@ -77,7 +78,7 @@ async def test_hostile_resource_names_and_ids_never_produce_a_request(
 ) -> None:
     """Names and ids that could alter the path or query are refused before any I/O."""
 
-    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=examples(150), deadline=None, suppress_health_check=list(HealthCheck))
     @given(resource=_hostile_text, ident=_hostile_ids)
     def check(resource: str, ident: Any) -> None:
         assert _refused_before_io(client.get(resource, 1))
@@ -111,6 +112,7 @@ async def test_obvious_bad_resource_names(
 # -- bulk iteration -------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # long: takes seconds, kept out of quick local runs
 @pytest.mark.fake_actionstep(records={"actions": 20000})
 @pytest.mark.parametrize("concurrency", [1, 8])
 async def test_iterate_20000_records_once_each_in_order(
@@ -142,6 +144,7 @@ async def test_iterate_keeps_only_a_window_of_pages_in_flight(
     assert rest_requests(fake_actionstep, "GET") <= 1 + 3 + 1
 
 
+@pytest.mark.slow  # long: takes seconds, kept out of quick local runs
 @pytest.mark.fake_actionstep(records={"actions": 20000})
 async def test_token_revoked_mid_iteration_refreshes_exactly_once(
     client: AsyncResourceClient, manager: TokenManager, fake_actionstep: FakeActionstep
@@ -232,6 +235,7 @@ async def test_limiter_slot_is_free_while_a_retry_waits(
     assert (await slow).id == 1
 
 
+@pytest.mark.slow  # long: takes seconds, kept out of quick local runs
 async def test_many_callers_under_a_rate_limit_all_succeed(
     make_client: MakeClient, fake_actionstep: FakeActionstep
 ) -> None:

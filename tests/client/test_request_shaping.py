@@ -31,7 +31,7 @@ class _CompatResponse(aiohttp.ClientResponse):
         super().__init__(method, url, **kwargs)
 
 
-class _CompatMock(aioresponses):  # type: ignore[misc]
+class _CompatMock(aioresponses):
     def add(self, url: Any, method: str = "GET", *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("response_class", _CompatResponse)
         super().add(url, method, *args, **kwargs)

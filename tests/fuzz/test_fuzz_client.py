@@ -33,6 +33,7 @@ from actionstep_async import (
     Token,
     TokenManager,
 )
+from actionstep_async._catalogue import resource_spec
 from actionstep_async._models import (
     TYPED_MODELS,
     decode_json,
@@ -42,6 +43,9 @@ from actionstep_async._models import (
     structure_record,
 )
 from actionstep_async._oauth import parse_token_response
+from actionstep_async._serving import Serving, serve
+
+from .._hypothesis import examples
 
 RESOURCES = [*TYPED_MODELS, "customresource"]
 KEY = "fuzz"
@@ -142,7 +146,7 @@ def huge_string(size: int = 200_000) -> str:
 # -- pure decoding: volume -------------------------------------------------------------------
 
 
-@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(500), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data(), resource=st.sampled_from(RESOURCES), typed=st.booleans())
 def test_any_document_decodes_to_a_page_or_a_typed_error(
     data: st.DataObject, resource: str, typed: bool
@@ -161,7 +165,7 @@ def test_any_document_decodes_to_a_page_or_a_typed_error(
         repr(record)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(resource=st.sampled_from(RESOURCES), raw=records, typed=st.booleans())
 def test_any_record_structures_or_raises_a_typed_error(
     resource: str, raw: Any, typed: bool
@@ -172,13 +176,17 @@ def test_any_record_structures_or_raises_a_typed_error(
     except ResponseDecodeError:
         return
     if typed and resource in TYPED_MODELS:
-        assert isinstance(record.id, int | str)  # models normalise ids
+        spec = resource_spec(resource)
+        if spec is None or any(field.wire == "id" for field in spec.fields):
+            assert isinstance(record.id, int | str)  # models normalise ids
+        else:
+            assert record.id is None  # lookup lists such as primarylanguage have no id
     else:
         assert record.id == raw.get("id")  # plain records keep the wire value
     assert primary_records(resource, {resource: raw}) == [raw]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(document=json_values | st.fixed_dictionaries({"errors": json_values}))
 def test_any_error_body_gives_a_list_of_objects_and_a_short_message(document: Any) -> None:
     """``errors`` as a list, an object or garbage yields only dicts and a message <= 300 chars."""
@@ -187,7 +195,7 @@ def test_any_error_body_gives_a_list_of_objects_and_a_short_message(document: An
     assert detail is None or 0 < len(detail) <= 300
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(body=st.binary(max_size=300) | st.text(max_size=100).map(str.encode))
 def test_any_bytes_decode_or_raise_a_typed_error(body: bytes) -> None:
     """Arbitrary bytes either parse as JSON or raise ResponseDecodeError naming the size."""
@@ -265,10 +273,10 @@ class Harness:
     """One loop, one scripted server and one client, shared by every example of a test."""
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, runner: web.AppRunner, client: AsyncResourceClient
+        self, loop: asyncio.AbstractEventLoop, serving: Serving, client: AsyncResourceClient
     ) -> None:
         self.loop = loop
-        self.runner = runner
+        self.serving = serving
         self.client = client
         self.reply: tuple[int, dict[str, str], bytes] = (200, {}, b"")
         self.chunks: tuple[bytes, int] | None = None
@@ -305,12 +313,8 @@ def harness() -> Iterator[Harness]:
     async def start() -> Harness:
         app = web.Application()
         app.router.add_route("*", "/api/rest/{tail:.*}", handle)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = runner.addresses[0][1]
-        refresher = _Refresher(f"http://127.0.0.1:{port}/api/")
+        serving = await serve(app, "127.0.0.1", 0, shutdown_timeout=0.1)
+        refresher = _Refresher(f"http://127.0.0.1:{serving.port}/api/")
         manager = TokenManager(refresher, MemoryTokenStore())
         await manager.save(KEY, refresher.mint())
         client = AsyncResourceClient(
@@ -320,7 +324,7 @@ def harness() -> Iterator[Harness]:
             retry=RetryPolicy(max_attempts=2, max_elapsed=0.05, backoff_base=0.001),
             max_body_bytes=1 << 20,
         )
-        return Harness(loop, runner, client)
+        return Harness(loop, serving, client)
 
     h = holder["h"] = loop.run_until_complete(start())
     try:
@@ -328,7 +332,7 @@ def harness() -> Iterator[Harness]:
     finally:
         loop.run_until_complete(h.client.aclose())
         loop.run_until_complete(h.client.manager.aclose())
-        loop.run_until_complete(h.runner.cleanup())
+        loop.run_until_complete(h.serving.close())
         loop.close()
 
 
@@ -414,7 +418,7 @@ async def _call(client: AsyncResourceClient, call: str) -> Any:
 
 
 @settings(
-    max_examples=150,
+    max_examples=examples(150),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
@@ -455,7 +459,7 @@ def test_any_response_gives_a_result_or_a_typed_error_promptly(
 
 
 @settings(
-    max_examples=60,
+    max_examples=examples(60),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from actionstep_async import OAuthClient, TokenManager, TokenStoreError
+from actionstep_async import OAuthClient, Token, TokenManager, TokenStoreError
 from actionstep_async.stores.redis import RedisTokenStore
 from actionstep_async.testing import FakeActionstep
 
@@ -73,6 +73,7 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
         server.stop()
 
 
+@pytest.mark.slow
 async def test_redis_restart_mid_run(private_redis: PrivateRedis) -> None:
     """Requests go on during a Redis outage, store errors are typed, and all recovers after."""
     client = aioredis.Redis(host="127.0.0.1", port=private_redis.port, socket_timeout=1)
@@ -96,6 +97,7 @@ async def test_redis_restart_mid_run(private_redis: PrivateRedis) -> None:
 
             private_redis.start()
             deadline = time.monotonic() + 10
+            stored: Token | None = None
             while True:
                 try:
                     stored = await manager.load("org")

@@ -172,7 +172,7 @@ async def connected(
 ) -> AsyncIterator[tuple[AsyncResourceClient, Token]]:
     """A client and its manager (``client.manager``) holding a new token from ``fake``."""
     manager = TokenManager(oauth_for(fake, clock=clock), store, clock=clock, policy=policy)
-    first = await manager.save(KEY, fake.issue_token(expires_in=expires_in))
+    first = await manager.save(KEY, fake.issue_token(scopes="all", expires_in=expires_in))
     client_options.setdefault("retry", FAST)
     try:
         async with AsyncResourceClient(manager, KEY, **client_options) as client:
@@ -225,6 +225,7 @@ async def test_a5_token_that_arrives_already_expired_is_a_typed_error_not_a_refr
     assert refresher.reuses == 0
 
 
+@pytest.mark.slow  # long: takes seconds, kept out of quick local runs
 async def test_a6_readers_never_see_mixed_token_generations() -> None:
     """A6: 1,000 tasks reading across ~30 refreshes only ever see whole, monotonic generations."""
     clock = FakeClock()
@@ -262,6 +263,7 @@ async def test_a6_readers_never_see_mixed_token_generations() -> None:
     assert refresher.reuses == 0
 
 
+@pytest.mark.slow  # long: takes seconds, kept out of quick local runs
 @pytest.mark.parametrize("seconds", [240.0, 3600.0])
 async def test_a7_continuous_load_refreshes_at_most_once_per_lifetime_simulated(
     seconds: float,
@@ -300,6 +302,7 @@ async def test_a7_continuous_load_refreshes_at_most_once_per_lifetime_simulated(
     assert refresher.reuses == 0
 
 
+@pytest.mark.slow  # long: takes seconds, kept out of quick local runs
 async def test_a7_continuous_client_load_on_one_second_tokens_stays_bounded() -> None:
     """A7: 3 s of GETs on 1-second tokens: every GET succeeds, at most ceil(T/L)+1 refreshes."""
     seconds = 3.0
@@ -353,6 +356,7 @@ async def test_b12_sibling_with_a_stale_in_memory_token_refreshes_from_the_store
 # -- C. network and server failures -----------------------------------------------------------
 
 
+@pytest.mark.slow  # long: takes seconds, kept out of quick local runs
 @pytest.mark.parametrize("loss", ["drop", "timeout"])
 async def test_c14_refresh_answer_lost_after_rotation_never_re_presents_the_token(
     loss: str,
@@ -486,6 +490,7 @@ async def test_c20_answer_without_refresh_token_carries_the_old_one_forward_and_
         assert reloaded.orgkey == original.orgkey
 
 
+@pytest.mark.slow  # long: takes seconds, kept out of quick local runs
 async def test_c21_caller_times_out_but_the_shielded_refresh_is_persisted_and_used() -> None:
     """C21: a caller's own timeout does not abandon a slow refresh; later requests use it."""
     async with (
@@ -783,6 +788,7 @@ def test_g35_one_manager_serves_successive_event_loops(kind: str, tmp_path: Path
         assert fake.counters.spent_token_reuses == 0
 
 
+@pytest.mark.slow  # long: takes seconds, kept out of quick local runs
 async def test_g36_aclose_during_a_refresh_waits_for_it_and_persists_the_result() -> None:
     """G36: closing mid-refresh lets the refresh finish and save; later refreshes are refused."""
     async with FakeActionstep(token_latency=0.4, reuse_detection=True) as fake:

@@ -39,6 +39,7 @@ from ._peers import black_hole, silent_listener
 
 KEY = "org"
 QUICK = RefreshPolicy(backoff_base=0.05, backoff_cap=0.1, claim_poll=0.01)
+WRITE_SCOPES = ("actions", "filenotes")
 
 
 def _port(base_url: str) -> int:
@@ -93,7 +94,7 @@ async def test_write_to_a_black_hole_is_retried_and_lands_once_it_answers() -> N
     async with FakeActionstep() as fake:
         with black_hole() as hole:
             manager = TokenManager(fake.oauth_client())
-            token = attrs.evolve(fake.issue_token(), api_endpoint=f"{hole.url}/api/")
+            token = attrs.evolve(fake.issue_token(WRITE_SCOPES), api_endpoint=f"{hole.url}/api/")
             await manager.save(KEY, token)
             retry = RetryPolicy(max_attempts=50, max_elapsed=60, backoff_base=0.05, backoff_cap=0.1)
             client = AsyncResourceClient(manager, KEY, timeout=0.3, retry=retry)
@@ -114,7 +115,7 @@ async def test_write_to_a_black_hole_fails_as_never_sent() -> None:
     async with FakeActionstep() as fake:
         with black_hole() as hole:
             manager = TokenManager(fake.oauth_client())
-            token = attrs.evolve(fake.issue_token(), api_endpoint=f"{hole.url}/api/")
+            token = attrs.evolve(fake.issue_token(WRITE_SCOPES), api_endpoint=f"{hole.url}/api/")
             await manager.save(KEY, token)
             retry = RetryPolicy(max_attempts=2, backoff_base=0.01)
             async with AsyncResourceClient(manager, KEY, timeout=0.3, retry=retry) as client:

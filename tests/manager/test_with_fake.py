@@ -31,6 +31,7 @@ async def redis_client() -> AsyncIterator[aioredis.Redis]:
     await client.aclose()
 
 
+@pytest.mark.slow  # long: takes seconds, kept out of quick local runs
 async def test_ten_thousand_coroutines_one_token_call() -> None:
     """10,000 coroutines on an expired token: one token-endpoint call, one new access token."""
     async with FakeActionstep(reuse_detection=True) as fake:
@@ -90,6 +91,7 @@ async def test_token_endpoint_503_in_advisory_window_keeps_requests_working() ->
         assert fake.counters.token_calls == 1  # backing off: no second attempt yet
 
 
+@pytest.mark.slow  # long: takes seconds, kept out of quick local runs
 async def test_redis_lock_expiring_mid_refresh_never_spends_twice(
     redis_client: aioredis.Redis,
 ) -> None:

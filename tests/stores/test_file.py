@@ -369,6 +369,7 @@ def assert_brackets_never_interleave(log: Path, expected_cycles: int) -> None:
         assert closing == ">" + opening[1:], (opening, closing)
 
 
+@pytest.mark.slow
 async def test_lock_and_cas_across_processes(
     token_dir: Path, tmp_path: Path, file_store: FileTokenStore
 ) -> None:
@@ -381,6 +382,7 @@ async def test_lock_and_cas_across_processes(
     assert (final.version, final.access_token) == (100, "access-100")
 
 
+@pytest.mark.slow
 async def test_lock_of_a_killed_holder_is_free_at_once(token_dir: Path) -> None:
     """The kernel drops the file lock of a process killed while holding it."""
     kill_while_holding_lock("file", str(token_dir))
@@ -388,6 +390,7 @@ async def test_lock_of_a_killed_holder_is_free_at_once(token_dir: Path) -> None:
         pass
 
 
+@pytest.mark.slow
 async def test_compare_and_set_alone_is_atomic_across_processes(
     token_dir: Path, tmp_path: Path, file_store: FileTokenStore
 ) -> None:
@@ -400,6 +403,7 @@ async def test_compare_and_set_alone_is_atomic_across_processes(
     assert (final.version, final.access_token) == (100, "access-100")
 
 
+@pytest.mark.slow
 async def test_writer_killed_at_random_points_never_leaves_an_unloadable_file(
     tmp_path: Path,
 ) -> None:

@@ -279,6 +279,7 @@ async def test_redis_down_raises_token_store_error(make_token: TokenFactory) -> 
         await client.aclose()
 
 
+@pytest.mark.slow
 async def test_lock_and_cas_across_processes(
     redis_store: RedisTokenStore, redis_prefix: str, tmp_path: Path
 ) -> None:
@@ -291,6 +292,7 @@ async def test_lock_and_cas_across_processes(
     assert (final.version, final.access_token) == (100, "access-100")
 
 
+@pytest.mark.slow
 async def test_lock_of_a_killed_holder_frees_after_its_ttl(
     redis_store: RedisTokenStore, redis_client: Redis, redis_prefix: str
 ) -> None:
@@ -304,6 +306,7 @@ async def test_lock_of_a_killed_holder_frees_after_its_ttl(
     assert 0.05 < waited < 1.5
 
 
+@pytest.mark.slow
 async def test_compare_and_set_alone_is_atomic_across_processes(
     redis_store: RedisTokenStore, redis_prefix: str, tmp_path: Path
 ) -> None:

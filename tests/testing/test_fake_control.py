@@ -81,6 +81,7 @@ async def test_control_revoke_expire_and_data_reset(api: Api) -> None:
     assert (await api.get("actions/1")).status == 200
 
 
+@pytest.mark.slow
 async def test_standalone_process_serves_and_stops() -> None:
     """python -m actionstep_async.testing prints its URL, serves the API and exits on SIGTERM."""
     process = subprocess.Popen(

@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 
 from actionstep_async import OAuthClient, ReauthorizationRequired
+from actionstep_async._tokens import fingerprint
 from actionstep_async.testing import FakeActionstep
 
 from .conftest import Api
@@ -279,3 +280,14 @@ async def test_library_oauth_client_round_trip(api: Api) -> None:
     with pytest.raises(ReauthorizationRequired):
         await oauth.refresh(token)
     assert fake.counters.token_calls_by_grant == {"authorization_code": 1, "refresh_token": 2}
+
+
+async def test_counters_repr_shows_fingerprints_never_refresh_tokens() -> None:
+    """repr(fake.counters) names presented refresh tokens by fingerprint only."""
+    async with FakeActionstep() as fake:
+        token = fake.issue_token()
+        fake.counters.refresh_presented[token.refresh_token] += 1
+        for text in (repr(fake.counters), repr(fake.counters.refresh_presented)):
+            assert token.refresh_token not in text
+            assert fingerprint(token.refresh_token) in text
+        assert fake.counters.refresh_presented[token.refresh_token] == 1

@@ -289,7 +289,7 @@ async def test_post_accepts_one_element_array_and_created_status_option(
 ) -> None:
     """A {resource: [{...}]} body is accepted, and created_status=201 is honoured."""
     async with FakeActionstep(created_status=201) as fake:
-        api = Api(fake, session, fake.issue_token().access_token)
+        api = Api(fake, session, fake.issue_token(scopes="resthooks").access_token)
         body = {"resthooks": [{"eventName": "ActionCreated", "targetUrl": "https://x.test/h"}]}
         result = await api.call("POST", "resthooks", json_body=body)
     assert result.status == 201

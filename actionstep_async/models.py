@@ -1,0 +1,90 @@
+"""Every typed model: one per catalogue resource (generated) plus the hand-written ones.
+
+``from actionstep_async.models import Task, TimeEntry``. Each is a frozen attrs class with the
+resource's documented fields, ``links`` (typed ids by link name) and ``extra`` (fields this
+library does not know, kept as sent). :func:`to_wire` turns one back into Actionstep's wire form.
+"""
+
+from __future__ import annotations
+
+from ._convert import Model
+from ._generated import (
+    Action,
+    ActionBillSetting,
+    ActionFolder,
+    ActionNetDocsSetting,
+    ActionParticipant,
+    ActionType,
+    ActionTypeParticipantType,
+    Bill,
+    ContactDocument,
+    ContactFolder,
+    ContactNote,
+    ContactRelationship,
+    CulturalIdentity,
+    DataCollection,
+    DataCollectionField,
+    DataCollectionFieldDropdownChoice,
+    DataCollectionRecord,
+    DataCollectionRecordValue,
+    DisabilityStatus,
+    Disbursement,
+    FileNote,
+    GenderType,
+    Participant,
+    ParticipantAdditionalNotificationMethod,
+    ParticipantDataFieldDropdownChoice,
+    ParticipantDefaultType,
+    ParticipantRelationshipType,
+    ParticipantTypeDataField,
+    PhoneRecord,
+    PrimaryLanguage,
+    QuickCode,
+    RestHook,
+    Task,
+    TimeEntry,
+    UtbmsCode,
+)
+from ._models import TimeRecord
+from ._writes import to_wire
+
+__all__ = [
+    "Action",
+    "ActionBillSetting",
+    "ActionFolder",
+    "ActionNetDocsSetting",
+    "ActionParticipant",
+    "ActionType",
+    "ActionTypeParticipantType",
+    "Bill",
+    "ContactDocument",
+    "ContactFolder",
+    "ContactNote",
+    "ContactRelationship",
+    "CulturalIdentity",
+    "DataCollection",
+    "DataCollectionField",
+    "DataCollectionFieldDropdownChoice",
+    "DataCollectionRecord",
+    "DataCollectionRecordValue",
+    "DisabilityStatus",
+    "Disbursement",
+    "FileNote",
+    "GenderType",
+    "Model",
+    "Participant",
+    "ParticipantAdditionalNotificationMethod",
+    "ParticipantDataFieldDropdownChoice",
+    "ParticipantDefaultType",
+    "ParticipantRelationshipType",
+    "ParticipantTypeDataField",
+    "PhoneRecord",
+    "PrimaryLanguage",
+    "QuickCode",
+    "RestHook",
+    "Task",
+    "TimeEntry",
+    "TimeRecord",
+    "UtbmsCode",
+    "to_wire",
+]
