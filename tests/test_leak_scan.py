@@ -70,6 +70,7 @@ def test_it():
 @pytest.mark.parametrize(
     ("source", "leaks"), [(CHAIN_LEAK, True), (REPR_LEAK, True), (NO_LEAK, False)]
 )
+@pytest.mark.slow
 def test_scan_covers_caught_exception_chains_and_library_reprs(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, source: str, leaks: bool
 ) -> None:
