@@ -43,7 +43,7 @@ from ._errors import (
 from ._hook_model import HOOK_EVENTS, EventName, Subscription
 from ._hook_tokens import HookSecret
 from ._hooks import EnsureResult, Hooks
-from ._manager import Refresher, RefreshPolicy, TokenManager
+from ._manager import KeepAliveReport, Refresher, RefreshPolicy, TokenManager
 from ._models import (
     Action,
     ActionType,
@@ -106,6 +106,7 @@ __all__ = [
     "Id",
     "InconsistentPagingError",
     "InvalidRequestError",
+    "KeepAliveReport",
     "MemoryTokenStore",
     "Model",
     "NotFoundError",

@@ -9,6 +9,7 @@ The shared work (typed decoding, checking a write against the catalogue) lives h
 from __future__ import annotations
 
 import builtins
+import functools
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
 
@@ -27,6 +28,15 @@ __all__ = ["Accessor"]
 M = TypeVar("M", bound=Model)
 
 
+@functools.cache
+def _catalogue() -> Mapping[str, ResourceSpec]:
+    # Imported on first use: the catalogue is built from the generated module, which defines
+    # the subclasses of Accessor and so imports this module first.
+    from ._catalogue import CATALOGUE
+
+    return CATALOGUE
+
+
 class Accessor(Generic[M]):
     """Typed access to one resource through an :class:`AsyncResourceClient`.
 
@@ -38,13 +48,11 @@ class Accessor(Generic[M]):
     resource: ClassVar[str]
     __slots__ = ("_client", "spec")
 
-    def __init__(self, client: AsyncResourceClient) -> None:
-        # Imported here: the catalogue is built from the generated module that defines the
-        # subclasses of this class.
-        from ._catalogue import CATALOGUE
-
-        self._client = client if client.typed else client.with_options(typed=True)
-        self.spec: ResourceSpec = CATALOGUE[self.resource]
+    def __init__(self, client: AsyncResourceClient[Any]) -> None:
+        self._client: AsyncResourceClient[Any] = (
+            client if client.typed else client.with_options(typed=True)
+        )
+        self.spec: ResourceSpec = _catalogue()[self.resource]
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.resource}>"
@@ -101,7 +109,7 @@ class Accessor(Generic[M]):
         return cast(M, await self._client.get(self.resource, id))
 
     async def _get_many(self, ids: Sequence[Id]) -> builtins.list[M]:
-        return cast("builtins.list[M]", await self._client.get(self.resource, ids))
+        return cast("builtins.list[M]", await self._client.get(self.resource, tuple(ids)))
 
     async def _create(self, fields: Mapping[str, Any], links: Mapping[str, Any] | None) -> M:
         body, wire_links = check_write(self.spec, fields, links, creating=True)
@@ -113,10 +121,10 @@ class Accessor(Generic[M]):
         body, wire_links = check_write(self.spec, fields, links, creating=False)
         return cast(M, await self._client.update(self.resource, id, body, links=wire_links))
 
-    async def _save(self, record: M) -> M:
+    async def _save(self, record: M, include_extra: bool) -> M:
         if record.id is None:
             raise InvalidRequestError(f"this {self.resource} record has no id to save it by")
-        body, wire_links = save_body(self.spec, record)
+        body, wire_links = save_body(self.spec, record, include_extra=include_extra)
         return cast(M, await self._client.update(self.resource, record.id, body, links=wire_links))
 
     async def _delete(self, id: Id | Sequence[Id]) -> None:

@@ -14,6 +14,7 @@ from typing import Final, Literal
 import attrs
 
 from . import _generated
+from ._convert import Model
 
 __all__ = ["CATALOGUE", "FieldKind", "FieldSpec", "ResourceSpec", "resource_spec"]
 
@@ -62,7 +63,7 @@ class ResourceSpec:
     """Wire name of the last-modified timestamp, if the resource has one."""
     deleted_field: str | None
     """``isDeleted`` where the resource soft-deletes."""
-    model: type
+    model: type[Model]
     """The generated attrs model class."""
     create_writable: frozenset[str] = frozenset()
     """Wire names a POST may carry."""

@@ -25,18 +25,20 @@ from collections import deque
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import date
 from decimal import Decimal
-from typing import Any, Final, Literal, TypeAlias, overload
+from typing import Any, Final, Generic, Literal, Self, TypeAlias, TypedDict, Unpack, cast, overload
 from urllib.parse import quote
 
 import aiohttp
 import attrs
 from multidict import CIMultiDict
+from typing_extensions import TypeVar
 
 from ._arguments import check_type
 from ._errors import (
     APIError,
     InvalidRequestError,
     NotFoundError,
+    ResponseDecodeError,
     TransportError,
     UnsafeEndpointError,
     UsageError,
@@ -47,8 +49,10 @@ from ._hooks import Hooks
 from ._limits import ConcurrencyLimiter, Outcome
 from ._manager import TokenManager
 from ._models import (
+    AnyRecord,
     Id,
     Page,
+    Record,
     decode_json,
     decode_json_exact,
     error_details,
@@ -58,7 +62,7 @@ from ._models import (
     structure_record,
 )
 from ._paging import Seen, check_same_totals, planned_pages
-from ._query import FieldsArg, FiltersArg, build_query
+from ._query import FieldsArg, FiltersArg, Names, build_query
 from ._redact import redact_value
 from ._retry import (
     DONE,
@@ -88,8 +92,28 @@ JSON_API: Final = "application/vnd.api+json"
 DEFAULT_MAX_BODY_BYTES: Final = 64 * 1024 * 1024
 """A page of 200 wide records is a few hundred kB; anything near this is not a sane answer."""
 
-Method: TypeAlias = Literal["GET", "POST", "PUT", "DELETE", "OPTIONS"]
-_METHODS: Final = frozenset({"GET", "POST", "PUT", "DELETE", "OPTIONS"})
+Method: TypeAlias = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+_METHODS: Final = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# PATCH: the actions YAML documents it for updates (see _deviations.EXTRA_METHODS).
+
+RecordT = TypeVar("RecordT", default=Record)
+"""What the generic methods return: Record, or Record | Model with ``typed=True``."""
+Document: TypeAlias = dict[str, Any] | None
+"""A decoded response body (None for 204)."""
+
+
+class ClientOptions(TypedDict, total=False):
+    """The keyword arguments of :class:`AsyncResourceClient` other than ``typed``."""
+
+    session: aiohttp.ClientSession | None
+    transport: Transport | None
+    timeout: float
+    retry: RetryPolicy | None
+    concurrency: int
+    adaptive: bool
+    max_body_bytes: int
+
+
 _RESOURCE: Final = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 # Actionstep's composite ids join parts with "--", document ids use "::" and ";"; nothing here
 # can end a path segment, start a query or fragment, or be percent-decoded into something that does.
@@ -241,7 +265,7 @@ def _holder(session: aiohttp.ClientSession | None, transport: Transport | None) 
     return _TransportHolder(owned, owned)
 
 
-class AsyncResourceClient(ResourceAccessors):
+class AsyncResourceClient(ResourceAccessors, Generic[RecordT]):
     """Read and write Actionstep resources for one connection (a TokenManager key).
 
     ``session`` is borrowed when given (your trace configs, proxies and connector limits apply;
@@ -251,8 +275,41 @@ class AsyncResourceClient(ResourceAccessors):
     ``timeout`` (seconds) bounds each HTTP exchange,
     ``retry`` how hard a call tries, ``concurrency`` how many exchanges run at once (``adaptive``
     halves it on 429 and grows it back). With ``typed=True`` the core resources come back as
-    attrs models (:class:`Action`, ...) instead of read-only :class:`Record` mappings.
+    attrs models (:class:`Action`, ...) instead of read-only :class:`Record` mappings; the type
+    checker follows: ``AsyncResourceClient(...)`` is an ``AsyncResourceClient[Record]`` and
+    ``AsyncResourceClient(..., typed=True)`` an ``AsyncResourceClient[Record | Model]``. The
+    accessors (``client.actions``) are always typed.
     """
+
+    @overload
+    def __init__(
+        self: AsyncResourceClient[Record],
+        manager: TokenManager,
+        key: str,
+        *,
+        typed: Literal[False] = False,
+        **options: Unpack[ClientOptions],
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self: AsyncResourceClient[AnyRecord],
+        manager: TokenManager,
+        key: str,
+        *,
+        typed: Literal[True],
+        **options: Unpack[ClientOptions],
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self: AsyncResourceClient[AnyRecord],
+        manager: TokenManager,
+        key: str,
+        *,
+        typed: bool,
+        **options: Unpack[ClientOptions],
+    ) -> None: ...
 
     def __init__(
         self,
@@ -296,19 +353,38 @@ class AsyncResourceClient(ResourceAccessors):
             f" timeout={self.timeout:g}, {self.limiter!r})"
         )
 
+    @overload
+    def with_options(
+        self, *, timeout: float | None = None, retry: RetryPolicy | None = None, typed: None = None
+    ) -> AsyncResourceClient[RecordT]: ...
+
+    @overload
+    def with_options(
+        self,
+        *,
+        timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+        typed: Literal[False],
+    ) -> AsyncResourceClient[Record]: ...
+
+    @overload
+    def with_options(
+        self, *, timeout: float | None = None, retry: RetryPolicy | None = None, typed: bool
+    ) -> AsyncResourceClient[AnyRecord]: ...
+
     def with_options(
         self,
         *,
         timeout: float | None = None,
         retry: RetryPolicy | None = None,
         typed: bool | None = None,
-    ) -> AsyncResourceClient:
+    ) -> AsyncResourceClient[Any]:
         """A copy with other per-request settings, sharing the transport, limiter and token.
 
         ``await client.with_options(timeout=600).list("actions", ...)`` gives one slow query
         more time without changing the client everyone else uses.
         """
-        copy = AsyncResourceClient.__new__(AsyncResourceClient)
+        copy: AsyncResourceClient[Any] = AsyncResourceClient.__new__(AsyncResourceClient)
         copy.__dict__.update(self.__dict__)
         if timeout is not None:
             if timeout <= 0:
@@ -327,7 +403,7 @@ class AsyncResourceClient(ResourceAccessors):
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    async def __aenter__(self) -> AsyncResourceClient:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -343,12 +419,14 @@ class AsyncResourceClient(ResourceAccessors):
     # -- operations --------------------------------------------------------------------------
 
     @overload
-    async def get(self, resource: str, id: Id) -> Any: ...
+    async def get(self, resource: str, id: Id) -> RecordT: ...
 
     @overload
-    async def get(self, resource: str, id: Sequence[Id]) -> builtins.list[Any]: ...
+    async def get(
+        self, resource: str, id: builtins.list[Id] | tuple[Id, ...]
+    ) -> builtins.list[RecordT]: ...
 
-    async def get(self, resource: str, id: Id | Sequence[Id]) -> Any:
+    async def get(self, resource: str, id: Id | Sequence[Id]) -> RecordT | builtins.list[RecordT]:
         """One record by id (NotFoundError if there is none), or a list for a list of ids.
 
         A list of ids is one request (``/actions/1,2,3``); ids the server does not know are
@@ -367,20 +445,20 @@ class AsyncResourceClient(ResourceAccessors):
                     method="GET",
                     url=answer.url,
                 )
-            return structure_record(resource, raws[0], typed=typed)
-        return [structure_record(resource, raw, typed=typed) for raw in raws]
+            return cast(RecordT, structure_record(resource, raws[0], typed=typed))
+        return [cast(RecordT, structure_record(resource, raw, typed=typed)) for raw in raws]
 
     async def list(
         self,
         resource: str,
         *,
         filters: FiltersArg = None,
-        include: Sequence[str] | None = None,
+        include: Names | None = None,
         fields: FieldsArg = None,
-        sort: Sequence[str] | None = None,
+        sort: Names | None = None,
         page: int = 1,
         page_size: int = 50,
-    ) -> Page[Any]:
+    ) -> Page[RecordT]:
         """One page of a query, with its paging totals and side-loaded (``include``) records."""
         check_resource(resource)
         query = build_query(
@@ -398,14 +476,14 @@ class AsyncResourceClient(ResourceAccessors):
         resource: str,
         *,
         filters: FiltersArg = None,
-        include: Sequence[str] | None = None,
+        include: Names | None = None,
         fields: FieldsArg = None,
-        sort: Sequence[str] | None = None,
+        sort: Names | None = None,
         page_size: int = 200,
         concurrency: int = 4,
         adaptive: bool = True,
         prefetch: int | None = None,
-    ) -> AsyncIterator[Any]:
+    ) -> AsyncIterator[RecordT]:
         """Every record of a query, in order, across all pages.
 
         Page 1 tells how many pages there are; the rest are then fetched ``concurrency`` at a
@@ -431,8 +509,8 @@ class AsyncResourceClient(ResourceAccessors):
         page_size: int,
         ahead: int,
         limiter: ConcurrencyLimiter,
-    ) -> AsyncIterator[Any]:
-        def fetch(number: int) -> asyncio.Task[Page[Any]]:
+    ) -> AsyncIterator[RecordT]:
+        def fetch(number: int) -> asyncio.Task[Page[RecordT]]:
             query = f"{base}&page={number}"
             return asyncio.ensure_future(self._page(resource, query, number, page_size, limiter))
 
@@ -448,7 +526,7 @@ class AsyncResourceClient(ResourceAccessors):
                 page = await fetch(number)
             return
         pages = planned_pages(resource, first.paging)
-        window: deque[tuple[int, asyncio.Task[Page[Any]]]] = deque()
+        window: deque[tuple[int, asyncio.Task[Page[RecordT]]]] = deque()
         upcoming = 2
         try:
             # Start the next pages before handing out page 1: the caller's work overlaps them.
@@ -480,11 +558,13 @@ class AsyncResourceClient(ResourceAccessors):
         fields: Mapping[str, Any],
         *,
         links: Mapping[str, Any] | None = None,
-    ) -> Any:
+    ) -> RecordT:
         """Create a record (POST ``{resource: {...fields, "links": links}}``); returns it.
 
         Never retried once it may have reached the server: a timeout or dropped connection
-        raises OutcomeUnknownError, and the caller decides after checking.
+        raises OutcomeUnknownError, and the caller decides after checking. Fields are not
+        checked here (this is the escape hatch for what the catalogue does not describe);
+        ``client.<resource>.create`` checks them.
         """
         body = self._body(resource, fields, links)
         answer = await self._call("POST", check_resource(resource), body, resource=resource)
@@ -497,7 +577,7 @@ class AsyncResourceClient(ResourceAccessors):
         fields: Mapping[str, Any],
         *,
         links: Mapping[str, Any] | None = None,
-    ) -> Any:
+    ) -> RecordT:
         """Update one record with a PUT of the given fields (a partial update); returns it."""
         path = check_resource(resource) + "/" + _one_id(id)
         body = self._body(resource, fields, links)
@@ -516,7 +596,7 @@ class AsyncResourceClient(ResourceAccessors):
         *,
         params: Mapping[str, str | int] | None = None,
         json: object = _MISSING,
-    ) -> Any:
+    ) -> Document:
         """Anything else: ``request("GET", "users/current", params={"include": "participant"})``.
 
         ``path`` is relative to ``<api_endpoint>rest/`` and each of its segments is validated
@@ -542,7 +622,10 @@ class AsyncResourceClient(ResourceAccessors):
         except TypeError as exc:
             raise InvalidRequestError(f"cannot encode the request body: {exc}") from exc
         answer = await self._call(method, safe, body, resource=head)
-        return self._decode(answer, method)
+        document = self._decode(answer, method)
+        if document is not None and not isinstance(document, dict):
+            raise ResponseDecodeError(f"{method} {answer.url}: the body is not a JSON object")
+        return cast(Document, document)
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -566,10 +649,14 @@ class AsyncResourceClient(ResourceAccessors):
         except TypeError as exc:
             raise InvalidRequestError(f"cannot encode the {resource} body: {exc}") from exc
 
-    def _written(self, resource: str, answer: Response, method: str) -> Any:
+    def _written(self, resource: str, answer: Response, method: str) -> RecordT:
         document = self._decode(answer, method, resource)
         raws = primary_records(resource, document) if document is not None else []
-        return structure_record(resource, raws[0], typed=self.typed) if raws else None
+        if not raws:
+            raise ResponseDecodeError(
+                f"{method} {answer.url} answered without the {resource} record"
+            )
+        return cast(RecordT, structure_record(resource, raws[0], typed=self.typed))
 
     async def _page(
         self,
@@ -578,11 +665,12 @@ class AsyncResourceClient(ResourceAccessors):
         page: int,
         page_size: int,
         limiter: ConcurrencyLimiter | None,
-    ) -> Page[Any]:
+    ) -> Page[RecordT]:
         path = resource + "?" + query if query else resource
         answer = await self._call("GET", path, None, resource=resource, limiter=limiter)
         document = self._decode(answer, "GET", resource)
-        return make_page(resource, document, typed=self.typed, page=page, page_size=page_size)
+        page_ = make_page(resource, document, typed=self.typed, page=page, page_size=page_size)
+        return cast("Page[RecordT]", page_)
 
     def _decode(self, answer: Response, method: str, resource: str | None = None) -> Any:
         if answer.status == 204 or not answer.body:

@@ -18,6 +18,7 @@ __all__ = [
     "CONTENT_TYPE",
     "EXTRA_METHODS",
     "LINK_TARGETS",
+    "MANY_LINKS",
     "SELF_LINKS",
     "UPDATE_METHOD",
 ]
@@ -119,6 +120,9 @@ LINK_TARGETS: Final[Mapping[str, str]] = MappingProxyType(
         "utbmsTimekeeperCode": "utbmscodes",
     }
 )
+
+MANY_LINKS: Final = frozenset({("actions", "primaryParticipants"), ("actions", "relatedActions")})
+"""Links the YAML types as one id that the API sends as a list of ids."""
 
 SELF_LINKS: Final = frozenset({"parentFolder"})
 """Links that point at another record of the same resource (a folder's parent folder)."""

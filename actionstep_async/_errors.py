@@ -204,6 +204,15 @@ class APIError(ActionstepError):
         self.errors = tuple(errors)
         self.request_id = request_id
 
+    @property
+    def code(self) -> str | None:
+        """Actionstep's error code (``AS-TBC``, ``expired_token``...) from the first error."""
+        for error in self.errors:
+            code = error.get("code")
+            if isinstance(code, str) and code:
+                return code
+        return None
+
     def __str__(self) -> str:
         text = f"{self.args[0]} ({self.method} {self.url} -> {self.status})"
         if self.request_id:
@@ -216,7 +225,16 @@ class BadRequestError(APIError):
 
 
 class UnauthorizedError(APIError):
-    """401 that persisted after one token refresh and retry."""
+    """401 that persisted after one token refresh and retry.
+
+    ``code`` says why: ``expired_token`` (the access token ran out: a refresh fixes it) or
+    ``invalid_token`` (unknown or revoked: the connection needs authorizing again).
+    """
+
+    @property
+    def token_expired(self) -> bool:
+        """True when the server said the access token had expired (not that it was invalid)."""
+        return self.code == "expired_token"
 
 
 class ForbiddenError(APIError):

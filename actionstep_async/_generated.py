@@ -19,16 +19,18 @@ import attrs
 from ._accessors import Accessor
 from ._convert import (
     EMPTY,
+    NEVER,
     Id,
     Model,
+    Plan,
     Timestamp,
+    build,
     explain,
+    fast_bool,
     to_bool,
     to_date,
     to_decimal,
-    to_id,
     to_int,
-    to_mapping,
     to_str,
     to_timestamp,
 )
@@ -56,28 +58,12 @@ class DecodeError(ValueError):
     """A record that does not fit its model; the message names the field."""
 
 
-def _typed_links(value: object) -> Any:
-    if value is None:
-        return {}
-    if type(value) is not dict:
-        raise ValueError("links: expected an object")
-    return {name: _ids(ids) for name, ids in value.items()}
+def _not_one_of(value: object, allowed: Mapping[str, str]) -> str:
+    return f"{value!r} is not one of {', '.join(sorted(allowed))}"
 
 
-def _ids(value: object) -> object:
-    if value is None:
-        return None
-    if type(value) is list:
-        return [to_id(item) for item in value]
-    return to_id(value)
-
-
-def _not_one_of(value: object, allowed: tuple[str, ...]) -> str:
-    return f"{value!r} is not one of {', '.join(allowed)}"
-
-
-def _fail(resource: str, raw: object, fields: Sequence[tuple[str, str, Any]]) -> DecodeError:
-    return DecodeError(f"unexpected {resource} record: {explain(resource, raw, fields)}")
+def _fail(resource: str, raw: object, has_id: bool, plan: Plan) -> DecodeError:
+    return DecodeError(f"unexpected {resource} record: {explain(resource, raw, has_id, plan)}")
 
 
 class ActionBillSettingLinks(TypedDict, total=False):
@@ -111,7 +97,7 @@ class ActionBillSettingUpdateLinks(TypedDict, total=False):
     salesTaxRate: Id | None
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class ActionBillSetting(Model):
     """A record of ``actionbillsettings``."""
 
@@ -150,10 +136,13 @@ _KNOWN_ACTIONBILLSETTINGS: Final = frozenset(
         "links",
     )
 )
-_ENUM_ACTIONBILLSETTINGS_BILL_TYPE: Final = (
-    "Hourly",
-    "Fixed fee",
-)
+_ENUM_ACTIONBILLSETTINGS_BILL_TYPE: Final = {
+    v: v
+    for v in (
+        "Hourly",
+        "Fixed fee",
+    )
+}
 
 
 def _enum_actionbillsettings_bill_type(value: object) -> Any:
@@ -162,11 +151,14 @@ def _enum_actionbillsettings_bill_type(value: object) -> Any:
     raise ValueError(_not_one_of(value, _ENUM_ACTIONBILLSETTINGS_BILL_TYPE))
 
 
-_ENUM_ACTIONBILLSETTINGS_QUOTED_AMOUNT_INCLUDES: Final = (
-    "Fees",
-    "Costs",
-    "Fees and costs",
-)
+_ENUM_ACTIONBILLSETTINGS_QUOTED_AMOUNT_INCLUDES: Final = {
+    v: v
+    for v in (
+        "Fees",
+        "Costs",
+        "Fees and costs",
+    )
+}
 
 
 def _enum_actionbillsettings_quoted_amount_includes(value: object) -> Any:
@@ -175,11 +167,14 @@ def _enum_actionbillsettings_quoted_amount_includes(value: object) -> Any:
     raise ValueError(_not_one_of(value, _ENUM_ACTIONBILLSETTINGS_QUOTED_AMOUNT_INCLUDES))
 
 
-_ENUM_ACTIONBILLSETTINGS_DEFAULT_TIME_ENTRY_BEHAVIOR: Final = (
-    "Bill",
-    "Hide",
-    "No Charge",
-)
+_ENUM_ACTIONBILLSETTINGS_DEFAULT_TIME_ENTRY_BEHAVIOR: Final = {
+    v: v
+    for v in (
+        "Bill",
+        "Hide",
+        "No Charge",
+    )
+}
 
 
 def _enum_actionbillsettings_default_time_entry_behavior(value: object) -> Any:
@@ -188,11 +183,14 @@ def _enum_actionbillsettings_default_time_entry_behavior(value: object) -> Any:
     raise ValueError(_not_one_of(value, _ENUM_ACTIONBILLSETTINGS_DEFAULT_TIME_ENTRY_BEHAVIOR))
 
 
-_ENUM_ACTIONBILLSETTINGS_SALES_TAX_APPLIES_TO: Final = (
-    "Fees",
-    "Expenses",
-    "All",
-)
+_ENUM_ACTIONBILLSETTINGS_SALES_TAX_APPLIES_TO: Final = {
+    v: v
+    for v in (
+        "Fees",
+        "Expenses",
+        "All",
+    )
+}
 
 
 def _enum_actionbillsettings_sales_tax_applies_to(value: object) -> Any:
@@ -201,11 +199,14 @@ def _enum_actionbillsettings_sales_tax_applies_to(value: object) -> Any:
     raise ValueError(_not_one_of(value, _ENUM_ACTIONBILLSETTINGS_SALES_TAX_APPLIES_TO))
 
 
-_ENUM_ACTIONBILLSETTINGS_DISCOUNT_TYPE: Final = (
-    "Amount",
-    "Percentage",
-    "None",
-)
+_ENUM_ACTIONBILLSETTINGS_DISCOUNT_TYPE: Final = {
+    v: v
+    for v in (
+        "Amount",
+        "Percentage",
+        "None",
+    )
+}
 
 
 def _enum_actionbillsettings_discount_type(value: object) -> Any:
@@ -214,61 +215,60 @@ def _enum_actionbillsettings_discount_type(value: object) -> Any:
     raise ValueError(_not_one_of(value, _ENUM_ACTIONBILLSETTINGS_DISCOUNT_TYPE))
 
 
-_FIELDS_ACTIONBILLSETTINGS: Final[Sequence[tuple[str, str, Any]]] = (
-    ("id", "id", to_id),
-    ("billType", "bill_type", _enum_actionbillsettings_bill_type),
-    ("sendToEmailAddress", "send_to_email_address", to_str),
+_PLAN_ACTIONBILLSETTINGS: Final[Plan] = (
     (
-        "quotedAmountIncludes",
+        "bill_type",
+        "billType",
+        NEVER,
+        _ENUM_ACTIONBILLSETTINGS_BILL_TYPE.__getitem__,
+        _enum_actionbillsettings_bill_type,
+    ),
+    ("send_to_email_address", "sendToEmailAddress", str, to_str, to_str),
+    (
         "quoted_amount_includes",
+        "quotedAmountIncludes",
+        NEVER,
+        _ENUM_ACTIONBILLSETTINGS_QUOTED_AMOUNT_INCLUDES.__getitem__,
         _enum_actionbillsettings_quoted_amount_includes,
     ),
-    ("quotedAmount", "quoted_amount", to_decimal),
-    ("isBillable", "is_billable", to_bool),
-    ("isUtbmsEnabled", "is_utbms_enabled", to_bool),
-    ("utbmsTaskCategoryCode", "utbms_task_category_code", to_str),
+    ("quoted_amount", "quotedAmount", NEVER, to_decimal, to_decimal),
+    ("is_billable", "isBillable", bool, fast_bool, to_bool),
+    ("is_utbms_enabled", "isUtbmsEnabled", bool, fast_bool, to_bool),
+    ("utbms_task_category_code", "utbmsTaskCategoryCode", str, to_str, to_str),
     (
-        "defaultTimeEntryBehavior",
         "default_time_entry_behavior",
+        "defaultTimeEntryBehavior",
+        NEVER,
+        _ENUM_ACTIONBILLSETTINGS_DEFAULT_TIME_ENTRY_BEHAVIOR.__getitem__,
         _enum_actionbillsettings_default_time_entry_behavior,
     ),
-    ("salesTaxAppliesTo", "sales_tax_applies_to", _enum_actionbillsettings_sales_tax_applies_to),
-    ("discountType", "discount_type", _enum_actionbillsettings_discount_type),
-    ("discountAmount", "discount_amount", to_decimal),
-    ("isSalesTaxEnabled", "is_sales_tax_enabled", to_bool),
+    (
+        "sales_tax_applies_to",
+        "salesTaxAppliesTo",
+        NEVER,
+        _ENUM_ACTIONBILLSETTINGS_SALES_TAX_APPLIES_TO.__getitem__,
+        _enum_actionbillsettings_sales_tax_applies_to,
+    ),
+    (
+        "discount_type",
+        "discountType",
+        NEVER,
+        _ENUM_ACTIONBILLSETTINGS_DISCOUNT_TYPE.__getitem__,
+        _enum_actionbillsettings_discount_type,
+    ),
+    ("discount_amount", "discountAmount", NEVER, to_decimal, to_decimal),
+    ("is_sales_tax_enabled", "isSalesTaxEnabled", bool, fast_bool, to_bool),
 )
 
 
 def structure_actionbillsettings(raw: Any) -> ActionBillSetting:
     """Decode one record; a DecodeError names the field that does not fit."""
     try:
-        get = raw.get
-        unknown = raw.keys() - _KNOWN_ACTIONBILLSETTINGS
-        return ActionBillSetting(
-            id=to_id(raw["id"]),
-            bill_type=_enum_actionbillsettings_bill_type(get("billType")),
-            send_to_email_address=to_str(get("sendToEmailAddress")),
-            quoted_amount_includes=_enum_actionbillsettings_quoted_amount_includes(
-                get("quotedAmountIncludes")
-            ),
-            quoted_amount=to_decimal(get("quotedAmount")),
-            is_billable=to_bool(get("isBillable")),
-            is_utbms_enabled=to_bool(get("isUtbmsEnabled")),
-            utbms_task_category_code=to_str(get("utbmsTaskCategoryCode")),
-            default_time_entry_behavior=_enum_actionbillsettings_default_time_entry_behavior(
-                get("defaultTimeEntryBehavior")
-            ),
-            sales_tax_applies_to=_enum_actionbillsettings_sales_tax_applies_to(
-                get("salesTaxAppliesTo")
-            ),
-            discount_type=_enum_actionbillsettings_discount_type(get("discountType")),
-            discount_amount=to_decimal(get("discountAmount")),
-            is_sales_tax_enabled=to_bool(get("isSalesTaxEnabled")),
-            links=_typed_links(get("links")),
-            extra=to_mapping({k: raw[k] for k in unknown}) if unknown else EMPTY,
+        return build(
+            ActionBillSetting, True, _PLAN_ACTIONBILLSETTINGS, _KNOWN_ACTIONBILLSETTINGS, raw
         )
     except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise _fail("actionbillsettings", raw, _FIELDS_ACTIONBILLSETTINGS) from exc
+        raise _fail("actionbillsettings", raw, True, _PLAN_ACTIONBILLSETTINGS) from exc
 
 
 class ActionFolderLinks(TypedDict, total=False):
@@ -278,7 +278,7 @@ class ActionFolderLinks(TypedDict, total=False):
     parentFolder: Id | None
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class ActionFolder(Model):
     """A record of ``actionfolders``."""
 
@@ -291,25 +291,15 @@ class ActionFolder(Model):
 _KNOWN_ACTIONFOLDERS: Final = frozenset(("id", "name", "links"))
 
 
-_FIELDS_ACTIONFOLDERS: Final[Sequence[tuple[str, str, Any]]] = (
-    ("id", "id", to_id),
-    ("name", "name", to_str),
-)
+_PLAN_ACTIONFOLDERS: Final[Plan] = (("name", "name", str, to_str, to_str),)
 
 
 def structure_actionfolders(raw: Any) -> ActionFolder:
     """Decode one record; a DecodeError names the field that does not fit."""
     try:
-        get = raw.get
-        unknown = raw.keys() - _KNOWN_ACTIONFOLDERS
-        return ActionFolder(
-            id=to_id(raw["id"]),
-            name=to_str(get("name")),
-            links=_typed_links(get("links")),
-            extra=to_mapping({k: raw[k] for k in unknown}) if unknown else EMPTY,
-        )
+        return build(ActionFolder, True, _PLAN_ACTIONFOLDERS, _KNOWN_ACTIONFOLDERS, raw)
     except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise _fail("actionfolders", raw, _FIELDS_ACTIONFOLDERS) from exc
+        raise _fail("actionfolders", raw, True, _PLAN_ACTIONFOLDERS) from exc
 
 
 class ActionNetDocsSettingLinks(TypedDict, total=False):
@@ -351,7 +341,7 @@ class ActionNetDocsSettingUpdateLinks(TypedDict, total=False):
     participant: Id | None
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class ActionNetDocsSetting(Model):
     """A record of ``actionnetdocssettings``."""
 
@@ -378,35 +368,33 @@ _KNOWN_ACTIONNETDOCSSETTINGS: Final = frozenset(
 )
 
 
-_FIELDS_ACTIONNETDOCSSETTINGS: Final[Sequence[tuple[str, str, Any]]] = (
-    ("id", "id", to_id),
-    ("workspaceIdentifier", "workspace_identifier", to_str),
-    ("parentWorkspaceIdentifier", "parent_workspace_identifier", to_str),
-    ("workspaceEnvId", "workspace_env_id", to_str),
-    ("workspaceFolderJson", "workspace_folder_json", to_str),
-    ("workspaceFolderLastUpdatedTimestamp", "workspace_folder_last_updated_timestamp", to_str),
+_PLAN_ACTIONNETDOCSSETTINGS: Final[Plan] = (
+    ("workspace_identifier", "workspaceIdentifier", str, to_str, to_str),
+    ("parent_workspace_identifier", "parentWorkspaceIdentifier", str, to_str, to_str),
+    ("workspace_env_id", "workspaceEnvId", str, to_str, to_str),
+    ("workspace_folder_json", "workspaceFolderJson", str, to_str, to_str),
+    (
+        "workspace_folder_last_updated_timestamp",
+        "workspaceFolderLastUpdatedTimestamp",
+        str,
+        to_str,
+        to_str,
+    ),
 )
 
 
 def structure_actionnetdocssettings(raw: Any) -> ActionNetDocsSetting:
     """Decode one record; a DecodeError names the field that does not fit."""
     try:
-        get = raw.get
-        unknown = raw.keys() - _KNOWN_ACTIONNETDOCSSETTINGS
-        return ActionNetDocsSetting(
-            id=to_id(raw["id"]),
-            workspace_identifier=to_str(get("workspaceIdentifier")),
-            parent_workspace_identifier=to_str(get("parentWorkspaceIdentifier")),
-            workspace_env_id=to_str(get("workspaceEnvId")),
-            workspace_folder_json=to_str(get("workspaceFolderJson")),
-            workspace_folder_last_updated_timestamp=to_str(
-                get("workspaceFolderLastUpdatedTimestamp")
-            ),
-            links=_typed_links(get("links")),
-            extra=to_mapping({k: raw[k] for k in unknown}) if unknown else EMPTY,
+        return build(
+            ActionNetDocsSetting,
+            True,
+            _PLAN_ACTIONNETDOCSSETTINGS,
+            _KNOWN_ACTIONNETDOCSSETTINGS,
+            raw,
         )
     except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise _fail("actionnetdocssettings", raw, _FIELDS_ACTIONNETDOCSSETTINGS) from exc
+        raise _fail("actionnetdocssettings", raw, True, _PLAN_ACTIONNETDOCSSETTINGS) from exc
 
 
 class ActionParticipantLinks(TypedDict, total=False):
@@ -429,7 +417,7 @@ class ActionParticipantCreateLinks(TypedDict, total=False):
     participantType: Id | None
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class ActionParticipant(Model):
     """A record of ``actionparticipants``."""
 
@@ -442,25 +430,19 @@ class ActionParticipant(Model):
 _KNOWN_ACTIONPARTICIPANTS: Final = frozenset(("id", "participantNumber", "links"))
 
 
-_FIELDS_ACTIONPARTICIPANTS: Final[Sequence[tuple[str, str, Any]]] = (
-    ("id", "id", to_id),
-    ("participantNumber", "participant_number", to_int),
+_PLAN_ACTIONPARTICIPANTS: Final[Plan] = (
+    ("participant_number", "participantNumber", int, to_int, to_int),
 )
 
 
 def structure_actionparticipants(raw: Any) -> ActionParticipant:
     """Decode one record; a DecodeError names the field that does not fit."""
     try:
-        get = raw.get
-        unknown = raw.keys() - _KNOWN_ACTIONPARTICIPANTS
-        return ActionParticipant(
-            id=to_id(raw["id"]),
-            participant_number=to_int(get("participantNumber")),
-            links=_typed_links(get("links")),
-            extra=to_mapping({k: raw[k] for k in unknown}) if unknown else EMPTY,
+        return build(
+            ActionParticipant, True, _PLAN_ACTIONPARTICIPANTS, _KNOWN_ACTIONPARTICIPANTS, raw
         )
     except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise _fail("actionparticipants", raw, _FIELDS_ACTIONPARTICIPANTS) from exc
+        raise _fail("actionparticipants", raw, True, _PLAN_ACTIONPARTICIPANTS) from exc
 
 
 class ActionLinks(TypedDict, total=False):
@@ -469,10 +451,10 @@ class ActionLinks(TypedDict, total=False):
     assignedTo: Id | None
     division: Id | None
     actionType: Id | None
-    primaryParticipants: Id | None
+    primaryParticipants: list[Id] | None
     step: Id | None
     billSettings: Id | None
-    relatedActions: Id | None
+    relatedActions: list[Id] | None
 
 
 class ActionUpdate(TypedDict, total=False):
@@ -498,7 +480,7 @@ class ActionUpdateLinks(TypedDict, total=False):
     division: Id | None
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class Action(Model):
     """A record of ``actions``."""
 
@@ -554,12 +536,15 @@ _KNOWN_ACTIONS: Final = frozenset(
         "links",
     )
 )
-_ENUM_ACTIONS_STATUS: Final = (
-    "Active",
-    "Inactive",
-    "Template",
-    "Closed",
-)
+_ENUM_ACTIONS_STATUS: Final = {
+    v: v
+    for v in (
+        "Active",
+        "Inactive",
+        "Template",
+        "Closed",
+    )
+}
 
 
 def _enum_actions_status(value: object) -> Any:
@@ -568,10 +553,13 @@ def _enum_actions_status(value: object) -> Any:
     raise ValueError(_not_one_of(value, _ENUM_ACTIONS_STATUS))
 
 
-_ENUM_ACTIONS_OVERRIDE_BILLING_STATUS: Final = (
-    "Active",
-    "Closed",
-)
+_ENUM_ACTIONS_OVERRIDE_BILLING_STATUS: Final = {
+    v: v
+    for v in (
+        "Active",
+        "Closed",
+    )
+}
 
 
 def _enum_actions_override_billing_status(value: object) -> Any:
@@ -580,14 +568,17 @@ def _enum_actions_override_billing_status(value: object) -> Any:
     raise ValueError(_not_one_of(value, _ENUM_ACTIONS_OVERRIDE_BILLING_STATUS))
 
 
-_ENUM_ACTIONS_AML_REVIEW_STATUS: Final = (
-    "Not required",
-    "Not started",
-    "In progress",
-    "Complete",
-    "Delayed",
-    "None",
-)
+_ENUM_ACTIONS_AML_REVIEW_STATUS: Final = {
+    v: v
+    for v in (
+        "Not required",
+        "Not started",
+        "In progress",
+        "Complete",
+        "Delayed",
+        "None",
+    )
+}
 
 
 def _enum_actions_aml_review_status(value: object) -> Any:
@@ -596,59 +587,45 @@ def _enum_actions_aml_review_status(value: object) -> Any:
     raise ValueError(_not_one_of(value, _ENUM_ACTIONS_AML_REVIEW_STATUS))
 
 
-_FIELDS_ACTIONS: Final[Sequence[tuple[str, str, Any]]] = (
-    ("id", "id", to_id),
-    ("name", "name", to_str),
-    ("reference", "reference", to_str),
-    ("priority", "priority", to_int),
-    ("status", "status", _enum_actions_status),
-    ("statusTimestamp", "status_timestamp", to_timestamp),
-    ("isBillableOverride", "is_billable_override", to_bool),
-    ("createdTimestamp", "created_timestamp", to_timestamp),
-    ("modifiedTimestamp", "modified_timestamp", to_timestamp),
-    ("isDeleted", "is_deleted", to_bool),
-    ("deletedBy", "deleted_by", to_str),
-    ("deletedTimestamp", "deleted_timestamp", to_timestamp),
-    ("isFavorite", "is_favorite", to_bool),
-    ("overrideBillingStatus", "override_billing_status", _enum_actions_override_billing_status),
-    ("lastAccessTimestamp", "last_access_timestamp", to_timestamp),
-    ("importExternalReference", "import_external_reference", to_str),
-    ("amlReviewStatus", "aml_review_status", _enum_actions_aml_review_status),
-    ("bannerText", "banner_text", to_str),
+_PLAN_ACTIONS: Final[Plan] = (
+    ("name", "name", str, to_str, to_str),
+    ("reference", "reference", str, to_str, to_str),
+    ("priority", "priority", int, to_int, to_int),
+    ("status", "status", NEVER, _ENUM_ACTIONS_STATUS.__getitem__, _enum_actions_status),
+    ("status_timestamp", "statusTimestamp", NEVER, to_timestamp, to_timestamp),
+    ("is_billable_override", "isBillableOverride", bool, fast_bool, to_bool),
+    ("created_timestamp", "createdTimestamp", NEVER, to_timestamp, to_timestamp),
+    ("modified_timestamp", "modifiedTimestamp", NEVER, to_timestamp, to_timestamp),
+    ("is_deleted", "isDeleted", bool, fast_bool, to_bool),
+    ("deleted_by", "deletedBy", str, to_str, to_str),
+    ("deleted_timestamp", "deletedTimestamp", NEVER, to_timestamp, to_timestamp),
+    ("is_favorite", "isFavorite", bool, fast_bool, to_bool),
+    (
+        "override_billing_status",
+        "overrideBillingStatus",
+        NEVER,
+        _ENUM_ACTIONS_OVERRIDE_BILLING_STATUS.__getitem__,
+        _enum_actions_override_billing_status,
+    ),
+    ("last_access_timestamp", "lastAccessTimestamp", NEVER, to_timestamp, to_timestamp),
+    ("import_external_reference", "importExternalReference", str, to_str, to_str),
+    (
+        "aml_review_status",
+        "amlReviewStatus",
+        NEVER,
+        _ENUM_ACTIONS_AML_REVIEW_STATUS.__getitem__,
+        _enum_actions_aml_review_status,
+    ),
+    ("banner_text", "bannerText", str, to_str, to_str),
 )
 
 
 def structure_actions(raw: Any) -> Action:
     """Decode one record; a DecodeError names the field that does not fit."""
     try:
-        get = raw.get
-        unknown = raw.keys() - _KNOWN_ACTIONS
-        return Action(
-            id=to_id(raw["id"]),
-            name=to_str(get("name")),
-            reference=to_str(get("reference")),
-            priority=to_int(get("priority")),
-            status=_enum_actions_status(get("status")),
-            status_timestamp=to_timestamp(get("statusTimestamp")),
-            is_billable_override=to_bool(get("isBillableOverride")),
-            created_timestamp=to_timestamp(get("createdTimestamp")),
-            modified_timestamp=to_timestamp(get("modifiedTimestamp")),
-            is_deleted=to_bool(get("isDeleted")),
-            deleted_by=to_str(get("deletedBy")),
-            deleted_timestamp=to_timestamp(get("deletedTimestamp")),
-            is_favorite=to_bool(get("isFavorite")),
-            override_billing_status=_enum_actions_override_billing_status(
-                get("overrideBillingStatus")
-            ),
-            last_access_timestamp=to_timestamp(get("lastAccessTimestamp")),
-            import_external_reference=to_str(get("importExternalReference")),
-            aml_review_status=_enum_actions_aml_review_status(get("amlReviewStatus")),
-            banner_text=to_str(get("bannerText")),
-            links=_typed_links(get("links")),
-            extra=to_mapping({k: raw[k] for k in unknown}) if unknown else EMPTY,
-        )
+        return build(Action, True, _PLAN_ACTIONS, _KNOWN_ACTIONS, raw)
     except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise _fail("actions", raw, _FIELDS_ACTIONS) from exc
+        raise _fail("actions", raw, True, _PLAN_ACTIONS) from exc
 
 
 class ActionTypeParticipantTypeLinks(TypedDict, total=False):
@@ -682,7 +659,7 @@ class ActionTypeParticipantTypeUpdateLinks(TypedDict, total=False):
     """``links=`` of ``actiontypeparticipanttypes.update``."""
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class ActionTypeParticipantType(Model):
     """A record of ``actiontypeparticipanttypes``."""
 
@@ -701,29 +678,27 @@ _KNOWN_ACTIONTYPEPARTICIPANTTYPES: Final = frozenset(
 )
 
 
-_FIELDS_ACTIONTYPEPARTICIPANTTYPES: Final[Sequence[tuple[str, str, Any]]] = (
-    ("id", "id", to_id),
-    ("required", "required", to_bool),
-    ("isPrimaryParticipantType", "is_primary_participant_type", to_bool),
-    ("actionType", "action_type", to_int),
+_PLAN_ACTIONTYPEPARTICIPANTTYPES: Final[Plan] = (
+    ("required", "required", bool, fast_bool, to_bool),
+    ("is_primary_participant_type", "isPrimaryParticipantType", bool, fast_bool, to_bool),
+    ("action_type", "actionType", int, to_int, to_int),
 )
 
 
 def structure_actiontypeparticipanttypes(raw: Any) -> ActionTypeParticipantType:
     """Decode one record; a DecodeError names the field that does not fit."""
     try:
-        get = raw.get
-        unknown = raw.keys() - _KNOWN_ACTIONTYPEPARTICIPANTTYPES
-        return ActionTypeParticipantType(
-            id=to_id(raw["id"]),
-            required=to_bool(get("required")),
-            is_primary_participant_type=to_bool(get("isPrimaryParticipantType")),
-            action_type=to_int(get("actionType")),
-            links=_typed_links(get("links")),
-            extra=to_mapping({k: raw[k] for k in unknown}) if unknown else EMPTY,
+        return build(
+            ActionTypeParticipantType,
+            True,
+            _PLAN_ACTIONTYPEPARTICIPANTTYPES,
+            _KNOWN_ACTIONTYPEPARTICIPANTTYPES,
+            raw,
         )
     except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise _fail("actiontypeparticipanttypes", raw, _FIELDS_ACTIONTYPEPARTICIPANTTYPES) from exc
+        raise _fail(
+            "actiontypeparticipanttypes", raw, True, _PLAN_ACTIONTYPEPARTICIPANTTYPES
+        ) from exc
 
 
 class ActionTypeLinks(TypedDict, total=False):
@@ -732,7 +707,7 @@ class ActionTypeLinks(TypedDict, total=False):
     primaryParticipantType: Id | None
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class ActionType(Model):
     """A record of ``actiontypes``."""
 
@@ -801,75 +776,48 @@ _KNOWN_ACTIONTYPES: Final = frozenset(
 )
 
 
-_FIELDS_ACTIONTYPES: Final[Sequence[tuple[str, str, Any]]] = (
-    ("id", "id", to_id),
-    ("name", "name", to_str),
-    ("description", "description", to_str),
-    ("copyrightHolder", "copyright_holder", to_str),
-    ("copyrightContact", "copyright_contact", to_str),
-    ("copyrightEmail", "copyright_email", to_str),
-    ("trackActualTime", "track_actual_time", to_bool),
-    ("trackBillableTime", "track_billable_time", to_bool),
-    ("isForMarketingCampaigns", "is_for_marketing_campaigns", to_bool),
-    ("isForMarketingEvents", "is_for_marketing_events", to_bool),
-    ("isForEmployees", "is_for_employees", to_bool),
-    ("isForCrm", "is_for_crm", to_bool),
-    ("isForDebtCollection", "is_for_debt_collection", to_bool),
-    ("isDisabled", "is_disabled", to_bool),
-    ("isBillable", "is_billable", to_bool),
-    ("enableActionImage", "enable_action_image", to_bool),
-    ("defaultEmailSubject", "default_email_subject", to_str),
-    ("logoFilename", "logo_filename", to_str),
-    ("customLogoFilename", "custom_logo_filename", to_str),
-    ("customLogoDirectory", "custom_logo_directory", to_str),
-    ("customLogoFilesize", "custom_logo_filesize", to_int),
-    ("customLogoModifiedTimestamp", "custom_logo_modified_timestamp", to_timestamp),
-    ("templateIdentifier", "template_identifier", to_str),
-    ("allowCloseWithOpenInvoice", "allow_close_with_open_invoice", to_bool),
-    ("allowInlineCustomizing", "allow_inline_customizing", to_bool),
-    ("canCreate", "can_create", to_bool),
-    ("showAmlReviewStatus", "show_aml_review_status", to_bool),
+_PLAN_ACTIONTYPES: Final[Plan] = (
+    ("name", "name", str, to_str, to_str),
+    ("description", "description", str, to_str, to_str),
+    ("copyright_holder", "copyrightHolder", str, to_str, to_str),
+    ("copyright_contact", "copyrightContact", str, to_str, to_str),
+    ("copyright_email", "copyrightEmail", str, to_str, to_str),
+    ("track_actual_time", "trackActualTime", bool, fast_bool, to_bool),
+    ("track_billable_time", "trackBillableTime", bool, fast_bool, to_bool),
+    ("is_for_marketing_campaigns", "isForMarketingCampaigns", bool, fast_bool, to_bool),
+    ("is_for_marketing_events", "isForMarketingEvents", bool, fast_bool, to_bool),
+    ("is_for_employees", "isForEmployees", bool, fast_bool, to_bool),
+    ("is_for_crm", "isForCrm", bool, fast_bool, to_bool),
+    ("is_for_debt_collection", "isForDebtCollection", bool, fast_bool, to_bool),
+    ("is_disabled", "isDisabled", bool, fast_bool, to_bool),
+    ("is_billable", "isBillable", bool, fast_bool, to_bool),
+    ("enable_action_image", "enableActionImage", bool, fast_bool, to_bool),
+    ("default_email_subject", "defaultEmailSubject", str, to_str, to_str),
+    ("logo_filename", "logoFilename", str, to_str, to_str),
+    ("custom_logo_filename", "customLogoFilename", str, to_str, to_str),
+    ("custom_logo_directory", "customLogoDirectory", str, to_str, to_str),
+    ("custom_logo_filesize", "customLogoFilesize", int, to_int, to_int),
+    (
+        "custom_logo_modified_timestamp",
+        "customLogoModifiedTimestamp",
+        NEVER,
+        to_timestamp,
+        to_timestamp,
+    ),
+    ("template_identifier", "templateIdentifier", str, to_str, to_str),
+    ("allow_close_with_open_invoice", "allowCloseWithOpenInvoice", bool, fast_bool, to_bool),
+    ("allow_inline_customizing", "allowInlineCustomizing", bool, fast_bool, to_bool),
+    ("can_create", "canCreate", bool, fast_bool, to_bool),
+    ("show_aml_review_status", "showAmlReviewStatus", bool, fast_bool, to_bool),
 )
 
 
 def structure_actiontypes(raw: Any) -> ActionType:
     """Decode one record; a DecodeError names the field that does not fit."""
     try:
-        get = raw.get
-        unknown = raw.keys() - _KNOWN_ACTIONTYPES
-        return ActionType(
-            id=to_id(raw["id"]),
-            name=to_str(get("name")),
-            description=to_str(get("description")),
-            copyright_holder=to_str(get("copyrightHolder")),
-            copyright_contact=to_str(get("copyrightContact")),
-            copyright_email=to_str(get("copyrightEmail")),
-            track_actual_time=to_bool(get("trackActualTime")),
-            track_billable_time=to_bool(get("trackBillableTime")),
-            is_for_marketing_campaigns=to_bool(get("isForMarketingCampaigns")),
-            is_for_marketing_events=to_bool(get("isForMarketingEvents")),
-            is_for_employees=to_bool(get("isForEmployees")),
-            is_for_crm=to_bool(get("isForCrm")),
-            is_for_debt_collection=to_bool(get("isForDebtCollection")),
-            is_disabled=to_bool(get("isDisabled")),
-            is_billable=to_bool(get("isBillable")),
-            enable_action_image=to_bool(get("enableActionImage")),
-            default_email_subject=to_str(get("defaultEmailSubject")),
-            logo_filename=to_str(get("logoFilename")),
-            custom_logo_filename=to_str(get("customLogoFilename")),
-            custom_logo_directory=to_str(get("customLogoDirectory")),
-            custom_logo_filesize=to_int(get("customLogoFilesize")),
-            custom_logo_modified_timestamp=to_timestamp(get("customLogoModifiedTimestamp")),
-            template_identifier=to_str(get("templateIdentifier")),
-            allow_close_with_open_invoice=to_bool(get("allowCloseWithOpenInvoice")),
-            allow_inline_customizing=to_bool(get("allowInlineCustomizing")),
-            can_create=to_bool(get("canCreate")),
-            show_aml_review_status=to_bool(get("showAmlReviewStatus")),
-            links=_typed_links(get("links")),
-            extra=to_mapping({k: raw[k] for k in unknown}) if unknown else EMPTY,
-        )
+        return build(ActionType, True, _PLAN_ACTIONTYPES, _KNOWN_ACTIONTYPES, raw)
     except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise _fail("actiontypes", raw, _FIELDS_ACTIONTYPES) from exc
+        raise _fail("actiontypes", raw, True, _PLAN_ACTIONTYPES) from exc
 
 
 class BillLinks(TypedDict, total=False):
@@ -880,7 +828,7 @@ class BillLinks(TypedDict, total=False):
     theirParticipant: Id | None
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class Bill(Model):
     """A record of ``bills``."""
 
@@ -923,12 +871,15 @@ _KNOWN_BILLS: Final = frozenset(
         "links",
     )
 )
-_ENUM_BILLS_STATUS: Final = (
-    "Draft",
-    "Open",
-    "Closed",
-    "Deleted",
-)
+_ENUM_BILLS_STATUS: Final = {
+    v: v
+    for v in (
+        "Draft",
+        "Open",
+        "Closed",
+        "Deleted",
+    )
+}
 
 
 def _enum_bills_status(value: object) -> Any:
@@ -937,51 +888,30 @@ def _enum_bills_status(value: object) -> Any:
     raise ValueError(_not_one_of(value, _ENUM_BILLS_STATUS))
 
 
-_FIELDS_BILLS: Final[Sequence[tuple[str, str, Any]]] = (
-    ("id", "id", to_id),
-    ("status", "status", _enum_bills_status),
-    ("ourReference", "our_reference", to_str),
-    ("theirReference", "their_reference", to_str),
-    ("currency", "currency", to_str),
-    ("invoiceDate", "invoice_date", to_date),
-    ("dueDate", "due_date", to_date),
-    ("totalInclusive", "total_inclusive", to_decimal),
-    ("totalExclusive", "total_exclusive", to_decimal),
-    ("totalSalesTax", "total_sales_tax", to_decimal),
-    ("totalPaid", "total_paid", to_decimal),
-    ("totalDue", "total_due", to_decimal),
-    ("createdTimestamp", "created_timestamp", to_timestamp),
-    ("modifiedTimestamp", "modified_timestamp", to_timestamp),
-    ("deletedTimestamp", "deleted_timestamp", to_timestamp),
+_PLAN_BILLS: Final[Plan] = (
+    ("status", "status", NEVER, _ENUM_BILLS_STATUS.__getitem__, _enum_bills_status),
+    ("our_reference", "ourReference", str, to_str, to_str),
+    ("their_reference", "theirReference", str, to_str, to_str),
+    ("currency", "currency", str, to_str, to_str),
+    ("invoice_date", "invoiceDate", NEVER, to_date, to_date),
+    ("due_date", "dueDate", NEVER, to_date, to_date),
+    ("total_inclusive", "totalInclusive", NEVER, to_decimal, to_decimal),
+    ("total_exclusive", "totalExclusive", NEVER, to_decimal, to_decimal),
+    ("total_sales_tax", "totalSalesTax", NEVER, to_decimal, to_decimal),
+    ("total_paid", "totalPaid", NEVER, to_decimal, to_decimal),
+    ("total_due", "totalDue", NEVER, to_decimal, to_decimal),
+    ("created_timestamp", "createdTimestamp", NEVER, to_timestamp, to_timestamp),
+    ("modified_timestamp", "modifiedTimestamp", NEVER, to_timestamp, to_timestamp),
+    ("deleted_timestamp", "deletedTimestamp", NEVER, to_timestamp, to_timestamp),
 )
 
 
 def structure_bills(raw: Any) -> Bill:
     """Decode one record; a DecodeError names the field that does not fit."""
     try:
-        get = raw.get
-        unknown = raw.keys() - _KNOWN_BILLS
-        return Bill(
-            id=to_id(raw["id"]),
-            status=_enum_bills_status(get("status")),
-            our_reference=to_str(get("ourReference")),
-            their_reference=to_str(get("theirReference")),
-            currency=to_str(get("currency")),
-            invoice_date=to_date(get("invoiceDate")),
-            due_date=to_date(get("dueDate")),
-            total_inclusive=to_decimal(get("totalInclusive")),
-            total_exclusive=to_decimal(get("totalExclusive")),
-            total_sales_tax=to_decimal(get("totalSalesTax")),
-            total_paid=to_decimal(get("totalPaid")),
-            total_due=to_decimal(get("totalDue")),
-            created_timestamp=to_timestamp(get("createdTimestamp")),
-            modified_timestamp=to_timestamp(get("modifiedTimestamp")),
-            deleted_timestamp=to_timestamp(get("deletedTimestamp")),
-            links=_typed_links(get("links")),
-            extra=to_mapping({k: raw[k] for k in unknown}) if unknown else EMPTY,
-        )
+        return build(Bill, True, _PLAN_BILLS, _KNOWN_BILLS, raw)
     except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise _fail("bills", raw, _FIELDS_BILLS) from exc
+        raise _fail("bills", raw, True, _PLAN_BILLS) from exc
 
 
 class ContactDocumentLinks(TypedDict, total=False):
@@ -1020,7 +950,7 @@ class ContactDocumentUpdateLinks(TypedDict, total=False):
     folder: Id | None
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class ContactDocument(Model):
     """A record of ``contactdocuments``."""
 
@@ -1059,11 +989,14 @@ _KNOWN_CONTACTDOCUMENTS: Final = frozenset(
         "links",
     )
 )
-_ENUM_CONTACTDOCUMENTS_STATUS: Final = (
-    "pending",
-    "generated",
-    "uploaded",
-)
+_ENUM_CONTACTDOCUMENTS_STATUS: Final = {
+    v: v
+    for v in (
+        "pending",
+        "generated",
+        "uploaded",
+    )
+}
 
 
 def _enum_contactdocuments_status(value: object) -> Any:
@@ -1072,47 +1005,34 @@ def _enum_contactdocuments_status(value: object) -> Any:
     raise ValueError(_not_one_of(value, _ENUM_CONTACTDOCUMENTS_STATUS))
 
 
-_FIELDS_CONTACTDOCUMENTS: Final[Sequence[tuple[str, str, Any]]] = (
-    ("id", "id", to_id),
-    ("name", "name", to_str),
-    ("createdTimestamp", "created_timestamp", to_str),
-    ("modifiedTimestamp", "modified_timestamp", to_str),
-    ("status", "status", _enum_contactdocuments_status),
-    ("keywords", "keywords", to_str),
-    ("summary", "summary", to_str),
-    ("fileType", "file_type", to_str),
-    ("fileSize", "file_size", to_int),
-    ("extension", "extension", to_str),
-    ("fileName", "file_name", to_str),
-    ("sharepointUrl", "sharepoint_url", to_str),
-    ("file", "file", to_str),
+_PLAN_CONTACTDOCUMENTS: Final[Plan] = (
+    ("name", "name", str, to_str, to_str),
+    ("created_timestamp", "createdTimestamp", str, to_str, to_str),
+    ("modified_timestamp", "modifiedTimestamp", str, to_str, to_str),
+    (
+        "status",
+        "status",
+        NEVER,
+        _ENUM_CONTACTDOCUMENTS_STATUS.__getitem__,
+        _enum_contactdocuments_status,
+    ),
+    ("keywords", "keywords", str, to_str, to_str),
+    ("summary", "summary", str, to_str, to_str),
+    ("file_type", "fileType", str, to_str, to_str),
+    ("file_size", "fileSize", int, to_int, to_int),
+    ("extension", "extension", str, to_str, to_str),
+    ("file_name", "fileName", str, to_str, to_str),
+    ("sharepoint_url", "sharepointUrl", str, to_str, to_str),
+    ("file", "file", str, to_str, to_str),
 )
 
 
 def structure_contactdocuments(raw: Any) -> ContactDocument:
     """Decode one record; a DecodeError names the field that does not fit."""
     try:
-        get = raw.get
-        unknown = raw.keys() - _KNOWN_CONTACTDOCUMENTS
-        return ContactDocument(
-            id=to_id(raw["id"]),
-            name=to_str(get("name")),
-            created_timestamp=to_str(get("createdTimestamp")),
-            modified_timestamp=to_str(get("modifiedTimestamp")),
-            status=_enum_contactdocuments_status(get("status")),
-            keywords=to_str(get("keywords")),
-            summary=to_str(get("summary")),
-            file_type=to_str(get("fileType")),
-            file_size=to_int(get("fileSize")),
-            extension=to_str(get("extension")),
-            file_name=to_str(get("fileName")),
-            sharepoint_url=to_str(get("sharepointUrl")),
-            file=to_str(get("file")),
-            links=_typed_links(get("links")),
-            extra=to_mapping({k: raw[k] for k in unknown}) if unknown else EMPTY,
-        )
+        return build(ContactDocument, True, _PLAN_CONTACTDOCUMENTS, _KNOWN_CONTACTDOCUMENTS, raw)
     except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise _fail("contactdocuments", raw, _FIELDS_CONTACTDOCUMENTS) from exc
+        raise _fail("contactdocuments", raw, True, _PLAN_CONTACTDOCUMENTS) from exc
 
 
 class ContactFolderLinks(TypedDict, total=False):
@@ -1148,7 +1068,7 @@ class ContactFolderUpdateLinks(TypedDict, total=False):
     participant: Id | None
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class ContactFolder(Model):
     """A record of ``contactfolders``."""
 
@@ -1161,25 +1081,15 @@ class ContactFolder(Model):
 _KNOWN_CONTACTFOLDERS: Final = frozenset(("id", "name", "links"))
 
 
-_FIELDS_CONTACTFOLDERS: Final[Sequence[tuple[str, str, Any]]] = (
-    ("id", "id", to_id),
-    ("name", "name", to_str),
-)
+_PLAN_CONTACTFOLDERS: Final[Plan] = (("name", "name", str, to_str, to_str),)
 
 
 def structure_contactfolders(raw: Any) -> ContactFolder:
     """Decode one record; a DecodeError names the field that does not fit."""
     try:
-        get = raw.get
-        unknown = raw.keys() - _KNOWN_CONTACTFOLDERS
-        return ContactFolder(
-            id=to_id(raw["id"]),
-            name=to_str(get("name")),
-            links=_typed_links(get("links")),
-            extra=to_mapping({k: raw[k] for k in unknown}) if unknown else EMPTY,
-        )
+        return build(ContactFolder, True, _PLAN_CONTACTFOLDERS, _KNOWN_CONTACTFOLDERS, raw)
     except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise _fail("contactfolders", raw, _FIELDS_CONTACTFOLDERS) from exc
+        raise _fail("contactfolders", raw, True, _PLAN_CONTACTFOLDERS) from exc
 
 
 class ContactNoteLinks(TypedDict, total=False):
@@ -1215,7 +1125,7 @@ class ContactNoteUpdateLinks(TypedDict, total=False):
     participant: Id | None
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class ContactNote(Model):
     """A record of ``contactnotes``."""
 
@@ -1242,10 +1152,13 @@ _KNOWN_CONTACTNOTES: Final = frozenset(
         "links",
     )
 )
-_ENUM_CONTACTNOTES_SOURCE: Final = (
-    "System",
-    "User",
-)
+_ENUM_CONTACTNOTES_SOURCE: Final = {
+    v: v
+    for v in (
+        "System",
+        "User",
+    )
+}
 
 
 def _enum_contactnotes_source(value: object) -> Any:
@@ -1254,35 +1167,22 @@ def _enum_contactnotes_source(value: object) -> Any:
     raise ValueError(_not_one_of(value, _ENUM_CONTACTNOTES_SOURCE))
 
 
-_FIELDS_CONTACTNOTES: Final[Sequence[tuple[str, str, Any]]] = (
-    ("id", "id", to_id),
-    ("enteredTimestamp", "entered_timestamp", to_timestamp),
-    ("text", "text", to_str),
-    ("enteredBy", "entered_by", to_str),
-    ("enteredByParticipant", "entered_by_participant", to_int),
-    ("source", "source", _enum_contactnotes_source),
-    ("noteTimestamp", "note_timestamp", to_timestamp),
+_PLAN_CONTACTNOTES: Final[Plan] = (
+    ("entered_timestamp", "enteredTimestamp", NEVER, to_timestamp, to_timestamp),
+    ("text", "text", str, to_str, to_str),
+    ("entered_by", "enteredBy", str, to_str, to_str),
+    ("entered_by_participant", "enteredByParticipant", int, to_int, to_int),
+    ("source", "source", NEVER, _ENUM_CONTACTNOTES_SOURCE.__getitem__, _enum_contactnotes_source),
+    ("note_timestamp", "noteTimestamp", NEVER, to_timestamp, to_timestamp),
 )
 
 
 def structure_contactnotes(raw: Any) -> ContactNote:
     """Decode one record; a DecodeError names the field that does not fit."""
     try:
-        get = raw.get
-        unknown = raw.keys() - _KNOWN_CONTACTNOTES
-        return ContactNote(
-            id=to_id(raw["id"]),
-            entered_timestamp=to_timestamp(get("enteredTimestamp")),
-            text=to_str(get("text")),
-            entered_by=to_str(get("enteredBy")),
-            entered_by_participant=to_int(get("enteredByParticipant")),
-            source=_enum_contactnotes_source(get("source")),
-            note_timestamp=to_timestamp(get("noteTimestamp")),
-            links=_typed_links(get("links")),
-            extra=to_mapping({k: raw[k] for k in unknown}) if unknown else EMPTY,
-        )
+        return build(ContactNote, True, _PLAN_CONTACTNOTES, _KNOWN_CONTACTNOTES, raw)
     except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise _fail("contactnotes", raw, _FIELDS_CONTACTNOTES) from exc
+        raise _fail("contactnotes", raw, True, _PLAN_CONTACTNOTES) from exc
 
 
 class ContactRelationshipLinks(TypedDict, total=False):
@@ -1305,7 +1205,7 @@ class ContactRelationshipCreateLinks(TypedDict, total=False):
     toContact: Required[Id | None]
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class ContactRelationship(Model):
     """A record of ``contactrelationships``."""
 
@@ -1318,32 +1218,24 @@ class ContactRelationship(Model):
 _KNOWN_CONTACTRELATIONSHIPS: Final = frozenset(("id", "relationship", "links"))
 
 
-_FIELDS_CONTACTRELATIONSHIPS: Final[Sequence[tuple[str, str, Any]]] = (
-    ("id", "id", to_id),
-    ("relationship", "relationship", to_str),
-)
+_PLAN_CONTACTRELATIONSHIPS: Final[Plan] = (("relationship", "relationship", str, to_str, to_str),)
 
 
 def structure_contactrelationships(raw: Any) -> ContactRelationship:
     """Decode one record; a DecodeError names the field that does not fit."""
     try:
-        get = raw.get
-        unknown = raw.keys() - _KNOWN_CONTACTRELATIONSHIPS
-        return ContactRelationship(
-            id=to_id(raw["id"]),
-            relationship=to_str(get("relationship")),
-            links=_typed_links(get("links")),
-            extra=to_mapping({k: raw[k] for k in unknown}) if unknown else EMPTY,
+        return build(
+            ContactRelationship, True, _PLAN_CONTACTRELATIONSHIPS, _KNOWN_CONTACTRELATIONSHIPS, raw
         )
     except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise _fail("contactrelationships", raw, _FIELDS_CONTACTRELATIONSHIPS) from exc
+        raise _fail("contactrelationships", raw, True, _PLAN_CONTACTRELATIONSHIPS) from exc
 
 
 class CulturalIdentityLinks(TypedDict, total=False):
     """The links of a CulturalIdentity: ids by link name."""
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class CulturalIdentity(Model):
     """A record of ``culturalidentity``."""
 
@@ -1356,24 +1248,15 @@ class CulturalIdentity(Model):
 _KNOWN_CULTURALIDENTITY: Final = frozenset(("identity", "links"))
 
 
-_FIELDS_CULTURALIDENTITY: Final[Sequence[tuple[str, str, Any]]] = (
-    ("identity", "identity", to_str),
-)
+_PLAN_CULTURALIDENTITY: Final[Plan] = (("identity", "identity", str, to_str, to_str),)
 
 
 def structure_culturalidentity(raw: Any) -> CulturalIdentity:
     """Decode one record; a DecodeError names the field that does not fit."""
     try:
-        get = raw.get
-        unknown = raw.keys() - _KNOWN_CULTURALIDENTITY
-        return CulturalIdentity(
-            id=None,
-            identity=to_str(get("identity")),
-            links=_typed_links(get("links")),
-            extra=to_mapping({k: raw[k] for k in unknown}) if unknown else EMPTY,
-        )
+        return build(CulturalIdentity, False, _PLAN_CULTURALIDENTITY, _KNOWN_CULTURALIDENTITY, raw)
     except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise _fail("culturalidentity", raw, _FIELDS_CULTURALIDENTITY) from exc
+        raise _fail("culturalidentity", raw, False, _PLAN_CULTURALIDENTITY) from exc
 
 
 class DataCollectionFieldDropdownChoiceLinks(TypedDict, total=False):
@@ -1417,7 +1300,7 @@ class DataCollectionFieldDropdownChoiceUpdateLinks(TypedDict, total=False):
     dataField: Id | None
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class DataCollectionFieldDropdownChoice(Model):
     """A record of ``datacollectionfielddropdownchoices``."""
 
@@ -1438,34 +1321,31 @@ _KNOWN_DATACOLLECTIONFIELDDROPDOWNCHOICES: Final = frozenset(
 )
 
 
-_FIELDS_DATACOLLECTIONFIELDDROPDOWNCHOICES: Final[Sequence[tuple[str, str, Any]]] = (
-    ("id", "id", to_id),
-    ("name", "name", to_str),
-    ("value", "value", to_str),
-    ("listOrder", "list_order", to_int),
-    ("isDefault", "is_default", to_bool),
-    ("parentValue", "parent_value", to_str),
+_PLAN_DATACOLLECTIONFIELDDROPDOWNCHOICES: Final[Plan] = (
+    ("name", "name", str, to_str, to_str),
+    ("value", "value", str, to_str, to_str),
+    ("list_order", "listOrder", int, to_int, to_int),
+    ("is_default", "isDefault", bool, fast_bool, to_bool),
+    ("parent_value", "parentValue", str, to_str, to_str),
 )
 
 
 def structure_datacollectionfielddropdownchoices(raw: Any) -> DataCollectionFieldDropdownChoice:
     """Decode one record; a DecodeError names the field that does not fit."""
     try:
-        get = raw.get
-        unknown = raw.keys() - _KNOWN_DATACOLLECTIONFIELDDROPDOWNCHOICES
-        return DataCollectionFieldDropdownChoice(
-            id=to_id(raw["id"]),
-            name=to_str(get("name")),
-            value=to_str(get("value")),
-            list_order=to_int(get("listOrder")),
-            is_default=to_bool(get("isDefault")),
-            parent_value=to_str(get("parentValue")),
-            links=_typed_links(get("links")),
-            extra=to_mapping({k: raw[k] for k in unknown}) if unknown else EMPTY,
+        return build(
+            DataCollectionFieldDropdownChoice,
+            True,
+            _PLAN_DATACOLLECTIONFIELDDROPDOWNCHOICES,
+            _KNOWN_DATACOLLECTIONFIELDDROPDOWNCHOICES,
+            raw,
         )
     except (KeyError, ValueError, TypeError, AttributeError) as exc:
         raise _fail(
-            "datacollectionfielddropdownchoices", raw, _FIELDS_DATACOLLECTIONFIELDDROPDOWNCHOICES
+            "datacollectionfielddropdownchoices",
+            raw,
+            True,
+            _PLAN_DATACOLLECTIONFIELDDROPDOWNCHOICES,
         ) from exc
 
 
@@ -1558,7 +1438,7 @@ class DataCollectionFieldUpdateLinks(TypedDict, total=False):
     tag: Id | None
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class DataCollectionField(Model):
     """A record of ``datacollectionfields``."""
 
@@ -1612,25 +1492,28 @@ _KNOWN_DATACOLLECTIONFIELDS: Final = frozenset(
         "links",
     )
 )
-_ENUM_DATACOLLECTIONFIELDS_DATA_TYPE: Final = (
-    "Appointment",
-    "AutoNumber",
-    "AutoNumberDC",
-    "Boolean",
-    "Date",
-    "DateNM",
-    "DateTime",
-    "DateTimeNM",
-    "DropDown",
-    "DropDownMulti",
-    "HtmlReadOnly",
-    "Money",
-    "Number",
-    "Participant",
-    "Str255",
-    "Str255Protected",
-    "TextArea",
-)
+_ENUM_DATACOLLECTIONFIELDS_DATA_TYPE: Final = {
+    v: v
+    for v in (
+        "Appointment",
+        "AutoNumber",
+        "AutoNumberDC",
+        "Boolean",
+        "Date",
+        "DateNM",
+        "DateTime",
+        "DateTimeNM",
+        "DropDown",
+        "DropDownMulti",
+        "HtmlReadOnly",
+        "Money",
+        "Number",
+        "Participant",
+        "Str255",
+        "Str255Protected",
+        "TextArea",
+    )
+}
 
 
 def _enum_datacollectionfields_data_type(value: object) -> Any:
@@ -1639,41 +1522,33 @@ def _enum_datacollectionfields_data_type(value: object) -> Any:
     raise ValueError(_not_one_of(value, _ENUM_DATACOLLECTIONFIELDS_DATA_TYPE))
 
 
-_FIELDS_DATACOLLECTIONFIELDS: Final[Sequence[tuple[str, str, Any]]] = (
-    ("id", "id", to_id),
-    ("name", "name", to_str),
-    ("dataType", "data_type", _enum_datacollectionfields_data_type),
-    ("label", "label", to_str),
-    ("formOrder", "form_order", to_int),
-    ("listOrder", "list_order", to_int),
-    ("required", "required", to_bool),
-    ("description", "description", to_str),
-    ("customHtmlBelow", "custom_html_below", to_str),
-    ("customHtmlAbove", "custom_html_above", to_str),
+_PLAN_DATACOLLECTIONFIELDS: Final[Plan] = (
+    ("name", "name", str, to_str, to_str),
+    (
+        "data_type",
+        "dataType",
+        NEVER,
+        _ENUM_DATACOLLECTIONFIELDS_DATA_TYPE.__getitem__,
+        _enum_datacollectionfields_data_type,
+    ),
+    ("label", "label", str, to_str, to_str),
+    ("form_order", "formOrder", int, to_int, to_int),
+    ("list_order", "listOrder", int, to_int, to_int),
+    ("required", "required", bool, fast_bool, to_bool),
+    ("description", "description", str, to_str, to_str),
+    ("custom_html_below", "customHtmlBelow", str, to_str, to_str),
+    ("custom_html_above", "customHtmlAbove", str, to_str, to_str),
 )
 
 
 def structure_datacollectionfields(raw: Any) -> DataCollectionField:
     """Decode one record; a DecodeError names the field that does not fit."""
     try:
-        get = raw.get
-        unknown = raw.keys() - _KNOWN_DATACOLLECTIONFIELDS
-        return DataCollectionField(
-            id=to_id(raw["id"]),
-            name=to_str(get("name")),
-            data_type=_enum_datacollectionfields_data_type(get("dataType")),
-            label=to_str(get("label")),
-            form_order=to_int(get("formOrder")),
-            list_order=to_int(get("listOrder")),
-            required=to_bool(get("required")),
-            description=to_str(get("description")),
-            custom_html_below=to_str(get("customHtmlBelow")),
-            custom_html_above=to_str(get("customHtmlAbove")),
-            links=_typed_links(get("links")),
-            extra=to_mapping({k: raw[k] for k in unknown}) if unknown else EMPTY,
+        return build(
+            DataCollectionField, True, _PLAN_DATACOLLECTIONFIELDS, _KNOWN_DATACOLLECTIONFIELDS, raw
         )
     except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise _fail("datacollectionfields", raw, _FIELDS_DATACOLLECTIONFIELDS) from exc
+        raise _fail("datacollectionfields", raw, True, _PLAN_DATACOLLECTIONFIELDS) from exc
 
 
 class DataCollectionRecordLinks(TypedDict, total=False):
@@ -1697,7 +1572,7 @@ class DataCollectionRecordCreateLinks(TypedDict, total=False):
     dataCollection: Id | None
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class DataCollectionRecord(Model):
     """A record of ``datacollectionrecords``."""
 
@@ -1711,27 +1586,24 @@ class DataCollectionRecord(Model):
 _KNOWN_DATACOLLECTIONRECORDS: Final = frozenset(("id", "canWrite", "canDelete", "links"))
 
 
-_FIELDS_DATACOLLECTIONRECORDS: Final[Sequence[tuple[str, str, Any]]] = (
-    ("id", "id", to_id),
-    ("canWrite", "can_write", to_bool),
-    ("canDelete", "can_delete", to_bool),
+_PLAN_DATACOLLECTIONRECORDS: Final[Plan] = (
+    ("can_write", "canWrite", bool, fast_bool, to_bool),
+    ("can_delete", "canDelete", bool, fast_bool, to_bool),
 )
 
 
 def structure_datacollectionrecords(raw: Any) -> DataCollectionRecord:
     """Decode one record; a DecodeError names the field that does not fit."""
     try:
-        get = raw.get
-        unknown = raw.keys() - _KNOWN_DATACOLLECTIONRECORDS
-        return DataCollectionRecord(
-            id=to_id(raw["id"]),
-            can_write=to_bool(get("canWrite")),
-            can_delete=to_bool(get("canDelete")),
-            links=_typed_links(get("links")),
-            extra=to_mapping({k: raw[k] for k in unknown}) if unknown else EMPTY,
+        return build(
+            DataCollectionRecord,
+            True,
+            _PLAN_DATACOLLECTIONRECORDS,
+            _KNOWN_DATACOLLECTIONRECORDS,
+            raw,
         )
     except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise _fail("datacollectionrecords", raw, _FIELDS_DATACOLLECTIONRECORDS) from exc
+        raise _fail("datacollectionrecords", raw, True, _PLAN_DATACOLLECTIONRECORDS) from exc
 
 
 class DataCollectionRecordValueLinks(TypedDict, total=False):
@@ -1777,7 +1649,7 @@ class DataCollectionRecordValueUpdateLinks(TypedDict, total=False):
     dataCollectionRecord: Id | None
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class DataCollectionRecordValue(Model):
     """A record of ``datacollectionrecordvalues``."""
 
@@ -1796,29 +1668,27 @@ _KNOWN_DATACOLLECTIONRECORDVALUES: Final = frozenset(
 )
 
 
-_FIELDS_DATACOLLECTIONRECORDVALUES: Final[Sequence[tuple[str, str, Any]]] = (
-    ("id", "id", to_id),
-    ("stringValue", "string_value", to_str),
-    ("last_modified_time_stamp", "last_modified_time_stamp", to_timestamp),
-    ("last_modified_by_user_id", "last_modified_by_user_id", to_int),
+_PLAN_DATACOLLECTIONRECORDVALUES: Final[Plan] = (
+    ("string_value", "stringValue", str, to_str, to_str),
+    ("last_modified_time_stamp", "last_modified_time_stamp", NEVER, to_timestamp, to_timestamp),
+    ("last_modified_by_user_id", "last_modified_by_user_id", int, to_int, to_int),
 )
 
 
 def structure_datacollectionrecordvalues(raw: Any) -> DataCollectionRecordValue:
     """Decode one record; a DecodeError names the field that does not fit."""
     try:
-        get = raw.get
-        unknown = raw.keys() - _KNOWN_DATACOLLECTIONRECORDVALUES
-        return DataCollectionRecordValue(
-            id=to_id(raw["id"]),
-            string_value=to_str(get("stringValue")),
-            last_modified_time_stamp=to_timestamp(get("last_modified_time_stamp")),
-            last_modified_by_user_id=to_int(get("last_modified_by_user_id")),
-            links=_typed_links(get("links")),
-            extra=to_mapping({k: raw[k] for k in unknown}) if unknown else EMPTY,
+        return build(
+            DataCollectionRecordValue,
+            True,
+            _PLAN_DATACOLLECTIONRECORDVALUES,
+            _KNOWN_DATACOLLECTIONRECORDVALUES,
+            raw,
         )
     except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise _fail("datacollectionrecordvalues", raw, _FIELDS_DATACOLLECTIONRECORDVALUES) from exc
+        raise _fail(
+            "datacollectionrecordvalues", raw, True, _PLAN_DATACOLLECTIONRECORDVALUES
+        ) from exc
 
 
 class DataCollectionLinks(TypedDict, total=False):
@@ -1861,7 +1731,7 @@ class DataCollectionUpdateLinks(TypedDict, total=False):
     actionType: Id | None
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class DataCollection(Model):
     """A record of ``datacollections``."""
 
@@ -1890,42 +1760,29 @@ _KNOWN_DATACOLLECTIONS: Final = frozenset(
 )
 
 
-_FIELDS_DATACOLLECTIONS: Final[Sequence[tuple[str, str, Any]]] = (
-    ("id", "id", to_id),
-    ("name", "name", to_str),
-    ("description", "description", to_str),
-    ("multipleRecords", "multiple_records", to_bool),
-    ("order", "order", to_int),
-    ("label", "label", to_str),
-    ("alwaysShowDescriptions", "always_show_descriptions", to_bool),
+_PLAN_DATACOLLECTIONS: Final[Plan] = (
+    ("name", "name", str, to_str, to_str),
+    ("description", "description", str, to_str, to_str),
+    ("multiple_records", "multipleRecords", bool, fast_bool, to_bool),
+    ("order", "order", int, to_int, to_int),
+    ("label", "label", str, to_str, to_str),
+    ("always_show_descriptions", "alwaysShowDescriptions", bool, fast_bool, to_bool),
 )
 
 
 def structure_datacollections(raw: Any) -> DataCollection:
     """Decode one record; a DecodeError names the field that does not fit."""
     try:
-        get = raw.get
-        unknown = raw.keys() - _KNOWN_DATACOLLECTIONS
-        return DataCollection(
-            id=to_id(raw["id"]),
-            name=to_str(get("name")),
-            description=to_str(get("description")),
-            multiple_records=to_bool(get("multipleRecords")),
-            order=to_int(get("order")),
-            label=to_str(get("label")),
-            always_show_descriptions=to_bool(get("alwaysShowDescriptions")),
-            links=_typed_links(get("links")),
-            extra=to_mapping({k: raw[k] for k in unknown}) if unknown else EMPTY,
-        )
+        return build(DataCollection, True, _PLAN_DATACOLLECTIONS, _KNOWN_DATACOLLECTIONS, raw)
     except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise _fail("datacollections", raw, _FIELDS_DATACOLLECTIONS) from exc
+        raise _fail("datacollections", raw, True, _PLAN_DATACOLLECTIONS) from exc
 
 
 class DisabilityStatusLinks(TypedDict, total=False):
     """The links of a DisabilityStatus: ids by link name."""
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class DisabilityStatus(Model):
     """A record of ``disabilitystatus``."""
 
@@ -1938,22 +1795,15 @@ class DisabilityStatus(Model):
 _KNOWN_DISABILITYSTATUS: Final = frozenset(("status", "links"))
 
 
-_FIELDS_DISABILITYSTATUS: Final[Sequence[tuple[str, str, Any]]] = (("status", "status", to_str),)
+_PLAN_DISABILITYSTATUS: Final[Plan] = (("status", "status", str, to_str, to_str),)
 
 
 def structure_disabilitystatus(raw: Any) -> DisabilityStatus:
     """Decode one record; a DecodeError names the field that does not fit."""
     try:
-        get = raw.get
-        unknown = raw.keys() - _KNOWN_DISABILITYSTATUS
-        return DisabilityStatus(
-            id=None,
-            status=to_str(get("status")),
-            links=_typed_links(get("links")),
-            extra=to_mapping({k: raw[k] for k in unknown}) if unknown else EMPTY,
-        )
+        return build(DisabilityStatus, False, _PLAN_DISABILITYSTATUS, _KNOWN_DISABILITYSTATUS, raw)
     except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise _fail("disabilitystatus", raw, _FIELDS_DISABILITYSTATUS) from exc
+        raise _fail("disabilitystatus", raw, False, _PLAN_DISABILITYSTATUS) from exc
 
 
 class DisbursementLinks(TypedDict, total=False):
@@ -2012,7 +1862,7 @@ class DisbursementUpdateLinks(TypedDict, total=False):
     uom: Id | None
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class Disbursement(Model):
     """A record of ``disbursements``."""
 
@@ -2047,41 +1897,25 @@ _KNOWN_DISBURSEMENTS: Final = frozenset(
 )
 
 
-_FIELDS_DISBURSEMENTS: Final[Sequence[tuple[str, str, Any]]] = (
-    ("id", "id", to_id),
-    ("date", "date", to_date),
-    ("description", "description", to_str),
-    ("quantity", "quantity", to_decimal),
-    ("unitPrice", "unit_price", to_decimal),
-    ("unitPriceIncludesTax", "unit_price_includes_tax", to_bool),
-    ("utbmsExpenseCode", "utbms_expense_code", to_str),
-    ("importExternalReference", "import_external_reference", to_str),
-    ("enteredTimestamp", "entered_timestamp", to_timestamp),
-    ("isAnticipated", "is_anticipated", to_bool),
+_PLAN_DISBURSEMENTS: Final[Plan] = (
+    ("date", "date", NEVER, to_date, to_date),
+    ("description", "description", str, to_str, to_str),
+    ("quantity", "quantity", NEVER, to_decimal, to_decimal),
+    ("unit_price", "unitPrice", NEVER, to_decimal, to_decimal),
+    ("unit_price_includes_tax", "unitPriceIncludesTax", bool, fast_bool, to_bool),
+    ("utbms_expense_code", "utbmsExpenseCode", str, to_str, to_str),
+    ("import_external_reference", "importExternalReference", str, to_str, to_str),
+    ("entered_timestamp", "enteredTimestamp", NEVER, to_timestamp, to_timestamp),
+    ("is_anticipated", "isAnticipated", bool, fast_bool, to_bool),
 )
 
 
 def structure_disbursements(raw: Any) -> Disbursement:
     """Decode one record; a DecodeError names the field that does not fit."""
     try:
-        get = raw.get
-        unknown = raw.keys() - _KNOWN_DISBURSEMENTS
-        return Disbursement(
-            id=to_id(raw["id"]),
-            date=to_date(get("date")),
-            description=to_str(get("description")),
-            quantity=to_decimal(get("quantity")),
-            unit_price=to_decimal(get("unitPrice")),
-            unit_price_includes_tax=to_bool(get("unitPriceIncludesTax")),
-            utbms_expense_code=to_str(get("utbmsExpenseCode")),
-            import_external_reference=to_str(get("importExternalReference")),
-            entered_timestamp=to_timestamp(get("enteredTimestamp")),
-            is_anticipated=to_bool(get("isAnticipated")),
-            links=_typed_links(get("links")),
-            extra=to_mapping({k: raw[k] for k in unknown}) if unknown else EMPTY,
-        )
+        return build(Disbursement, True, _PLAN_DISBURSEMENTS, _KNOWN_DISBURSEMENTS, raw)
     except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise _fail("disbursements", raw, _FIELDS_DISBURSEMENTS) from exc
+        raise _fail("disbursements", raw, True, _PLAN_DISBURSEMENTS) from exc
 
 
 class FileNoteLinks(TypedDict, total=False):
@@ -2124,7 +1958,7 @@ class FileNoteUpdateLinks(TypedDict, total=False):
     tags: list[Id] | None
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class FileNote(Model):
     """A record of ``filenotes``."""
 
@@ -2141,10 +1975,13 @@ class FileNote(Model):
 _KNOWN_FILENOTES: Final = frozenset(
     ("id", "enteredTimestamp", "text", "enteredBy", "source", "noteTimestamp", "links")
 )
-_ENUM_FILENOTES_SOURCE: Final = (
-    "System",
-    "User",
-)
+_ENUM_FILENOTES_SOURCE: Final = {
+    v: v
+    for v in (
+        "System",
+        "User",
+    )
+}
 
 
 def _enum_filenotes_source(value: object) -> Any:
@@ -2153,33 +1990,21 @@ def _enum_filenotes_source(value: object) -> Any:
     raise ValueError(_not_one_of(value, _ENUM_FILENOTES_SOURCE))
 
 
-_FIELDS_FILENOTES: Final[Sequence[tuple[str, str, Any]]] = (
-    ("id", "id", to_id),
-    ("enteredTimestamp", "entered_timestamp", to_timestamp),
-    ("text", "text", to_str),
-    ("enteredBy", "entered_by", to_str),
-    ("source", "source", _enum_filenotes_source),
-    ("noteTimestamp", "note_timestamp", to_timestamp),
+_PLAN_FILENOTES: Final[Plan] = (
+    ("entered_timestamp", "enteredTimestamp", NEVER, to_timestamp, to_timestamp),
+    ("text", "text", str, to_str, to_str),
+    ("entered_by", "enteredBy", str, to_str, to_str),
+    ("source", "source", NEVER, _ENUM_FILENOTES_SOURCE.__getitem__, _enum_filenotes_source),
+    ("note_timestamp", "noteTimestamp", NEVER, to_timestamp, to_timestamp),
 )
 
 
 def structure_filenotes(raw: Any) -> FileNote:
     """Decode one record; a DecodeError names the field that does not fit."""
     try:
-        get = raw.get
-        unknown = raw.keys() - _KNOWN_FILENOTES
-        return FileNote(
-            id=to_id(raw["id"]),
-            entered_timestamp=to_timestamp(get("enteredTimestamp")),
-            text=to_str(get("text")),
-            entered_by=to_str(get("enteredBy")),
-            source=_enum_filenotes_source(get("source")),
-            note_timestamp=to_timestamp(get("noteTimestamp")),
-            links=_typed_links(get("links")),
-            extra=to_mapping({k: raw[k] for k in unknown}) if unknown else EMPTY,
-        )
+        return build(FileNote, True, _PLAN_FILENOTES, _KNOWN_FILENOTES, raw)
     except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise _fail("filenotes", raw, _FIELDS_FILENOTES) from exc
+        raise _fail("filenotes", raw, True, _PLAN_FILENOTES) from exc
 
 
 class GenderTypeLinks(TypedDict, total=False):
@@ -2207,7 +2032,7 @@ class GenderTypeUpdateLinks(TypedDict, total=False):
     """``links=`` of ``gendertypes.update``."""
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class GenderType(Model):
     """A record of ``gendertypes``."""
 
@@ -2219,12 +2044,15 @@ class GenderType(Model):
 
 
 _KNOWN_GENDERTYPES: Final = frozenset(("genderTypeName", "pronounType", "links"))
-_ENUM_GENDERTYPES_PRONOUN_TYPE: Final = (
-    "Male",
-    "Female",
-    "Neutral",
-    "Company",
-)
+_ENUM_GENDERTYPES_PRONOUN_TYPE: Final = {
+    v: v
+    for v in (
+        "Male",
+        "Female",
+        "Neutral",
+        "Company",
+    )
+}
 
 
 def _enum_gendertypes_pronoun_type(value: object) -> Any:
@@ -2233,26 +2061,24 @@ def _enum_gendertypes_pronoun_type(value: object) -> Any:
     raise ValueError(_not_one_of(value, _ENUM_GENDERTYPES_PRONOUN_TYPE))
 
 
-_FIELDS_GENDERTYPES: Final[Sequence[tuple[str, str, Any]]] = (
-    ("genderTypeName", "gender_type_name", to_str),
-    ("pronounType", "pronoun_type", _enum_gendertypes_pronoun_type),
+_PLAN_GENDERTYPES: Final[Plan] = (
+    ("gender_type_name", "genderTypeName", str, to_str, to_str),
+    (
+        "pronoun_type",
+        "pronounType",
+        NEVER,
+        _ENUM_GENDERTYPES_PRONOUN_TYPE.__getitem__,
+        _enum_gendertypes_pronoun_type,
+    ),
 )
 
 
 def structure_gendertypes(raw: Any) -> GenderType:
     """Decode one record; a DecodeError names the field that does not fit."""
     try:
-        get = raw.get
-        unknown = raw.keys() - _KNOWN_GENDERTYPES
-        return GenderType(
-            id=None,
-            gender_type_name=to_str(get("genderTypeName")),
-            pronoun_type=_enum_gendertypes_pronoun_type(get("pronounType")),
-            links=_typed_links(get("links")),
-            extra=to_mapping({k: raw[k] for k in unknown}) if unknown else EMPTY,
-        )
+        return build(GenderType, False, _PLAN_GENDERTYPES, _KNOWN_GENDERTYPES, raw)
     except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise _fail("gendertypes", raw, _FIELDS_GENDERTYPES) from exc
+        raise _fail("gendertypes", raw, False, _PLAN_GENDERTYPES) from exc
 
 
 class ParticipantAdditionalNotificationMethodLinks(TypedDict, total=False):
@@ -2294,7 +2120,7 @@ class ParticipantAdditionalNotificationMethodUpdateLinks(TypedDict, total=False)
     participant: Id | None
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class ParticipantAdditionalNotificationMethod(Model):
     """A record of ``participantadditionalnotificationmethods``."""
 
@@ -2314,17 +2140,20 @@ class ParticipantAdditionalNotificationMethod(Model):
 _KNOWN_PARTICIPANTADDITIONALNOTIFICATIONMETHODS: Final = frozenset(
     ("notificationMethod", "address", "notes", "links")
 )
-_ENUM_PARTICIPANTADDITIONALNOTIFICATIONMETHODS_NOTIFICATION_METHOD: Final = (
-    "E-Mail",
-    "SMS",
-    "Phone",
-    "Fax",
-    "Mail",
-    "Skype",
-    "Facebook",
-    "IM",
-    "Twitter",
-)
+_ENUM_PARTICIPANTADDITIONALNOTIFICATIONMETHODS_NOTIFICATION_METHOD: Final = {
+    v: v
+    for v in (
+        "E-Mail",
+        "SMS",
+        "Phone",
+        "Fax",
+        "Mail",
+        "Skype",
+        "Facebook",
+        "IM",
+        "Twitter",
+    )
+}
 
 
 def _enum_participantadditionalnotificationmethods_notification_method(value: object) -> Any:
@@ -2335,14 +2164,16 @@ def _enum_participantadditionalnotificationmethods_notification_method(value: ob
     )
 
 
-_FIELDS_PARTICIPANTADDITIONALNOTIFICATIONMETHODS: Final[Sequence[tuple[str, str, Any]]] = (
+_PLAN_PARTICIPANTADDITIONALNOTIFICATIONMETHODS: Final[Plan] = (
     (
-        "notificationMethod",
         "notification_method",
+        "notificationMethod",
+        NEVER,
+        _ENUM_PARTICIPANTADDITIONALNOTIFICATIONMETHODS_NOTIFICATION_METHOD.__getitem__,
         _enum_participantadditionalnotificationmethods_notification_method,
     ),
-    ("address", "address", to_str),
-    ("notes", "notes", to_str),
+    ("address", "address", str, to_str, to_str),
+    ("notes", "notes", str, to_str, to_str),
 )
 
 
@@ -2351,23 +2182,19 @@ def structure_participantadditionalnotificationmethods(
 ) -> ParticipantAdditionalNotificationMethod:
     """Decode one record; a DecodeError names the field that does not fit."""
     try:
-        get = raw.get
-        unknown = raw.keys() - _KNOWN_PARTICIPANTADDITIONALNOTIFICATIONMETHODS
-        return ParticipantAdditionalNotificationMethod(
-            id=None,
-            notification_method=_enum_participantadditionalnotificationmethods_notification_method(
-                get("notificationMethod")
-            ),
-            address=to_str(get("address")),
-            notes=to_str(get("notes")),
-            links=_typed_links(get("links")),
-            extra=to_mapping({k: raw[k] for k in unknown}) if unknown else EMPTY,
+        return build(
+            ParticipantAdditionalNotificationMethod,
+            False,
+            _PLAN_PARTICIPANTADDITIONALNOTIFICATIONMETHODS,
+            _KNOWN_PARTICIPANTADDITIONALNOTIFICATIONMETHODS,
+            raw,
         )
     except (KeyError, ValueError, TypeError, AttributeError) as exc:
         raise _fail(
             "participantadditionalnotificationmethods",
             raw,
-            _FIELDS_PARTICIPANTADDITIONALNOTIFICATIONMETHODS,
+            False,
+            _PLAN_PARTICIPANTADDITIONALNOTIFICATIONMETHODS,
         ) from exc
 
 
@@ -2405,7 +2232,7 @@ class ParticipantDataFieldDropdownChoiceUpdateLinks(TypedDict, total=False):
     """``links=`` of ``participantdatafielddropdownchoices.update``."""
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class ParticipantDataFieldDropdownChoice(Model):
     """A record of ``participantdatafielddropdownchoices``."""
 
@@ -2425,31 +2252,30 @@ _KNOWN_PARTICIPANTDATAFIELDDROPDOWNCHOICES: Final = frozenset(
 )
 
 
-_FIELDS_PARTICIPANTDATAFIELDDROPDOWNCHOICES: Final[Sequence[tuple[str, str, Any]]] = (
-    ("name", "name", to_str),
-    ("value", "value", to_str),
-    ("listOrder", "list_order", to_int),
-    ("isDefault", "is_default", to_bool),
+_PLAN_PARTICIPANTDATAFIELDDROPDOWNCHOICES: Final[Plan] = (
+    ("name", "name", str, to_str, to_str),
+    ("value", "value", str, to_str, to_str),
+    ("list_order", "listOrder", int, to_int, to_int),
+    ("is_default", "isDefault", bool, fast_bool, to_bool),
 )
 
 
 def structure_participantdatafielddropdownchoices(raw: Any) -> ParticipantDataFieldDropdownChoice:
     """Decode one record; a DecodeError names the field that does not fit."""
     try:
-        get = raw.get
-        unknown = raw.keys() - _KNOWN_PARTICIPANTDATAFIELDDROPDOWNCHOICES
-        return ParticipantDataFieldDropdownChoice(
-            id=None,
-            name=to_str(get("name")),
-            value=to_str(get("value")),
-            list_order=to_int(get("listOrder")),
-            is_default=to_bool(get("isDefault")),
-            links=_typed_links(get("links")),
-            extra=to_mapping({k: raw[k] for k in unknown}) if unknown else EMPTY,
+        return build(
+            ParticipantDataFieldDropdownChoice,
+            False,
+            _PLAN_PARTICIPANTDATAFIELDDROPDOWNCHOICES,
+            _KNOWN_PARTICIPANTDATAFIELDDROPDOWNCHOICES,
+            raw,
         )
     except (KeyError, ValueError, TypeError, AttributeError) as exc:
         raise _fail(
-            "participantdatafielddropdownchoices", raw, _FIELDS_PARTICIPANTDATAFIELDDROPDOWNCHOICES
+            "participantdatafielddropdownchoices",
+            raw,
+            False,
+            _PLAN_PARTICIPANTDATAFIELDDROPDOWNCHOICES,
         ) from exc
 
 
@@ -2471,7 +2297,7 @@ class ParticipantDefaultTypeCreateLinks(TypedDict, total=False):
     participantType: Id | None
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class ParticipantDefaultType(Model):
     """A record of ``participantdefaulttypes``."""
 
@@ -2483,21 +2309,21 @@ class ParticipantDefaultType(Model):
 _KNOWN_PARTICIPANTDEFAULTTYPES: Final = frozenset(("id", "links"))
 
 
-_FIELDS_PARTICIPANTDEFAULTTYPES: Final[Sequence[tuple[str, str, Any]]] = (("id", "id", to_id),)
+_PLAN_PARTICIPANTDEFAULTTYPES: Final[Plan] = ()
 
 
 def structure_participantdefaulttypes(raw: Any) -> ParticipantDefaultType:
     """Decode one record; a DecodeError names the field that does not fit."""
     try:
-        get = raw.get
-        unknown = raw.keys() - _KNOWN_PARTICIPANTDEFAULTTYPES
-        return ParticipantDefaultType(
-            id=to_id(raw["id"]),
-            links=_typed_links(get("links")),
-            extra=to_mapping({k: raw[k] for k in unknown}) if unknown else EMPTY,
+        return build(
+            ParticipantDefaultType,
+            True,
+            _PLAN_PARTICIPANTDEFAULTTYPES,
+            _KNOWN_PARTICIPANTDEFAULTTYPES,
+            raw,
         )
     except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise _fail("participantdefaulttypes", raw, _FIELDS_PARTICIPANTDEFAULTTYPES) from exc
+        raise _fail("participantdefaulttypes", raw, True, _PLAN_PARTICIPANTDEFAULTTYPES) from exc
 
 
 class ParticipantRelationshipTypeLinks(TypedDict, total=False):
@@ -2522,7 +2348,7 @@ class ParticipantRelationshipTypeCreateLinks(TypedDict, total=False):
     """``links=`` of ``participantrelationshiptypes.create``."""
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class ParticipantRelationshipType(Model):
     """A record of ``participantrelationshiptypes``."""
 
@@ -2544,12 +2370,15 @@ class ParticipantRelationshipType(Model):
 
 
 _KNOWN_PARTICIPANTRELATIONSHIPTYPES: Final = frozenset(("category", "relationshipType", "links"))
-_ENUM_PARTICIPANTRELATIONSHIPTYPES_CATEGORY: Final = (
-    "IndividualToIndividual",
-    "IndividualToCompany",
-    "CompanyToIndividual",
-    "CompanyToCompany",
-)
+_ENUM_PARTICIPANTRELATIONSHIPTYPES_CATEGORY: Final = {
+    v: v
+    for v in (
+        "IndividualToIndividual",
+        "IndividualToCompany",
+        "CompanyToIndividual",
+        "CompanyToCompany",
+    )
+}
 
 
 def _enum_participantrelationshiptypes_category(value: object) -> Any:
@@ -2558,27 +2387,31 @@ def _enum_participantrelationshiptypes_category(value: object) -> Any:
     raise ValueError(_not_one_of(value, _ENUM_PARTICIPANTRELATIONSHIPTYPES_CATEGORY))
 
 
-_FIELDS_PARTICIPANTRELATIONSHIPTYPES: Final[Sequence[tuple[str, str, Any]]] = (
-    ("category", "category", _enum_participantrelationshiptypes_category),
-    ("relationshipType", "relationship_type", to_str),
+_PLAN_PARTICIPANTRELATIONSHIPTYPES: Final[Plan] = (
+    (
+        "category",
+        "category",
+        NEVER,
+        _ENUM_PARTICIPANTRELATIONSHIPTYPES_CATEGORY.__getitem__,
+        _enum_participantrelationshiptypes_category,
+    ),
+    ("relationship_type", "relationshipType", str, to_str, to_str),
 )
 
 
 def structure_participantrelationshiptypes(raw: Any) -> ParticipantRelationshipType:
     """Decode one record; a DecodeError names the field that does not fit."""
     try:
-        get = raw.get
-        unknown = raw.keys() - _KNOWN_PARTICIPANTRELATIONSHIPTYPES
-        return ParticipantRelationshipType(
-            id=None,
-            category=_enum_participantrelationshiptypes_category(get("category")),
-            relationship_type=to_str(get("relationshipType")),
-            links=_typed_links(get("links")),
-            extra=to_mapping({k: raw[k] for k in unknown}) if unknown else EMPTY,
+        return build(
+            ParticipantRelationshipType,
+            False,
+            _PLAN_PARTICIPANTRELATIONSHIPTYPES,
+            _KNOWN_PARTICIPANTRELATIONSHIPTYPES,
+            raw,
         )
     except (KeyError, ValueError, TypeError, AttributeError) as exc:
         raise _fail(
-            "participantrelationshiptypes", raw, _FIELDS_PARTICIPANTRELATIONSHIPTYPES
+            "participantrelationshiptypes", raw, False, _PLAN_PARTICIPANTRELATIONSHIPTYPES
         ) from exc
 
 
@@ -2755,7 +2588,7 @@ class ParticipantUpdateLinks(TypedDict, total=False):
     physicalCountry: Id | None
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class Participant(Model):
     """A record of ``participants``."""
 
@@ -2915,10 +2748,13 @@ _KNOWN_PARTICIPANTS: Final = frozenset(
         "links",
     )
 )
-_ENUM_PARTICIPANTS_GENDER: Final = (
-    "M",
-    "F",
-)
+_ENUM_PARTICIPANTS_GENDER: Final = {
+    v: v
+    for v in (
+        "M",
+        "F",
+    )
+}
 
 
 def _enum_participants_gender(value: object) -> Any:
@@ -2927,12 +2763,15 @@ def _enum_participants_gender(value: object) -> Any:
     raise ValueError(_not_one_of(value, _ENUM_PARTICIPANTS_GENDER))
 
 
-_ENUM_PARTICIPANTS_DATE_OF_BIRTH_STATUS: Final = (
-    "Known",
-    "Estimate",
-    "Not stated",
-    "Unknown",
-)
+_ENUM_PARTICIPANTS_DATE_OF_BIRTH_STATUS: Final = {
+    v: v
+    for v in (
+        "Known",
+        "Estimate",
+        "Not stated",
+        "Unknown",
+    )
+}
 
 
 def _enum_participants_date_of_birth_status(value: object) -> Any:
@@ -2941,11 +2780,14 @@ def _enum_participants_date_of_birth_status(value: object) -> Any:
     raise ValueError(_not_one_of(value, _ENUM_PARTICIPANTS_DATE_OF_BIRTH_STATUS))
 
 
-_ENUM_PARTICIPANTS_AML_STATUS: Final = (
-    "Not started",
-    "In progress",
-    "Signed off",
-)
+_ENUM_PARTICIPANTS_AML_STATUS: Final = {
+    v: v
+    for v in (
+        "Not started",
+        "In progress",
+        "Signed off",
+    )
+}
 
 
 def _enum_participants_aml_status(value: object) -> Any:
@@ -2954,14 +2796,17 @@ def _enum_participants_aml_status(value: object) -> Any:
     raise ValueError(_not_one_of(value, _ENUM_PARTICIPANTS_AML_STATUS))
 
 
-_ENUM_PARTICIPANTS_AML_RISK: Final = (
-    "Low",
-    "Medium",
-    "High",
-    "Unknown",
-    "Very Low",
-    "Very High",
-)
+_ENUM_PARTICIPANTS_AML_RISK: Final = {
+    v: v
+    for v in (
+        "Low",
+        "Medium",
+        "High",
+        "Unknown",
+        "Very Low",
+        "Very High",
+    )
+}
 
 
 def _enum_participants_aml_risk(value: object) -> Any:
@@ -2970,163 +2815,110 @@ def _enum_participants_aml_risk(value: object) -> Any:
     raise ValueError(_not_one_of(value, _ENUM_PARTICIPANTS_AML_RISK))
 
 
-_FIELDS_PARTICIPANTS: Final[Sequence[tuple[str, str, Any]]] = (
-    ("id", "id", to_id),
-    ("displayName", "display_name", to_str),
-    ("displayInitials", "display_initials", to_str),
-    ("isCompany", "is_company", to_bool),
-    ("companyName", "company_name", to_str),
-    ("salutation", "salutation", to_str),
-    ("firstName", "first_name", to_str),
-    ("middleName", "middle_name", to_str),
-    ("lastName", "last_name", to_str),
-    ("suffix", "suffix", to_str),
-    ("preferredName", "preferred_name", to_str),
-    ("physicalAddressLine1", "physical_address_line1", to_str),
-    ("physicalAddressLine2", "physical_address_line2", to_str),
-    ("physicalCity", "physical_city", to_str),
-    ("physicalStateProvince", "physical_state_province", to_str),
-    ("physicalCounty", "physical_county", to_str),
-    ("physicalPostCode", "physical_post_code", to_str),
-    ("mailingAddressLine1", "mailing_address_line1", to_str),
-    ("mailingAddressLine2", "mailing_address_line2", to_str),
-    ("mailingCity", "mailing_city", to_str),
-    ("mailingStateProvince", "mailing_state_province", to_str),
-    ("mailingCounty", "mailing_county", to_str),
-    ("mailingPostCode", "mailing_post_code", to_str),
-    ("phone1Label", "phone1_label", to_str),
-    ("phone1Country", "phone1_country", to_int),
-    ("phone1Area", "phone1_area", to_int),
-    ("phone1Number", "phone1_number", to_str),
-    ("phone1Notes", "phone1_notes", to_str),
-    ("phone2Label", "phone2_label", to_str),
-    ("phone2Country", "phone2_country", to_int),
-    ("phone2Area", "phone2_area", to_int),
-    ("phone2Number", "phone2_number", to_str),
-    ("phone2Notes", "phone2_notes", to_str),
-    ("phone3Label", "phone3_label", to_str),
-    ("phone3Country", "phone3_country", to_int),
-    ("phone3Area", "phone3_area", to_int),
-    ("phone3Number", "phone3_number", to_str),
-    ("phone3Notes", "phone3_notes", to_str),
-    ("phone4Label", "phone4_label", to_str),
-    ("phone4Country", "phone4_country", to_int),
-    ("phone4Area", "phone4_area", to_int),
-    ("phone4Number", "phone4_number", to_str),
-    ("phone4Notes", "phone4_notes", to_str),
-    ("fax", "fax", to_str),
-    ("sms", "sms", to_str),
-    ("email", "email", to_str),
-    ("website", "website", to_str),
-    ("occupation", "occupation", to_str),
-    ("taxNumber", "tax_number", to_str),
-    ("birthTimestamp", "birth_timestamp", to_date),
-    ("deathTimestamp", "death_timestamp", to_date),
-    ("maritalStatus", "marital_status", to_str),
-    ("gender", "gender", _enum_participants_gender),
-    ("genderTypeName", "gender_type_name", to_str),
-    ("isDeceased", "is_deceased", to_bool),
-    ("dateOfBirthStatus", "date_of_birth_status", _enum_participants_date_of_birth_status),
-    ("countryIdOfBirth", "country_id_of_birth", to_str),
-    ("modifiedTimestamp", "modified_timestamp", to_timestamp),
-    ("createdTimestamp", "created_timestamp", to_timestamp),
-    ("amlStatus", "aml_status", _enum_participants_aml_status),
-    ("amlProgress", "aml_progress", to_int),
-    ("amlRisk", "aml_risk", _enum_participants_aml_risk),
-    ("amlNote", "aml_note", to_str),
-    ("debtorStatementSendEmail", "debtor_statement_send_email", to_bool),
-    ("debtorStatementUsePrimaryEmail", "debtor_statement_use_primary_email", to_bool),
-    ("debtorStatementEmail", "debtor_statement_email", to_str),
-    ("disabilityStatus", "disability_status", to_str),
-    ("culturalIdentity", "cultural_identity", to_str),
-    ("primaryLanguage", "primary_language", to_str),
-    ("yearOfArrival", "year_of_arrival", to_int),
-    ("importExternalReference", "import_external_reference", to_str),
+_PLAN_PARTICIPANTS: Final[Plan] = (
+    ("display_name", "displayName", str, to_str, to_str),
+    ("display_initials", "displayInitials", str, to_str, to_str),
+    ("is_company", "isCompany", bool, fast_bool, to_bool),
+    ("company_name", "companyName", str, to_str, to_str),
+    ("salutation", "salutation", str, to_str, to_str),
+    ("first_name", "firstName", str, to_str, to_str),
+    ("middle_name", "middleName", str, to_str, to_str),
+    ("last_name", "lastName", str, to_str, to_str),
+    ("suffix", "suffix", str, to_str, to_str),
+    ("preferred_name", "preferredName", str, to_str, to_str),
+    ("physical_address_line1", "physicalAddressLine1", str, to_str, to_str),
+    ("physical_address_line2", "physicalAddressLine2", str, to_str, to_str),
+    ("physical_city", "physicalCity", str, to_str, to_str),
+    ("physical_state_province", "physicalStateProvince", str, to_str, to_str),
+    ("physical_county", "physicalCounty", str, to_str, to_str),
+    ("physical_post_code", "physicalPostCode", str, to_str, to_str),
+    ("mailing_address_line1", "mailingAddressLine1", str, to_str, to_str),
+    ("mailing_address_line2", "mailingAddressLine2", str, to_str, to_str),
+    ("mailing_city", "mailingCity", str, to_str, to_str),
+    ("mailing_state_province", "mailingStateProvince", str, to_str, to_str),
+    ("mailing_county", "mailingCounty", str, to_str, to_str),
+    ("mailing_post_code", "mailingPostCode", str, to_str, to_str),
+    ("phone1_label", "phone1Label", str, to_str, to_str),
+    ("phone1_country", "phone1Country", int, to_int, to_int),
+    ("phone1_area", "phone1Area", int, to_int, to_int),
+    ("phone1_number", "phone1Number", str, to_str, to_str),
+    ("phone1_notes", "phone1Notes", str, to_str, to_str),
+    ("phone2_label", "phone2Label", str, to_str, to_str),
+    ("phone2_country", "phone2Country", int, to_int, to_int),
+    ("phone2_area", "phone2Area", int, to_int, to_int),
+    ("phone2_number", "phone2Number", str, to_str, to_str),
+    ("phone2_notes", "phone2Notes", str, to_str, to_str),
+    ("phone3_label", "phone3Label", str, to_str, to_str),
+    ("phone3_country", "phone3Country", int, to_int, to_int),
+    ("phone3_area", "phone3Area", int, to_int, to_int),
+    ("phone3_number", "phone3Number", str, to_str, to_str),
+    ("phone3_notes", "phone3Notes", str, to_str, to_str),
+    ("phone4_label", "phone4Label", str, to_str, to_str),
+    ("phone4_country", "phone4Country", int, to_int, to_int),
+    ("phone4_area", "phone4Area", int, to_int, to_int),
+    ("phone4_number", "phone4Number", str, to_str, to_str),
+    ("phone4_notes", "phone4Notes", str, to_str, to_str),
+    ("fax", "fax", str, to_str, to_str),
+    ("sms", "sms", str, to_str, to_str),
+    ("email", "email", str, to_str, to_str),
+    ("website", "website", str, to_str, to_str),
+    ("occupation", "occupation", str, to_str, to_str),
+    ("tax_number", "taxNumber", str, to_str, to_str),
+    ("birth_timestamp", "birthTimestamp", NEVER, to_date, to_date),
+    ("death_timestamp", "deathTimestamp", NEVER, to_date, to_date),
+    ("marital_status", "maritalStatus", str, to_str, to_str),
+    ("gender", "gender", NEVER, _ENUM_PARTICIPANTS_GENDER.__getitem__, _enum_participants_gender),
+    ("gender_type_name", "genderTypeName", str, to_str, to_str),
+    ("is_deceased", "isDeceased", bool, fast_bool, to_bool),
+    (
+        "date_of_birth_status",
+        "dateOfBirthStatus",
+        NEVER,
+        _ENUM_PARTICIPANTS_DATE_OF_BIRTH_STATUS.__getitem__,
+        _enum_participants_date_of_birth_status,
+    ),
+    ("country_id_of_birth", "countryIdOfBirth", str, to_str, to_str),
+    ("modified_timestamp", "modifiedTimestamp", NEVER, to_timestamp, to_timestamp),
+    ("created_timestamp", "createdTimestamp", NEVER, to_timestamp, to_timestamp),
+    (
+        "aml_status",
+        "amlStatus",
+        NEVER,
+        _ENUM_PARTICIPANTS_AML_STATUS.__getitem__,
+        _enum_participants_aml_status,
+    ),
+    ("aml_progress", "amlProgress", int, to_int, to_int),
+    (
+        "aml_risk",
+        "amlRisk",
+        NEVER,
+        _ENUM_PARTICIPANTS_AML_RISK.__getitem__,
+        _enum_participants_aml_risk,
+    ),
+    ("aml_note", "amlNote", str, to_str, to_str),
+    ("debtor_statement_send_email", "debtorStatementSendEmail", bool, fast_bool, to_bool),
+    (
+        "debtor_statement_use_primary_email",
+        "debtorStatementUsePrimaryEmail",
+        bool,
+        fast_bool,
+        to_bool,
+    ),
+    ("debtor_statement_email", "debtorStatementEmail", str, to_str, to_str),
+    ("disability_status", "disabilityStatus", str, to_str, to_str),
+    ("cultural_identity", "culturalIdentity", str, to_str, to_str),
+    ("primary_language", "primaryLanguage", str, to_str, to_str),
+    ("year_of_arrival", "yearOfArrival", int, to_int, to_int),
+    ("import_external_reference", "importExternalReference", str, to_str, to_str),
 )
 
 
 def structure_participants(raw: Any) -> Participant:
     """Decode one record; a DecodeError names the field that does not fit."""
     try:
-        get = raw.get
-        unknown = raw.keys() - _KNOWN_PARTICIPANTS
-        return Participant(
-            id=to_id(raw["id"]),
-            display_name=to_str(get("displayName")),
-            display_initials=to_str(get("displayInitials")),
-            is_company=to_bool(get("isCompany")),
-            company_name=to_str(get("companyName")),
-            salutation=to_str(get("salutation")),
-            first_name=to_str(get("firstName")),
-            middle_name=to_str(get("middleName")),
-            last_name=to_str(get("lastName")),
-            suffix=to_str(get("suffix")),
-            preferred_name=to_str(get("preferredName")),
-            physical_address_line1=to_str(get("physicalAddressLine1")),
-            physical_address_line2=to_str(get("physicalAddressLine2")),
-            physical_city=to_str(get("physicalCity")),
-            physical_state_province=to_str(get("physicalStateProvince")),
-            physical_county=to_str(get("physicalCounty")),
-            physical_post_code=to_str(get("physicalPostCode")),
-            mailing_address_line1=to_str(get("mailingAddressLine1")),
-            mailing_address_line2=to_str(get("mailingAddressLine2")),
-            mailing_city=to_str(get("mailingCity")),
-            mailing_state_province=to_str(get("mailingStateProvince")),
-            mailing_county=to_str(get("mailingCounty")),
-            mailing_post_code=to_str(get("mailingPostCode")),
-            phone1_label=to_str(get("phone1Label")),
-            phone1_country=to_int(get("phone1Country")),
-            phone1_area=to_int(get("phone1Area")),
-            phone1_number=to_str(get("phone1Number")),
-            phone1_notes=to_str(get("phone1Notes")),
-            phone2_label=to_str(get("phone2Label")),
-            phone2_country=to_int(get("phone2Country")),
-            phone2_area=to_int(get("phone2Area")),
-            phone2_number=to_str(get("phone2Number")),
-            phone2_notes=to_str(get("phone2Notes")),
-            phone3_label=to_str(get("phone3Label")),
-            phone3_country=to_int(get("phone3Country")),
-            phone3_area=to_int(get("phone3Area")),
-            phone3_number=to_str(get("phone3Number")),
-            phone3_notes=to_str(get("phone3Notes")),
-            phone4_label=to_str(get("phone4Label")),
-            phone4_country=to_int(get("phone4Country")),
-            phone4_area=to_int(get("phone4Area")),
-            phone4_number=to_str(get("phone4Number")),
-            phone4_notes=to_str(get("phone4Notes")),
-            fax=to_str(get("fax")),
-            sms=to_str(get("sms")),
-            email=to_str(get("email")),
-            website=to_str(get("website")),
-            occupation=to_str(get("occupation")),
-            tax_number=to_str(get("taxNumber")),
-            birth_timestamp=to_date(get("birthTimestamp")),
-            death_timestamp=to_date(get("deathTimestamp")),
-            marital_status=to_str(get("maritalStatus")),
-            gender=_enum_participants_gender(get("gender")),
-            gender_type_name=to_str(get("genderTypeName")),
-            is_deceased=to_bool(get("isDeceased")),
-            date_of_birth_status=_enum_participants_date_of_birth_status(get("dateOfBirthStatus")),
-            country_id_of_birth=to_str(get("countryIdOfBirth")),
-            modified_timestamp=to_timestamp(get("modifiedTimestamp")),
-            created_timestamp=to_timestamp(get("createdTimestamp")),
-            aml_status=_enum_participants_aml_status(get("amlStatus")),
-            aml_progress=to_int(get("amlProgress")),
-            aml_risk=_enum_participants_aml_risk(get("amlRisk")),
-            aml_note=to_str(get("amlNote")),
-            debtor_statement_send_email=to_bool(get("debtorStatementSendEmail")),
-            debtor_statement_use_primary_email=to_bool(get("debtorStatementUsePrimaryEmail")),
-            debtor_statement_email=to_str(get("debtorStatementEmail")),
-            disability_status=to_str(get("disabilityStatus")),
-            cultural_identity=to_str(get("culturalIdentity")),
-            primary_language=to_str(get("primaryLanguage")),
-            year_of_arrival=to_int(get("yearOfArrival")),
-            import_external_reference=to_str(get("importExternalReference")),
-            links=_typed_links(get("links")),
-            extra=to_mapping({k: raw[k] for k in unknown}) if unknown else EMPTY,
-        )
+        return build(Participant, True, _PLAN_PARTICIPANTS, _KNOWN_PARTICIPANTS, raw)
     except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise _fail("participants", raw, _FIELDS_PARTICIPANTS) from exc
+        raise _fail("participants", raw, True, _PLAN_PARTICIPANTS) from exc
 
 
 class ParticipantTypeDataFieldLinks(TypedDict, total=False):
@@ -3190,7 +2982,7 @@ class ParticipantTypeDataFieldUpdateLinks(TypedDict, total=False):
     tag: Id | None
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class ParticipantTypeDataField(Model):
     """A record of ``participanttypedatafields``."""
 
@@ -3239,20 +3031,23 @@ _KNOWN_PARTICIPANTTYPEDATAFIELDS: Final = frozenset(
         "links",
     )
 )
-_ENUM_PARTICIPANTTYPEDATAFIELDS_DATA_TYPE: Final = (
-    "Boolean",
-    "Date",
-    "DateNM",
-    "DateTime",
-    "DateTimeNM",
-    "DropDown",
-    "DropDownMulti",
-    "Money",
-    "Number",
-    "Str255",
-    "Str255Protected",
-    "TextArea",
-)
+_ENUM_PARTICIPANTTYPEDATAFIELDS_DATA_TYPE: Final = {
+    v: v
+    for v in (
+        "Boolean",
+        "Date",
+        "DateNM",
+        "DateTime",
+        "DateTimeNM",
+        "DropDown",
+        "DropDownMulti",
+        "Money",
+        "Number",
+        "Str255",
+        "Str255Protected",
+        "TextArea",
+    )
+}
 
 
 def _enum_participanttypedatafields_data_type(value: object) -> Any:
@@ -3261,39 +3056,38 @@ def _enum_participanttypedatafields_data_type(value: object) -> Any:
     raise ValueError(_not_one_of(value, _ENUM_PARTICIPANTTYPEDATAFIELDS_DATA_TYPE))
 
 
-_FIELDS_PARTICIPANTTYPEDATAFIELDS: Final[Sequence[tuple[str, str, Any]]] = (
-    ("id", "id", to_id),
-    ("name", "name", to_str),
-    ("dataType", "data_type", _enum_participanttypedatafields_data_type),
-    ("label", "label", to_str),
-    ("formOrder", "form_order", to_int),
-    ("required", "required", to_bool),
-    ("description", "description", to_str),
-    ("synchronizeValues", "synchronize_values", to_bool),
-    ("limitUseToMatterOnly", "limit_use_to_matter_only", to_bool),
+_PLAN_PARTICIPANTTYPEDATAFIELDS: Final[Plan] = (
+    ("name", "name", str, to_str, to_str),
+    (
+        "data_type",
+        "dataType",
+        NEVER,
+        _ENUM_PARTICIPANTTYPEDATAFIELDS_DATA_TYPE.__getitem__,
+        _enum_participanttypedatafields_data_type,
+    ),
+    ("label", "label", str, to_str, to_str),
+    ("form_order", "formOrder", int, to_int, to_int),
+    ("required", "required", bool, fast_bool, to_bool),
+    ("description", "description", str, to_str, to_str),
+    ("synchronize_values", "synchronizeValues", bool, fast_bool, to_bool),
+    ("limit_use_to_matter_only", "limitUseToMatterOnly", bool, fast_bool, to_bool),
 )
 
 
 def structure_participanttypedatafields(raw: Any) -> ParticipantTypeDataField:
     """Decode one record; a DecodeError names the field that does not fit."""
     try:
-        get = raw.get
-        unknown = raw.keys() - _KNOWN_PARTICIPANTTYPEDATAFIELDS
-        return ParticipantTypeDataField(
-            id=to_id(raw["id"]),
-            name=to_str(get("name")),
-            data_type=_enum_participanttypedatafields_data_type(get("dataType")),
-            label=to_str(get("label")),
-            form_order=to_int(get("formOrder")),
-            required=to_bool(get("required")),
-            description=to_str(get("description")),
-            synchronize_values=to_bool(get("synchronizeValues")),
-            limit_use_to_matter_only=to_bool(get("limitUseToMatterOnly")),
-            links=_typed_links(get("links")),
-            extra=to_mapping({k: raw[k] for k in unknown}) if unknown else EMPTY,
+        return build(
+            ParticipantTypeDataField,
+            True,
+            _PLAN_PARTICIPANTTYPEDATAFIELDS,
+            _KNOWN_PARTICIPANTTYPEDATAFIELDS,
+            raw,
         )
     except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise _fail("participanttypedatafields", raw, _FIELDS_PARTICIPANTTYPEDATAFIELDS) from exc
+        raise _fail(
+            "participanttypedatafields", raw, True, _PLAN_PARTICIPANTTYPEDATAFIELDS
+        ) from exc
 
 
 class PhoneRecordLinks(TypedDict, total=False):
@@ -3348,7 +3142,7 @@ class PhoneRecordUpdateLinks(TypedDict, total=False):
     toParticipant: Id | None
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class PhoneRecord(Model):
     """A record of ``phonerecords``."""
 
@@ -3381,10 +3175,13 @@ _KNOWN_PHONERECORDS: Final = frozenset(
         "links",
     )
 )
-_ENUM_PHONERECORDS_DIRECTION: Final = (
-    "in",
-    "out",
-)
+_ENUM_PHONERECORDS_DIRECTION: Final = {
+    v: v
+    for v in (
+        "in",
+        "out",
+    )
+}
 
 
 def _enum_phonerecords_direction(value: object) -> Any:
@@ -3393,48 +3190,38 @@ def _enum_phonerecords_direction(value: object) -> Any:
     raise ValueError(_not_one_of(value, _ENUM_PHONERECORDS_DIRECTION))
 
 
-_FIELDS_PHONERECORDS: Final[Sequence[tuple[str, str, Any]]] = (
-    ("id", "id", to_id),
-    ("fromParticipantOther", "from_participant_other", to_str),
-    ("toParticipantOther", "to_participant_other", to_str),
-    ("direction", "direction", _enum_phonerecords_direction),
-    ("phoneNumber", "phone_number", to_str),
-    ("phoneNumberType", "phone_number_type", to_str),
-    ("actualHours", "actual_hours", to_decimal),
-    ("notes", "notes", to_str),
-    ("callTimestamp", "call_timestamp", to_timestamp),
-    ("outcome", "outcome", to_str),
+_PLAN_PHONERECORDS: Final[Plan] = (
+    ("from_participant_other", "fromParticipantOther", str, to_str, to_str),
+    ("to_participant_other", "toParticipantOther", str, to_str, to_str),
+    (
+        "direction",
+        "direction",
+        NEVER,
+        _ENUM_PHONERECORDS_DIRECTION.__getitem__,
+        _enum_phonerecords_direction,
+    ),
+    ("phone_number", "phoneNumber", str, to_str, to_str),
+    ("phone_number_type", "phoneNumberType", str, to_str, to_str),
+    ("actual_hours", "actualHours", NEVER, to_decimal, to_decimal),
+    ("notes", "notes", str, to_str, to_str),
+    ("call_timestamp", "callTimestamp", NEVER, to_timestamp, to_timestamp),
+    ("outcome", "outcome", str, to_str, to_str),
 )
 
 
 def structure_phonerecords(raw: Any) -> PhoneRecord:
     """Decode one record; a DecodeError names the field that does not fit."""
     try:
-        get = raw.get
-        unknown = raw.keys() - _KNOWN_PHONERECORDS
-        return PhoneRecord(
-            id=to_id(raw["id"]),
-            from_participant_other=to_str(get("fromParticipantOther")),
-            to_participant_other=to_str(get("toParticipantOther")),
-            direction=_enum_phonerecords_direction(get("direction")),
-            phone_number=to_str(get("phoneNumber")),
-            phone_number_type=to_str(get("phoneNumberType")),
-            actual_hours=to_decimal(get("actualHours")),
-            notes=to_str(get("notes")),
-            call_timestamp=to_timestamp(get("callTimestamp")),
-            outcome=to_str(get("outcome")),
-            links=_typed_links(get("links")),
-            extra=to_mapping({k: raw[k] for k in unknown}) if unknown else EMPTY,
-        )
+        return build(PhoneRecord, True, _PLAN_PHONERECORDS, _KNOWN_PHONERECORDS, raw)
     except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise _fail("phonerecords", raw, _FIELDS_PHONERECORDS) from exc
+        raise _fail("phonerecords", raw, True, _PLAN_PHONERECORDS) from exc
 
 
 class PrimaryLanguageLinks(TypedDict, total=False):
     """The links of a PrimaryLanguage: ids by link name."""
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class PrimaryLanguage(Model):
     """A record of ``primarylanguage``."""
 
@@ -3447,22 +3234,15 @@ class PrimaryLanguage(Model):
 _KNOWN_PRIMARYLANGUAGE: Final = frozenset(("language", "links"))
 
 
-_FIELDS_PRIMARYLANGUAGE: Final[Sequence[tuple[str, str, Any]]] = (("language", "language", to_str),)
+_PLAN_PRIMARYLANGUAGE: Final[Plan] = (("language", "language", str, to_str, to_str),)
 
 
 def structure_primarylanguage(raw: Any) -> PrimaryLanguage:
     """Decode one record; a DecodeError names the field that does not fit."""
     try:
-        get = raw.get
-        unknown = raw.keys() - _KNOWN_PRIMARYLANGUAGE
-        return PrimaryLanguage(
-            id=None,
-            language=to_str(get("language")),
-            links=_typed_links(get("links")),
-            extra=to_mapping({k: raw[k] for k in unknown}) if unknown else EMPTY,
-        )
+        return build(PrimaryLanguage, False, _PLAN_PRIMARYLANGUAGE, _KNOWN_PRIMARYLANGUAGE, raw)
     except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise _fail("primarylanguage", raw, _FIELDS_PRIMARYLANGUAGE) from exc
+        raise _fail("primarylanguage", raw, False, _PLAN_PRIMARYLANGUAGE) from exc
 
 
 class QuickCodeLinks(TypedDict, total=False):
@@ -3507,7 +3287,7 @@ class QuickCodeUpdateLinks(TypedDict, total=False):
     rate: Id | None
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class QuickCode(Model):
     """A record of ``quickcodes``."""
 
@@ -3538,37 +3318,23 @@ _KNOWN_QUICKCODES: Final = frozenset(
 )
 
 
-_FIELDS_QUICKCODES: Final[Sequence[tuple[str, str, Any]]] = (
-    ("id", "id", to_id),
-    ("quickCode", "quick_code", to_str),
-    ("description", "description", to_str),
-    ("useForRetainerTransfers", "use_for_retainer_transfers", to_bool),
-    ("useForReceipts", "use_for_receipts", to_bool),
-    ("useForTasks", "use_for_tasks", to_bool),
-    ("useForTimeEntry", "use_for_time_entry", to_bool),
-    ("useForWithdrawals", "use_for_withdrawals", to_bool),
+_PLAN_QUICKCODES: Final[Plan] = (
+    ("quick_code", "quickCode", str, to_str, to_str),
+    ("description", "description", str, to_str, to_str),
+    ("use_for_retainer_transfers", "useForRetainerTransfers", bool, fast_bool, to_bool),
+    ("use_for_receipts", "useForReceipts", bool, fast_bool, to_bool),
+    ("use_for_tasks", "useForTasks", bool, fast_bool, to_bool),
+    ("use_for_time_entry", "useForTimeEntry", bool, fast_bool, to_bool),
+    ("use_for_withdrawals", "useForWithdrawals", bool, fast_bool, to_bool),
 )
 
 
 def structure_quickcodes(raw: Any) -> QuickCode:
     """Decode one record; a DecodeError names the field that does not fit."""
     try:
-        get = raw.get
-        unknown = raw.keys() - _KNOWN_QUICKCODES
-        return QuickCode(
-            id=to_id(raw["id"]),
-            quick_code=to_str(get("quickCode")),
-            description=to_str(get("description")),
-            use_for_retainer_transfers=to_bool(get("useForRetainerTransfers")),
-            use_for_receipts=to_bool(get("useForReceipts")),
-            use_for_tasks=to_bool(get("useForTasks")),
-            use_for_time_entry=to_bool(get("useForTimeEntry")),
-            use_for_withdrawals=to_bool(get("useForWithdrawals")),
-            links=_typed_links(get("links")),
-            extra=to_mapping({k: raw[k] for k in unknown}) if unknown else EMPTY,
-        )
+        return build(QuickCode, True, _PLAN_QUICKCODES, _KNOWN_QUICKCODES, raw)
     except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise _fail("quickcodes", raw, _FIELDS_QUICKCODES) from exc
+        raise _fail("quickcodes", raw, True, _PLAN_QUICKCODES) from exc
 
 
 class RestHookLinks(TypedDict, total=False):
@@ -3597,7 +3363,7 @@ class RestHookUpdateLinks(TypedDict, total=False):
     """``links=`` of ``resthooks.update``."""
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class RestHook(Model):
     """A record of ``resthooks``."""
 
@@ -3614,11 +3380,14 @@ class RestHook(Model):
 _KNOWN_RESTHOOKS: Final = frozenset(
     ("id", "eventName", "targetUrl", "status", "triggeredCount", "triggeredLastTimestamp", "links")
 )
-_ENUM_RESTHOOKS_STATUS: Final = (
-    "Active",
-    "Disabled",
-    "Deleted",
-)
+_ENUM_RESTHOOKS_STATUS: Final = {
+    v: v
+    for v in (
+        "Active",
+        "Disabled",
+        "Deleted",
+    )
+}
 
 
 def _enum_resthooks_status(value: object) -> Any:
@@ -3627,33 +3396,21 @@ def _enum_resthooks_status(value: object) -> Any:
     raise ValueError(_not_one_of(value, _ENUM_RESTHOOKS_STATUS))
 
 
-_FIELDS_RESTHOOKS: Final[Sequence[tuple[str, str, Any]]] = (
-    ("id", "id", to_id),
-    ("eventName", "event_name", to_str),
-    ("targetUrl", "target_url", to_str),
-    ("status", "status", _enum_resthooks_status),
-    ("triggeredCount", "triggered_count", to_int),
-    ("triggeredLastTimestamp", "triggered_last_timestamp", to_timestamp),
+_PLAN_RESTHOOKS: Final[Plan] = (
+    ("event_name", "eventName", str, to_str, to_str),
+    ("target_url", "targetUrl", str, to_str, to_str),
+    ("status", "status", NEVER, _ENUM_RESTHOOKS_STATUS.__getitem__, _enum_resthooks_status),
+    ("triggered_count", "triggeredCount", int, to_int, to_int),
+    ("triggered_last_timestamp", "triggeredLastTimestamp", NEVER, to_timestamp, to_timestamp),
 )
 
 
 def structure_resthooks(raw: Any) -> RestHook:
     """Decode one record; a DecodeError names the field that does not fit."""
     try:
-        get = raw.get
-        unknown = raw.keys() - _KNOWN_RESTHOOKS
-        return RestHook(
-            id=to_id(raw["id"]),
-            event_name=to_str(get("eventName")),
-            target_url=to_str(get("targetUrl")),
-            status=_enum_resthooks_status(get("status")),
-            triggered_count=to_int(get("triggeredCount")),
-            triggered_last_timestamp=to_timestamp(get("triggeredLastTimestamp")),
-            links=_typed_links(get("links")),
-            extra=to_mapping({k: raw[k] for k in unknown}) if unknown else EMPTY,
-        )
+        return build(RestHook, True, _PLAN_RESTHOOKS, _KNOWN_RESTHOOKS, raw)
     except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise _fail("resthooks", raw, _FIELDS_RESTHOOKS) from exc
+        raise _fail("resthooks", raw, True, _PLAN_RESTHOOKS) from exc
 
 
 class TaskLinks(TypedDict, total=False):
@@ -3753,7 +3510,7 @@ class TaskUpdateLinks(TypedDict, total=False):
     triggerDataCollection: Id | None
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class Task(Model):
     """A record of ``tasks``."""
 
@@ -3816,12 +3573,15 @@ _KNOWN_TASKS: Final = frozenset(
         "links",
     )
 )
-_ENUM_TASKS_STATUS: Final = (
-    "Incomplete",
-    "Complete",
-    "Hidden",
-    "Deleted",
-)
+_ENUM_TASKS_STATUS: Final = {
+    v: v
+    for v in (
+        "Incomplete",
+        "Complete",
+        "Hidden",
+        "Deleted",
+    )
+}
 
 
 def _enum_tasks_status(value: object) -> Any:
@@ -3830,11 +3590,14 @@ def _enum_tasks_status(value: object) -> Any:
     raise ValueError(_not_one_of(value, _ENUM_TASKS_STATUS))
 
 
-_ENUM_TASKS_PRIORITY: Final = (
-    "Low",
-    "Normal",
-    "High",
-)
+_ENUM_TASKS_PRIORITY: Final = {
+    v: v
+    for v in (
+        "Low",
+        "Normal",
+        "High",
+    )
+}
 
 
 def _enum_tasks_priority(value: object) -> Any:
@@ -3843,71 +3606,46 @@ def _enum_tasks_priority(value: object) -> Any:
     raise ValueError(_not_one_of(value, _ENUM_TASKS_PRIORITY))
 
 
-_FIELDS_TASKS: Final[Sequence[tuple[str, str, Any]]] = (
-    ("id", "id", to_id),
-    ("name", "name", to_str),
-    ("status", "status", _enum_tasks_status),
-    ("priority", "priority", _enum_tasks_priority),
-    ("dueTimestamp", "due_timestamp", to_timestamp),
-    ("startedTimestamp", "started_timestamp", to_timestamp),
-    ("completedTimestamp", "completed_timestamp", to_timestamp),
-    ("lastModifiedTimestamp", "last_modified_timestamp", to_timestamp),
-    ("actualHours", "actual_hours", to_decimal),
-    ("billableHours", "billable_hours", to_decimal),
-    ("description", "description", to_str),
-    ("assignedBy", "assigned_by", to_str),
-    ("completeDuringStep", "complete_during_step", to_int),
-    ("completeBeforeStep", "complete_before_step", to_int),
-    ("mustStartBeforeTimestamp", "must_start_before_timestamp", to_timestamp),
-    ("expectedDurationValue", "expected_duration_value", to_int),
-    ("expectedDurationUnits", "expected_duration_units", to_str),
-    ("isBillingHold", "is_billing_hold", to_bool),
-    ("isPartBilled", "is_part_billed", to_bool),
-    ("confirmedNonBillable", "confirmed_non_billable", to_bool),
-    ("confirmedNonBillableTimestamp", "confirmed_non_billable_timestamp", to_timestamp),
-    ("hasTriggerDate", "has_trigger_date", to_bool),
-    ("triggerField", "trigger_field", to_str),
-    ("triggerOffset", "trigger_offset", to_int),
-    ("triggerWeekdaysOnly", "trigger_weekdays_only", to_bool),
+_PLAN_TASKS: Final[Plan] = (
+    ("name", "name", str, to_str, to_str),
+    ("status", "status", NEVER, _ENUM_TASKS_STATUS.__getitem__, _enum_tasks_status),
+    ("priority", "priority", NEVER, _ENUM_TASKS_PRIORITY.__getitem__, _enum_tasks_priority),
+    ("due_timestamp", "dueTimestamp", NEVER, to_timestamp, to_timestamp),
+    ("started_timestamp", "startedTimestamp", NEVER, to_timestamp, to_timestamp),
+    ("completed_timestamp", "completedTimestamp", NEVER, to_timestamp, to_timestamp),
+    ("last_modified_timestamp", "lastModifiedTimestamp", NEVER, to_timestamp, to_timestamp),
+    ("actual_hours", "actualHours", NEVER, to_decimal, to_decimal),
+    ("billable_hours", "billableHours", NEVER, to_decimal, to_decimal),
+    ("description", "description", str, to_str, to_str),
+    ("assigned_by", "assignedBy", str, to_str, to_str),
+    ("complete_during_step", "completeDuringStep", int, to_int, to_int),
+    ("complete_before_step", "completeBeforeStep", int, to_int, to_int),
+    ("must_start_before_timestamp", "mustStartBeforeTimestamp", NEVER, to_timestamp, to_timestamp),
+    ("expected_duration_value", "expectedDurationValue", int, to_int, to_int),
+    ("expected_duration_units", "expectedDurationUnits", str, to_str, to_str),
+    ("is_billing_hold", "isBillingHold", bool, fast_bool, to_bool),
+    ("is_part_billed", "isPartBilled", bool, fast_bool, to_bool),
+    ("confirmed_non_billable", "confirmedNonBillable", bool, fast_bool, to_bool),
+    (
+        "confirmed_non_billable_timestamp",
+        "confirmedNonBillableTimestamp",
+        NEVER,
+        to_timestamp,
+        to_timestamp,
+    ),
+    ("has_trigger_date", "hasTriggerDate", bool, fast_bool, to_bool),
+    ("trigger_field", "triggerField", str, to_str, to_str),
+    ("trigger_offset", "triggerOffset", int, to_int, to_int),
+    ("trigger_weekdays_only", "triggerWeekdaysOnly", bool, fast_bool, to_bool),
 )
 
 
 def structure_tasks(raw: Any) -> Task:
     """Decode one record; a DecodeError names the field that does not fit."""
     try:
-        get = raw.get
-        unknown = raw.keys() - _KNOWN_TASKS
-        return Task(
-            id=to_id(raw["id"]),
-            name=to_str(get("name")),
-            status=_enum_tasks_status(get("status")),
-            priority=_enum_tasks_priority(get("priority")),
-            due_timestamp=to_timestamp(get("dueTimestamp")),
-            started_timestamp=to_timestamp(get("startedTimestamp")),
-            completed_timestamp=to_timestamp(get("completedTimestamp")),
-            last_modified_timestamp=to_timestamp(get("lastModifiedTimestamp")),
-            actual_hours=to_decimal(get("actualHours")),
-            billable_hours=to_decimal(get("billableHours")),
-            description=to_str(get("description")),
-            assigned_by=to_str(get("assignedBy")),
-            complete_during_step=to_int(get("completeDuringStep")),
-            complete_before_step=to_int(get("completeBeforeStep")),
-            must_start_before_timestamp=to_timestamp(get("mustStartBeforeTimestamp")),
-            expected_duration_value=to_int(get("expectedDurationValue")),
-            expected_duration_units=to_str(get("expectedDurationUnits")),
-            is_billing_hold=to_bool(get("isBillingHold")),
-            is_part_billed=to_bool(get("isPartBilled")),
-            confirmed_non_billable=to_bool(get("confirmedNonBillable")),
-            confirmed_non_billable_timestamp=to_timestamp(get("confirmedNonBillableTimestamp")),
-            has_trigger_date=to_bool(get("hasTriggerDate")),
-            trigger_field=to_str(get("triggerField")),
-            trigger_offset=to_int(get("triggerOffset")),
-            trigger_weekdays_only=to_bool(get("triggerWeekdaysOnly")),
-            links=_typed_links(get("links")),
-            extra=to_mapping({k: raw[k] for k in unknown}) if unknown else EMPTY,
-        )
+        return build(Task, True, _PLAN_TASKS, _KNOWN_TASKS, raw)
     except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise _fail("tasks", raw, _FIELDS_TASKS) from exc
+        raise _fail("tasks", raw, True, _PLAN_TASKS) from exc
 
 
 class TimeEntryLinks(TypedDict, total=False):
@@ -4005,7 +3743,7 @@ class TimeEntryUpdateLinks(TypedDict, total=False):
     utbmsTimekeeperCode: Id | None
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class TimeEntry(Model):
     """A record of ``timeentries``."""
 
@@ -4057,12 +3795,15 @@ _KNOWN_TIMEENTRIES: Final = frozenset(
         "links",
     )
 )
-_ENUM_TIMEENTRIES_TIMER_STATUS: Final = (
-    "Running",
-    "Paused",
-    "Stopped",
-    "Locked",
-)
+_ENUM_TIMEENTRIES_TIMER_STATUS: Final = {
+    v: v
+    for v in (
+        "Running",
+        "Paused",
+        "Stopped",
+        "Locked",
+    )
+}
 
 
 def _enum_timeentries_timer_status(value: object) -> Any:
@@ -4071,11 +3812,14 @@ def _enum_timeentries_timer_status(value: object) -> Any:
     raise ValueError(_not_one_of(value, _ENUM_TIMEENTRIES_TIMER_STATUS))
 
 
-_ENUM_TIMEENTRIES_BILLING_BEHAVIOR: Final = (
-    "Bill",
-    "Hide",
-    "No charge",
-)
+_ENUM_TIMEENTRIES_BILLING_BEHAVIOR: Final = {
+    v: v
+    for v in (
+        "Bill",
+        "Hide",
+        "No charge",
+    )
+}
 
 
 def _enum_timeentries_billing_behavior(value: object) -> Any:
@@ -4084,14 +3828,17 @@ def _enum_timeentries_billing_behavior(value: object) -> Any:
     raise ValueError(_not_one_of(value, _ENUM_TIMEENTRIES_BILLING_BEHAVIOR))
 
 
-_ENUM_TIMEENTRIES_RATE_SOURCE: Final = (
-    "Default",
-    "Timekeeper",
-    "Action",
-    "Participant",
-    "Custom",
-    "Bulk custom rate",
-)
+_ENUM_TIMEENTRIES_RATE_SOURCE: Final = {
+    v: v
+    for v in (
+        "Default",
+        "Timekeeper",
+        "Action",
+        "Participant",
+        "Custom",
+        "Bulk custom rate",
+    )
+}
 
 
 def _enum_timeentries_rate_source(value: object) -> Any:
@@ -4100,10 +3847,13 @@ def _enum_timeentries_rate_source(value: object) -> Any:
     raise ValueError(_not_one_of(value, _ENUM_TIMEENTRIES_RATE_SOURCE))
 
 
-_ENUM_TIMEENTRIES_BILLABLE_AMOUNT_TYPE: Final = (
-    "Fixed",
-    "Calculated",
-)
+_ENUM_TIMEENTRIES_BILLABLE_AMOUNT_TYPE: Final = {
+    v: v
+    for v in (
+        "Fixed",
+        "Calculated",
+    )
+}
 
 
 def _enum_timeentries_billable_amount_type(value: object) -> Any:
@@ -4112,57 +3862,63 @@ def _enum_timeentries_billable_amount_type(value: object) -> Any:
     raise ValueError(_not_one_of(value, _ENUM_TIMEENTRIES_BILLABLE_AMOUNT_TYPE))
 
 
-_FIELDS_TIMEENTRIES: Final[Sequence[tuple[str, str, Any]]] = (
-    ("id", "id", to_id),
-    ("timestampDate", "timestamp_date", to_timestamp),
-    ("description", "description", to_str),
-    ("actualHours", "actual_hours", to_decimal),
-    ("billableHours", "billable_hours", to_decimal),
-    ("createdTimestamp", "created_timestamp", to_timestamp),
-    ("startTime", "start_time", to_str),
-    ("timerStatus", "timer_status", _enum_timeentries_timer_status),
-    ("timerStartedClientTimestamp", "timer_started_client_timestamp", to_timestamp),
-    ("timerDurationSeconds", "timer_duration_seconds", to_int),
-    ("billingBehavior", "billing_behavior", _enum_timeentries_billing_behavior),
-    ("rateUnitPrice", "rate_unit_price", to_decimal),
-    ("rateSource", "rate_source", _enum_timeentries_rate_source),
-    ("rateTimestamp", "rate_timestamp", to_str),
-    ("billableAmountType", "billable_amount_type", _enum_timeentries_billable_amount_type),
-    ("billableAmount", "billable_amount", to_decimal),
-    ("isBillable", "is_billable", to_bool),
-    ("importExternalReference", "import_external_reference", to_str),
+_PLAN_TIMEENTRIES: Final[Plan] = (
+    ("timestamp_date", "timestampDate", NEVER, to_timestamp, to_timestamp),
+    ("description", "description", str, to_str, to_str),
+    ("actual_hours", "actualHours", NEVER, to_decimal, to_decimal),
+    ("billable_hours", "billableHours", NEVER, to_decimal, to_decimal),
+    ("created_timestamp", "createdTimestamp", NEVER, to_timestamp, to_timestamp),
+    ("start_time", "startTime", str, to_str, to_str),
+    (
+        "timer_status",
+        "timerStatus",
+        NEVER,
+        _ENUM_TIMEENTRIES_TIMER_STATUS.__getitem__,
+        _enum_timeentries_timer_status,
+    ),
+    (
+        "timer_started_client_timestamp",
+        "timerStartedClientTimestamp",
+        NEVER,
+        to_timestamp,
+        to_timestamp,
+    ),
+    ("timer_duration_seconds", "timerDurationSeconds", int, to_int, to_int),
+    (
+        "billing_behavior",
+        "billingBehavior",
+        NEVER,
+        _ENUM_TIMEENTRIES_BILLING_BEHAVIOR.__getitem__,
+        _enum_timeentries_billing_behavior,
+    ),
+    ("rate_unit_price", "rateUnitPrice", NEVER, to_decimal, to_decimal),
+    (
+        "rate_source",
+        "rateSource",
+        NEVER,
+        _ENUM_TIMEENTRIES_RATE_SOURCE.__getitem__,
+        _enum_timeentries_rate_source,
+    ),
+    ("rate_timestamp", "rateTimestamp", str, to_str, to_str),
+    (
+        "billable_amount_type",
+        "billableAmountType",
+        NEVER,
+        _ENUM_TIMEENTRIES_BILLABLE_AMOUNT_TYPE.__getitem__,
+        _enum_timeentries_billable_amount_type,
+    ),
+    ("billable_amount", "billableAmount", NEVER, to_decimal, to_decimal),
+    ("is_billable", "isBillable", bool, fast_bool, to_bool),
+    ("import_external_reference", "importExternalReference", str, to_str, to_str),
 )
 
 
 def structure_timeentries(raw: Any) -> TimeEntry:
     """Decode one record; a DecodeError names the field that does not fit."""
     try:
-        get = raw.get
-        unknown = raw.keys() - _KNOWN_TIMEENTRIES
-        return TimeEntry(
-            id=to_id(raw["id"]),
-            timestamp_date=to_timestamp(get("timestampDate")),
-            description=to_str(get("description")),
-            actual_hours=to_decimal(get("actualHours")),
-            billable_hours=to_decimal(get("billableHours")),
-            created_timestamp=to_timestamp(get("createdTimestamp")),
-            start_time=to_str(get("startTime")),
-            timer_status=_enum_timeentries_timer_status(get("timerStatus")),
-            timer_started_client_timestamp=to_timestamp(get("timerStartedClientTimestamp")),
-            timer_duration_seconds=to_int(get("timerDurationSeconds")),
-            billing_behavior=_enum_timeentries_billing_behavior(get("billingBehavior")),
-            rate_unit_price=to_decimal(get("rateUnitPrice")),
-            rate_source=_enum_timeentries_rate_source(get("rateSource")),
-            rate_timestamp=to_str(get("rateTimestamp")),
-            billable_amount_type=_enum_timeentries_billable_amount_type(get("billableAmountType")),
-            billable_amount=to_decimal(get("billableAmount")),
-            is_billable=to_bool(get("isBillable")),
-            import_external_reference=to_str(get("importExternalReference")),
-            links=_typed_links(get("links")),
-            extra=to_mapping({k: raw[k] for k in unknown}) if unknown else EMPTY,
-        )
+        return build(TimeEntry, True, _PLAN_TIMEENTRIES, _KNOWN_TIMEENTRIES, raw)
     except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise _fail("timeentries", raw, _FIELDS_TIMEENTRIES) from exc
+        raise _fail("timeentries", raw, True, _PLAN_TIMEENTRIES) from exc
 
 
 class UtbmsCodeLinks(TypedDict, total=False):
@@ -4198,7 +3954,7 @@ class UtbmsCodeUpdateLinks(TypedDict, total=False):
     """``links=`` of ``utbmscodes.update``."""
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class UtbmsCode(Model):
     """A record of ``utbmscodes``."""
 
@@ -4227,35 +3983,22 @@ _KNOWN_UTBMSCODES: Final = frozenset(
 )
 
 
-_FIELDS_UTBMSCODES: Final[Sequence[tuple[str, str, Any]]] = (
-    ("id", "id", to_id),
-    ("categoryCode", "category_code", to_str),
-    ("parentUtbmsCode", "parent_utbms_code", to_str),
-    ("description", "description", to_str),
-    ("overrideDescription", "override_description", to_str),
-    ("enabled", "enabled", to_bool),
-    ("utbmsCode", "utbms_code", to_str),
+_PLAN_UTBMSCODES: Final[Plan] = (
+    ("category_code", "categoryCode", str, to_str, to_str),
+    ("parent_utbms_code", "parentUtbmsCode", str, to_str, to_str),
+    ("description", "description", str, to_str, to_str),
+    ("override_description", "overrideDescription", str, to_str, to_str),
+    ("enabled", "enabled", bool, fast_bool, to_bool),
+    ("utbms_code", "utbmsCode", str, to_str, to_str),
 )
 
 
 def structure_utbmscodes(raw: Any) -> UtbmsCode:
     """Decode one record; a DecodeError names the field that does not fit."""
     try:
-        get = raw.get
-        unknown = raw.keys() - _KNOWN_UTBMSCODES
-        return UtbmsCode(
-            id=to_id(raw["id"]),
-            category_code=to_str(get("categoryCode")),
-            parent_utbms_code=to_str(get("parentUtbmsCode")),
-            description=to_str(get("description")),
-            override_description=to_str(get("overrideDescription")),
-            enabled=to_bool(get("enabled")),
-            utbms_code=to_str(get("utbmsCode")),
-            links=_typed_links(get("links")),
-            extra=to_mapping({k: raw[k] for k in unknown}) if unknown else EMPTY,
-        )
+        return build(UtbmsCode, True, _PLAN_UTBMSCODES, _KNOWN_UTBMSCODES, raw)
     except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise _fail("utbmscodes", raw, _FIELDS_UTBMSCODES) from exc
+        raise _fail("utbmscodes", raw, True, _PLAN_UTBMSCODES) from exc
 
 
 class ActionBillSettingAccessor(Accessor[ActionBillSetting]):
@@ -4281,9 +4024,11 @@ class ActionBillSettingAccessor(Accessor[ActionBillSetting]):
         """Change some fields of a record (PUT of just those fields)."""
         return await self._update(id, fields, links)
 
-    async def save(self, record: ActionBillSetting) -> ActionBillSetting:
-        """PUT a record's writable fields back, with those in ``extra``."""
-        return await self._save(record)
+    async def save(
+        self, record: ActionBillSetting, *, include_extra: bool = False
+    ) -> ActionBillSetting:
+        """PUT a record's writable fields back (``extra`` too if asked)."""
+        return await self._save(record, include_extra)
 
 
 class ActionFolderAccessor(Accessor[ActionFolder]):
@@ -4332,9 +4077,11 @@ class ActionNetDocsSettingAccessor(Accessor[ActionNetDocsSetting]):
         """Change some fields of a record (PUT of just those fields)."""
         return await self._update(id, fields, links)
 
-    async def save(self, record: ActionNetDocsSetting) -> ActionNetDocsSetting:
-        """PUT a record's writable fields back, with those in ``extra``."""
-        return await self._save(record)
+    async def save(
+        self, record: ActionNetDocsSetting, *, include_extra: bool = False
+    ) -> ActionNetDocsSetting:
+        """PUT a record's writable fields back (``extra`` too if asked)."""
+        return await self._save(record, include_extra)
 
     async def delete(self, id: Id | Sequence[Id]) -> None:
         """Delete one record or a list of them (one request)."""
@@ -4387,9 +4134,9 @@ class ActionAccessor(Accessor[Action]):
         """Change some fields of a record (PUT of just those fields)."""
         return await self._update(id, fields, links)
 
-    async def save(self, record: Action) -> Action:
-        """PUT a record's writable fields back, with those in ``extra``."""
-        return await self._save(record)
+    async def save(self, record: Action, *, include_extra: bool = False) -> Action:
+        """PUT a record's writable fields back (``extra`` too if asked)."""
+        return await self._save(record, include_extra)
 
 
 class ActionTypeParticipantTypeAccessor(Accessor[ActionTypeParticipantType]):
@@ -4424,9 +4171,11 @@ class ActionTypeParticipantTypeAccessor(Accessor[ActionTypeParticipantType]):
         """Change some fields of a record (PUT of just those fields)."""
         return await self._update(id, fields, links)
 
-    async def save(self, record: ActionTypeParticipantType) -> ActionTypeParticipantType:
-        """PUT a record's writable fields back, with those in ``extra``."""
-        return await self._save(record)
+    async def save(
+        self, record: ActionTypeParticipantType, *, include_extra: bool = False
+    ) -> ActionTypeParticipantType:
+        """PUT a record's writable fields back (``extra`` too if asked)."""
+        return await self._save(record, include_extra)
 
     async def delete(self, id: Id | Sequence[Id]) -> None:
         """Delete one record or a list of them (one request)."""
@@ -4474,9 +4223,11 @@ class ContactDocumentAccessor(Accessor[ContactDocument]):
         """Change some fields of a record (PUT of just those fields)."""
         return await self._update(id, fields, links)
 
-    async def save(self, record: ContactDocument) -> ContactDocument:
-        """PUT a record's writable fields back, with those in ``extra``."""
-        return await self._save(record)
+    async def save(
+        self, record: ContactDocument, *, include_extra: bool = False
+    ) -> ContactDocument:
+        """PUT a record's writable fields back (``extra`` too if asked)."""
+        return await self._save(record, include_extra)
 
     async def delete(self, id: Id | Sequence[Id]) -> None:
         """Delete one record or a list of them (one request)."""
@@ -4512,9 +4263,9 @@ class ContactFolderAccessor(Accessor[ContactFolder]):
         """Change some fields of a record (PUT of just those fields)."""
         return await self._update(id, fields, links)
 
-    async def save(self, record: ContactFolder) -> ContactFolder:
-        """PUT a record's writable fields back, with those in ``extra``."""
-        return await self._save(record)
+    async def save(self, record: ContactFolder, *, include_extra: bool = False) -> ContactFolder:
+        """PUT a record's writable fields back (``extra`` too if asked)."""
+        return await self._save(record, include_extra)
 
     async def delete(self, id: Id | Sequence[Id]) -> None:
         """Delete one record or a list of them (one request)."""
@@ -4550,9 +4301,9 @@ class ContactNoteAccessor(Accessor[ContactNote]):
         """Change some fields of a record (PUT of just those fields)."""
         return await self._update(id, fields, links)
 
-    async def save(self, record: ContactNote) -> ContactNote:
-        """PUT a record's writable fields back, with those in ``extra``."""
-        return await self._save(record)
+    async def save(self, record: ContactNote, *, include_extra: bool = False) -> ContactNote:
+        """PUT a record's writable fields back (``extra`` too if asked)."""
+        return await self._save(record, include_extra)
 
     async def delete(self, id: Id | Sequence[Id]) -> None:
         """Delete one record or a list of them (one request)."""
@@ -4622,10 +4373,10 @@ class DataCollectionFieldDropdownChoiceAccessor(Accessor[DataCollectionFieldDrop
         return await self._update(id, fields, links)
 
     async def save(
-        self, record: DataCollectionFieldDropdownChoice
+        self, record: DataCollectionFieldDropdownChoice, *, include_extra: bool = False
     ) -> DataCollectionFieldDropdownChoice:
-        """PUT a record's writable fields back, with those in ``extra``."""
-        return await self._save(record)
+        """PUT a record's writable fields back (``extra`` too if asked)."""
+        return await self._save(record, include_extra)
 
     async def delete(self, id: Id | Sequence[Id]) -> None:
         """Delete one record or a list of them (one request)."""
@@ -4661,9 +4412,11 @@ class DataCollectionFieldAccessor(Accessor[DataCollectionField]):
         """Change some fields of a record (PUT of just those fields)."""
         return await self._update(id, fields, links)
 
-    async def save(self, record: DataCollectionField) -> DataCollectionField:
-        """PUT a record's writable fields back, with those in ``extra``."""
-        return await self._save(record)
+    async def save(
+        self, record: DataCollectionField, *, include_extra: bool = False
+    ) -> DataCollectionField:
+        """PUT a record's writable fields back (``extra`` too if asked)."""
+        return await self._save(record, include_extra)
 
     async def delete(self, id: Id | Sequence[Id]) -> None:
         """Delete one record or a list of them (one request)."""
@@ -4729,9 +4482,11 @@ class DataCollectionRecordValueAccessor(Accessor[DataCollectionRecordValue]):
         """Change some fields of a record (PUT of just those fields)."""
         return await self._update(id, fields, links)
 
-    async def save(self, record: DataCollectionRecordValue) -> DataCollectionRecordValue:
-        """PUT a record's writable fields back, with those in ``extra``."""
-        return await self._save(record)
+    async def save(
+        self, record: DataCollectionRecordValue, *, include_extra: bool = False
+    ) -> DataCollectionRecordValue:
+        """PUT a record's writable fields back (``extra`` too if asked)."""
+        return await self._save(record, include_extra)
 
 
 class DataCollectionAccessor(Accessor[DataCollection]):
@@ -4763,9 +4518,9 @@ class DataCollectionAccessor(Accessor[DataCollection]):
         """Change some fields of a record (PUT of just those fields)."""
         return await self._update(id, fields, links)
 
-    async def save(self, record: DataCollection) -> DataCollection:
-        """PUT a record's writable fields back, with those in ``extra``."""
-        return await self._save(record)
+    async def save(self, record: DataCollection, *, include_extra: bool = False) -> DataCollection:
+        """PUT a record's writable fields back (``extra`` too if asked)."""
+        return await self._save(record, include_extra)
 
     async def delete(self, id: Id | Sequence[Id]) -> None:
         """Delete one record or a list of them (one request)."""
@@ -4807,9 +4562,9 @@ class DisbursementAccessor(Accessor[Disbursement]):
         """Change some fields of a record (PUT of just those fields)."""
         return await self._update(id, fields, links)
 
-    async def save(self, record: Disbursement) -> Disbursement:
-        """PUT a record's writable fields back, with those in ``extra``."""
-        return await self._save(record)
+    async def save(self, record: Disbursement, *, include_extra: bool = False) -> Disbursement:
+        """PUT a record's writable fields back (``extra`` too if asked)."""
+        return await self._save(record, include_extra)
 
     async def delete(self, id: Id | Sequence[Id]) -> None:
         """Delete one record or a list of them (one request)."""
@@ -4841,9 +4596,9 @@ class FileNoteAccessor(Accessor[FileNote]):
         """Change some fields of a record (PUT of just those fields)."""
         return await self._update(id, fields, links)
 
-    async def save(self, record: FileNote) -> FileNote:
-        """PUT a record's writable fields back, with those in ``extra``."""
-        return await self._save(record)
+    async def save(self, record: FileNote, *, include_extra: bool = False) -> FileNote:
+        """PUT a record's writable fields back (``extra`` too if asked)."""
+        return await self._save(record, include_extra)
 
     async def delete(self, id: Id | Sequence[Id]) -> None:
         """Delete one record or a list of them (one request)."""
@@ -4879,9 +4634,9 @@ class GenderTypeAccessor(Accessor[GenderType]):
         """Change some fields of a record (PUT of just those fields)."""
         return await self._update(id, fields, links)
 
-    async def save(self, record: GenderType) -> GenderType:
-        """PUT a record's writable fields back, with those in ``extra``."""
-        return await self._save(record)
+    async def save(self, record: GenderType, *, include_extra: bool = False) -> GenderType:
+        """PUT a record's writable fields back (``extra`` too if asked)."""
+        return await self._save(record, include_extra)
 
     async def delete(self, id: Id | Sequence[Id]) -> None:
         """Delete one record or a list of them (one request)."""
@@ -4923,10 +4678,10 @@ class ParticipantAdditionalNotificationMethodAccessor(
         return await self._update(id, fields, links)
 
     async def save(
-        self, record: ParticipantAdditionalNotificationMethod
+        self, record: ParticipantAdditionalNotificationMethod, *, include_extra: bool = False
     ) -> ParticipantAdditionalNotificationMethod:
-        """PUT a record's writable fields back, with those in ``extra``."""
-        return await self._save(record)
+        """PUT a record's writable fields back (``extra`` too if asked)."""
+        return await self._save(record, include_extra)
 
     async def delete(self, id: Id | Sequence[Id]) -> None:
         """Delete one record or a list of them (one request)."""
@@ -4966,10 +4721,10 @@ class ParticipantDataFieldDropdownChoiceAccessor(Accessor[ParticipantDataFieldDr
         return await self._update(id, fields, links)
 
     async def save(
-        self, record: ParticipantDataFieldDropdownChoice
+        self, record: ParticipantDataFieldDropdownChoice, *, include_extra: bool = False
     ) -> ParticipantDataFieldDropdownChoice:
-        """PUT a record's writable fields back, with those in ``extra``."""
-        return await self._save(record)
+        """PUT a record's writable fields back (``extra`` too if asked)."""
+        return await self._save(record, include_extra)
 
     async def delete(self, id: Id | Sequence[Id]) -> None:
         """Delete one record or a list of them (one request)."""
@@ -5051,9 +4806,9 @@ class ParticipantAccessor(Accessor[Participant]):
         """Change some fields of a record (PUT of just those fields)."""
         return await self._update(id, fields, links)
 
-    async def save(self, record: Participant) -> Participant:
-        """PUT a record's writable fields back, with those in ``extra``."""
-        return await self._save(record)
+    async def save(self, record: Participant, *, include_extra: bool = False) -> Participant:
+        """PUT a record's writable fields back (``extra`` too if asked)."""
+        return await self._save(record, include_extra)
 
 
 class ParticipantTypeDataFieldAccessor(Accessor[ParticipantTypeDataField]):
@@ -5088,9 +4843,11 @@ class ParticipantTypeDataFieldAccessor(Accessor[ParticipantTypeDataField]):
         """Change some fields of a record (PUT of just those fields)."""
         return await self._update(id, fields, links)
 
-    async def save(self, record: ParticipantTypeDataField) -> ParticipantTypeDataField:
-        """PUT a record's writable fields back, with those in ``extra``."""
-        return await self._save(record)
+    async def save(
+        self, record: ParticipantTypeDataField, *, include_extra: bool = False
+    ) -> ParticipantTypeDataField:
+        """PUT a record's writable fields back (``extra`` too if asked)."""
+        return await self._save(record, include_extra)
 
     async def delete(self, id: Id | Sequence[Id]) -> None:
         """Delete one record or a list of them (one request)."""
@@ -5126,9 +4883,9 @@ class PhoneRecordAccessor(Accessor[PhoneRecord]):
         """Change some fields of a record (PUT of just those fields)."""
         return await self._update(id, fields, links)
 
-    async def save(self, record: PhoneRecord) -> PhoneRecord:
-        """PUT a record's writable fields back, with those in ``extra``."""
-        return await self._save(record)
+    async def save(self, record: PhoneRecord, *, include_extra: bool = False) -> PhoneRecord:
+        """PUT a record's writable fields back (``extra`` too if asked)."""
+        return await self._save(record, include_extra)
 
     async def delete(self, id: Id | Sequence[Id]) -> None:
         """Delete one record or a list of them (one request)."""
@@ -5170,9 +4927,9 @@ class QuickCodeAccessor(Accessor[QuickCode]):
         """Change some fields of a record (PUT of just those fields)."""
         return await self._update(id, fields, links)
 
-    async def save(self, record: QuickCode) -> QuickCode:
-        """PUT a record's writable fields back, with those in ``extra``."""
-        return await self._save(record)
+    async def save(self, record: QuickCode, *, include_extra: bool = False) -> QuickCode:
+        """PUT a record's writable fields back (``extra`` too if asked)."""
+        return await self._save(record, include_extra)
 
 
 class RestHookAccessor(Accessor[RestHook]):
@@ -5200,9 +4957,9 @@ class RestHookAccessor(Accessor[RestHook]):
         """Change some fields of a record (PUT of just those fields)."""
         return await self._update(id, fields, links)
 
-    async def save(self, record: RestHook) -> RestHook:
-        """PUT a record's writable fields back, with those in ``extra``."""
-        return await self._save(record)
+    async def save(self, record: RestHook, *, include_extra: bool = False) -> RestHook:
+        """PUT a record's writable fields back (``extra`` too if asked)."""
+        return await self._save(record, include_extra)
 
     async def delete(self, id: Id | Sequence[Id]) -> None:
         """Delete one record or a list of them (one request)."""
@@ -5232,9 +4989,9 @@ class TaskAccessor(Accessor[Task]):
         """Change some fields of a record (PUT of just those fields)."""
         return await self._update(id, fields, links)
 
-    async def save(self, record: Task) -> Task:
-        """PUT a record's writable fields back, with those in ``extra``."""
-        return await self._save(record)
+    async def save(self, record: Task, *, include_extra: bool = False) -> Task:
+        """PUT a record's writable fields back (``extra`` too if asked)."""
+        return await self._save(record, include_extra)
 
     async def delete(self, id: Id | Sequence[Id]) -> None:
         """Delete one record or a list of them (one request)."""
@@ -5270,9 +5027,9 @@ class TimeEntryAccessor(Accessor[TimeEntry]):
         """Change some fields of a record (PUT of just those fields)."""
         return await self._update(id, fields, links)
 
-    async def save(self, record: TimeEntry) -> TimeEntry:
-        """PUT a record's writable fields back, with those in ``extra``."""
-        return await self._save(record)
+    async def save(self, record: TimeEntry, *, include_extra: bool = False) -> TimeEntry:
+        """PUT a record's writable fields back (``extra`` too if asked)."""
+        return await self._save(record, include_extra)
 
     async def delete(self, id: Id | Sequence[Id]) -> None:
         """Delete one record or a list of them (one request)."""
@@ -5308,9 +5065,9 @@ class UtbmsCodeAccessor(Accessor[UtbmsCode]):
         """Change some fields of a record (PUT of just those fields)."""
         return await self._update(id, fields, links)
 
-    async def save(self, record: UtbmsCode) -> UtbmsCode:
-        """PUT a record's writable fields back, with those in ``extra``."""
-        return await self._save(record)
+    async def save(self, record: UtbmsCode, *, include_extra: bool = False) -> UtbmsCode:
+        """PUT a record's writable fields back (``extra`` too if asked)."""
+        return await self._save(record, include_extra)
 
     async def delete(self, id: Id | Sequence[Id]) -> None:
         """Delete one record or a list of them (one request)."""
@@ -5535,18 +5292,10 @@ RESOURCES: Final[tuple[ResourceRow, ...]] = (
             ("assignedTo", "assigned_to", "link", False, (), "participants", False),
             ("division", "division", "link", False, (), "divisions", False),
             ("actionType", "action_type", "link", True, (), "actiontypes", False),
-            (
-                "primaryParticipants",
-                "primary_participants",
-                "link",
-                True,
-                (),
-                "participants",
-                False,
-            ),
+            ("primaryParticipants", "primary_participants", "link", True, (), "participants", True),
             ("step", "step", "link", True, (), "steps", False),
             ("billSettings", "bill_settings", "link", True, (), "actionbillsettings", False),
-            ("relatedActions", "related_actions", "link", True, (), "actions", False),
+            ("relatedActions", "related_actions", "link", True, (), "actions", True),
         ),
         create_required=(),
         create_writable=(),

@@ -129,7 +129,7 @@ class DeliveryLog(Protocol):
 class Hooks:
     """REST hook subscriptions of one client (``client.hooks``)."""
 
-    def __init__(self, client: AsyncResourceClient) -> None:
+    def __init__(self, client: AsyncResourceClient[Any]) -> None:
         self._client = client
 
     def __repr__(self) -> str:

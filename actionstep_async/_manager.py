@@ -23,14 +23,16 @@ import inspect
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Final, Protocol, runtime_checkable
 
 import attrs
 
 from ._arguments import check_refresher, check_store
+from ._environment import Environment
 from ._errors import (
     ActionstepError,
+    ConfigurationError,
     ConnectError,
     OAuthError,
     ReauthorizationRequired,
@@ -40,14 +42,27 @@ from ._errors import (
     TransportError,
     UsageError,
 )
-from ._refresh_decision import Adopt, Decision, Fail, Serve, Wait, decide
+from ._refresh_decision import (
+    Adopt,
+    Decision,
+    Fail,
+    Restore,
+    Serve,
+    Wait,
+    check_stored,
+    decide,
+    is_older,
+)
 from ._refresh_policy import RefreshPolicy
 from ._retry import backoff_delay
 from ._tokens import Clock, Token
 from .stores._base import TokenStore, validate_key
 from .stores._memory import MemoryTokenStore
 
-__all__ = ["RefreshPolicy", "Refresher", "TokenManager"]
+__all__ = ["KeepAliveReport", "RefreshPolicy", "Refresher", "TokenManager"]
+
+KEEP_ALIVE_AGE: Final = 7 * 86400.0
+"""Default ``max_idle``: a third of Actionstep's 21-day refresh-token lifetime."""
 
 log = logging.getLogger("actionstep_async.tokens")
 
@@ -59,6 +74,25 @@ class Refresher(Protocol):
     """Anything that can spend a refresh token: :class:`~actionstep_async.OAuthClient` does."""
 
     async def refresh(self, token: Token) -> Token: ...
+
+
+@attrs.frozen
+class KeepAliveReport:
+    """What :meth:`TokenManager.keep_alive` did, key by key."""
+
+    refreshed: tuple[str, ...] = ()
+    """Refresh token older than ``max_idle``: refreshed (here or, moments before, by a peer)."""
+    young: tuple[str, ...] = ()
+    """Refresh token younger than ``max_idle``: left alone."""
+    dead: tuple[str, ...] = ()
+    """ReauthorizationRequired: a person must authorize these keys again."""
+    failed: tuple[str, ...] = ()
+    """A transient error (token endpoint or store): try again later."""
+
+
+@runtime_checkable
+class _ListsKeys(Protocol):
+    async def keys(self) -> list[str]: ...
 
 
 @attrs.define(eq=False)
@@ -79,11 +113,21 @@ class _KeyState:
     reactive_at: float = 0.0
     unsaved: bool = False
     own_claim: float | None = None
+    check_at: float = 0.0
+    serve_until: float = 0.0
+    """The hot path serves ``token`` without a look until then: min(advisory_at, check_at)."""
 
-    def adopt(self, token: Token, windows: tuple[float, float]) -> None:
-        """Hand out ``token`` from now on, refreshing it in the (advisory, mandatory) windows."""
+    def adopt(self, token: Token, windows: tuple[float, float], check_at: float) -> None:
+        """Hand out ``token`` from now on, refreshing it in the (advisory, mandatory) windows and
+        reading the store back at ``check_at``."""
         self.token = token
         self.advisory_at, self.mandatory_at = windows
+        self.check_at = check_at
+        self.serve_until = min(self.advisory_at, check_at)
+
+    def check_started(self, next_check: float) -> None:
+        self.check_at = next_check
+        self.serve_until = min(self.advisory_at, next_check)
 
     def holds(self, token: Token) -> bool:
         """Whether ``token`` (by access token) is still the one handed out."""
@@ -145,13 +189,23 @@ class TokenManager:
         on_refresh: RefreshHook | None = None,
         on_reauthorization_required: ReauthorizationHook | None = None,
         rng: random.Random | None = None,
+        environment: Environment | None = None,
     ) -> None:
         check_refresher(refresher)
         if store is not None:
             check_store(store)
         self.refresher = refresher
         self.store: TokenStore = store if store is not None else MemoryTokenStore()
-        self.policy = policy or RefreshPolicy()
+        # A store the manager made itself has no other writer: nothing to check or wait for.
+        self._shared_store = store is not None
+        timeout = getattr(refresher, "timeout", None)
+        request_timeout = float(timeout) if isinstance(timeout, int | float) else None
+        self.policy = (policy or RefreshPolicy()).sized_for(request_timeout)
+        if environment is None:
+            found = getattr(refresher, "environment", None)
+            environment = found if isinstance(found, Environment) else None
+        self.environment = environment
+        """Every token's ``api_endpoint`` is checked against it when saved, loaded or adopted."""
         self.clock = clock
         self.on_refresh = on_refresh
         self.on_reauthorization_required = on_reauthorization_required
@@ -174,7 +228,7 @@ class TokenManager:
         and a TransientError when the token expired and refreshing is failing.
         """
         state = self._states.get(key)
-        if state is not None and state.token is not None and self.clock() < state.advisory_at:
+        if state is not None and state.token is not None and self.clock() < state.serve_until:
             return state.token
         return await self._token_slow(key)
 
@@ -199,8 +253,12 @@ class TokenManager:
             # This token came from a 401-triggered refresh moments ago; a second refresh would not
             # help (the 401 is about permissions, not the token) and would start a refresh storm.
             # A sibling process may have stored a newer token meanwhile, though: one read is cheap.
-            stored = await self.store.load(key)
-            if stored is not None and stored.access_token != token_sent.access_token:
+            stored = await self._load(key)
+            if (
+                stored is not None
+                and stored.access_token != token_sent.access_token
+                and not is_older(stored, token_sent)
+            ):
                 self._adopt(state, stored)
                 return stored
             return token_sent
@@ -216,6 +274,7 @@ class TokenManager:
     async def save(self, key: str, token: Token) -> Token:
         """Store ``token`` under ``key`` (after a code exchange), replacing whatever was there."""
         validate_key(key)
+        self._checked(token)
         async with self.store.lock(key):
             stored = await self.store.load(key)
             expected = stored.version if stored else 0
@@ -229,22 +288,59 @@ class TokenManager:
 
     async def load(self, key: str) -> Token | None:
         """The stored token for ``key`` without refreshing it (``None`` if there is none)."""
-        token = await self.store.load(validate_key(key))
+        token = await self._load(validate_key(key))
         if token is not None:
             state = self._state(key)
-            if state.token is None or token.version > state.token.version:
+            if state.token is None or is_older(state.token, token):
                 self._adopt(state, token)
         return token
 
     async def refresh(self, key: str) -> Token:
         """Refresh ``key`` now, whatever its expiry (still one refresh for concurrent callers)."""
         state = self._state(key)
-        current = state.token or await self.store.load(validate_key(key))
+        current = state.token or await self._load(validate_key(key))
         if current is None:
             raise ReauthorizationRequired(
                 f"no token is stored for {key!r}; authorize first", key=key
             )
         return await asyncio.shield(self._flight(key, state, rejected=current))
+
+    async def keep_alive(
+        self, keys: Iterable[str] | None = None, *, max_idle: float = KEEP_ALIVE_AGE
+    ) -> KeepAliveReport:
+        """Refresh every stored key whose refresh token is older than ``max_idle`` seconds.
+
+        Refresh tokens die unused (about 21 days on Actionstep), so run this from cron for
+        connections nobody may use for weeks. ``keys`` defaults to every key in the store (stores
+        with a ``keys()`` method: all built-in ones). Each key is refreshed once across the fleet,
+        as always; keys that need a new authorization are reported, not raised.
+        """
+        if keys is None:
+            if not isinstance(self.store, _ListsKeys):
+                raise ConfigurationError(f"{self.store!r} cannot list its keys; pass keys=")
+            keys = await self.store.keys()
+        outcome: dict[str, list[str]] = {"refreshed": [], "young": [], "dead": [], "failed": []}
+        for key in keys:
+            outcome[await self._keep_alive_one(key, max_idle)].append(key)
+        return KeepAliveReport(**{name: tuple(found) for name, found in outcome.items()})
+
+    async def _keep_alive_one(self, key: str, max_idle: float) -> str:
+        try:
+            stored = await self._load(validate_key(key))
+            if stored is None:
+                return "dead"
+            if self.clock() - stored.issued_at < max_idle:
+                return "young"
+            state = self._state(key)
+            if state.token is None or is_older(state.token, stored):
+                self._adopt(state, stored)
+            await asyncio.shield(self._flight(key, state, rejected=stored))
+        except ReauthorizationRequired:
+            return "dead"
+        except ActionstepError as exc:
+            log.warning("keep-alive refresh of %r failed: %s", key, exc)
+            return "failed"
+        return "refreshed"
 
     async def delete(self, key: str) -> None:
         """Forget ``key`` here and in the store."""
@@ -274,7 +370,20 @@ class TokenManager:
         return state
 
     def _adopt(self, state: _KeyState, token: Token) -> None:
-        state.adopt(token, self.policy.windows(token, self._rng))
+        """Hand out ``token`` (just read from or written to the store)."""
+        next_check = self.clock() + self.policy.store_check_interval
+        state.adopt(token, self.policy.windows(token, self._rng), next_check)
+
+    def _checked(self, token: Token) -> Token:
+        """``token`` if its ``api_endpoint`` suits the environment, else UnsafeEndpointError."""
+        if self.environment is not None:
+            self.environment.validate_api_endpoint(token.api_endpoint)
+        return token
+
+    async def _load(self, key: str) -> Token | None:
+        """The stored token, refused (UnsafeEndpointError) if it names a foreign api_endpoint."""
+        token = await self.store.load(key)
+        return None if token is None else self._checked(token)
 
     def _raise_if_remembered(self, state: _KeyState, now: float) -> None:
         if state.reauthorization is not None and now < state.reauthorization_until:
@@ -285,9 +394,14 @@ class TokenManager:
         now = self.clock()
         self._raise_if_remembered(state, now)
         token = state.token
+        if token is not None and now >= state.check_at:
+            self._start_check(key, state, now)
+        if token is not None and now < state.advisory_at:
+            return token
         in_flight = self._active_flight(state) is not None
-        if token is not None and now < state.mandatory_at:
-            # Advisory window: one background refresh, nobody waits for it.
+        if token is not None and (now < state.mandatory_at or self._quarantined(token, now)):
+            # Advisory window (or a restored token still valid during its quarantine): one
+            # background refresh, nobody waits for it.
             if not in_flight and now >= state.not_before:
                 _ = self._flight(key, state, rejected=None)
             return token
@@ -375,14 +489,24 @@ class TokenManager:
         )
 
     async def _locked_refresh(self, key: str, state: _KeyState, rejected: Token | None) -> Token:
+        loop = asyncio.get_running_loop()
+        # With a shared store, a missing record may be a store that lost it: a peer holding a
+        # copy writes it back within store_check_interval, so wait up to the quarantine first.
+        missing_until = loop.time() + (self.policy.restore_quarantine if self._shared_store else 0)
         async with self.store.lock(key):
             while True:
                 decision = await self._decide(key, state, rejected)
+                missing = isinstance(decision, Fail) and decision.reason == "missing"
+                if missing and loop.time() < missing_until:
+                    decision = Wait(self.policy.claim_poll)
                 if isinstance(decision, Wait):
                     await asyncio.sleep(decision.seconds)
                     continue
                 if isinstance(decision, Fail):
                     raise self._failure(key, decision)
+                if isinstance(decision, Restore):
+                    await self._restore(key, state, decision)
+                    continue
                 if isinstance(decision, Serve | Adopt):
                     self._adopt(state, decision.token)
                     return decision.token
@@ -401,9 +525,7 @@ class TokenManager:
     async def _decide(self, key: str, state: _KeyState, rejected: Token | None) -> Decision:
         """Read the store (unless it is behind us) and decide the next step."""
         own = state.token
-        stored = None if state.unsaved and own is not None else await self.store.load(key)
-        if stored is None and own is not None and not state.unsaved:
-            log.warning("token for %r is missing from the store; restoring it", key)
+        stored = None if state.unsaved and own is not None else await self._load(key)
         return decide(
             stored,
             own,
@@ -422,11 +544,55 @@ class TokenManager:
             )
         # A refresh was sent and never saved: the server may already have rotated, so presenting
         # this refresh token again could revoke the whole token family.
+        who = "this process" if decision.own else "another process"
         return ReauthorizationRequired(
-            f"a refresh of {key!r} was interrupted after its refresh token may have been"
-            " spent; authorize again",
+            f"a refresh of {key!r} that {who} started {decision.claim_age:.0f}s ago was"
+            " interrupted (killed, or its connection lost) after sending the refresh token, which"
+            " may now be spent; no result was saved. Authorize this key again (for example"
+            " `actionstep-async login`)",
             key=key,
         )
+
+    async def _restore(self, key: str, state: _KeyState, restore: Restore) -> None:
+        """Write our copy back over a lost or older record, marked unconfirmed (quarantined)."""
+        written = await self.store.compare_and_set(
+            key, restore.token, expected_version=restore.expected_version
+        )
+        if written is None:
+            return  # the store changed meanwhile: judge the new record
+        log.warning(
+            "token for %r was missing from the store or older than ours; wrote back %s"
+            " (its refresh token waits %.0fs for a newer copy before it is spent)",
+            key,
+            written.fingerprint,
+            self.policy.restore_quarantine,
+        )
+        self._adopt(state, written)
+
+    def _quarantined(self, token: Token, now: float) -> bool:
+        """A restored token still valid and within its quarantine: serve it, refresh later."""
+        if token.restored_at is None or now >= token.expires_at:
+            return False
+        return now < token.restored_at + self.policy.restore_quarantine
+
+    def _start_check(self, key: str, state: _KeyState, now: float) -> None:
+        state.check_started(now + self.policy.store_check_interval)
+        if self._shared_store and self._active_flight(state) is None and not self._closed:
+            self._spawn(self._check_store(key, state))
+
+    async def _check_store(self, key: str, state: _KeyState) -> None:
+        """Read the stored record in the background; repair a lost or rolled-back one."""
+        try:
+            stored = await self._load(key)
+            if self._active_flight(state) is not None or state.unsaved:
+                return  # the flight judges the store itself
+            action = check_stored(stored, state.token, now=self.clock())
+            if isinstance(action, Restore):
+                await self._restore(key, state, action)
+            elif isinstance(action, Adopt):
+                self._adopt(state, action.token)
+        except ActionstepError as exc:
+            log.warning("background check of the token for %r failed: %s", key, exc)
 
     def _refreshed(self, key: str, state: _KeyState, basis: Token, fresh: Token) -> Token:
         log.info("refreshed token for %r: %s -> %s", key, basis.fingerprint, fresh.fingerprint)
@@ -476,8 +642,8 @@ class TokenManager:
         try:
             fresh = await self.refresher.refresh(claimed)
         except ReauthorizationRequired:
-            latest = await self.store.load(key)
-            if latest is not None and latest.refresh_token != basis.refresh_token:
+            latest = await self._await_newer(key, basis)
+            if latest is not None:
                 log.info("refresh token for %r was already rotated elsewhere; adopting", key)
                 state.claimed(None)
                 self._adopt(state, latest)
@@ -495,9 +661,31 @@ class TokenManager:
         self.refresh_count += 1
         state.claimed(None)
         # Until it is saved, the new token carries the version it was refreshed from.
-        fresh = attrs.evolve(fresh, version=claimed.version, refresh_claimed_at=None)
+        fresh = attrs.evolve(
+            fresh, version=claimed.version, refresh_claimed_at=None, restored_at=None
+        )
         self._adopt(state, fresh)
         return fresh
+
+    async def _await_newer(self, key: str, basis: Token) -> Token | None:
+        """After ``invalid_grant``: a newer token a peer stores within the quarantine, if any.
+
+        A peer that refreshed while the store lost or rolled back its record writes it back
+        within ``store_check_interval``; the quarantine is longer than that.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (self.policy.restore_quarantine if self._shared_store else 0.0)
+        while True:
+            latest = await self._load(key)
+            if (
+                latest is not None
+                and latest.refresh_token != basis.refresh_token
+                and not is_older(latest, basis)
+            ):
+                return latest
+            if loop.time() >= deadline:
+                return None
+            await asyncio.sleep(self.policy.claim_poll)
 
     async def _save(
         self, key: str, state: _KeyState, fresh: Token, *, expected_version: int
@@ -515,8 +703,14 @@ class TokenManager:
             return
         if not saved:
             # Someone wrote a newer token even though we held the lock (its TTL ran out): theirs
-            # wins, because only one refresh-token chain may survive.
-            winner = await self.store.load(key)
+            # wins, because only one refresh-token chain may survive. An older one (the store
+            # rolled back meanwhile) never wins: ours is written over it.
+            winner = await self._load(key)
+            if winner is None or is_older(winner, fresh):
+                expected = winner.version if winner is not None else 0
+                if await self._write(key, state, fresh, expected):
+                    return
+                winner = await self._load(key)
             log.warning("token for %r was replaced during our refresh; adopting the winner", key)
             if winner is not None:
                 self._adopt(state, winner)

@@ -477,6 +477,12 @@ def error_details(document: object) -> tuple[list[Mapping[str, Any]], str | None
     if not isinstance(document, dict):
         return [], None
     raw = document.get("errors")
+    if raw is None and isinstance(document.get("error"), str):
+        # A 401 from the resource server is OAuth-style: {"error": "expired_token", ...}.
+        description = document.get("error_description")
+        raw = {"code": document["error"], "title": document["error"]}
+        if isinstance(description, str):
+            raw["detail"] = description
     items = raw if isinstance(raw, list) else [raw] if isinstance(raw, dict) else []
     errors: list[Mapping[str, Any]] = [item for item in items if isinstance(item, dict)]
     for item in errors:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import re
 import secrets
 import time
 from collections.abc import Iterable, Mapping
@@ -162,18 +163,46 @@ def _redact(text: str, secrets_: Iterable[str]) -> str:
     return text
 
 
+_MAX_EXPIRES_IN: Final = 10 * 365 * 86400
+# RFC 6750 section 2.1 b64token: the only characters a bearer token may carry in a header.
+_TOKEN68: Final = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+_ASCII_SECONDS: Final = re.compile(r"[0-9]{1,12}(\.[0-9]{1,6})?")
+
+
 def _parse_expires_in(value: object) -> float:
+    """Seconds of validity: a JSON number or a string of ASCII digits, positive, at most 10 years.
+
+    Huge integers (``10**400``), infinities and non-ASCII digits (``"³⁶⁰⁰"``) are refused here
+    rather than raising ``OverflowError``/``ValueError`` later.
+    """
     if isinstance(value, bool):
         raise ResponseDecodeError("token response: expires_in must be a number")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and value.strip().isdigit():
-        seconds = float(value.strip())
-    else:
+    if isinstance(value, str) and _ASCII_SECONDS.fullmatch(value.strip()):
+        value = float(value.strip())
+    if isinstance(value, int) and not 0 < value <= _MAX_EXPIRES_IN:
+        raise ResponseDecodeError("token response: expires_in must be a positive number of seconds")
+    if not isinstance(value, int | float):
         raise ResponseDecodeError("token response: expires_in is missing or not a number")
-    if not seconds > 0 or seconds > 10 * 365 * 86400:
+    seconds = float(value)
+    if not 0 < seconds <= _MAX_EXPIRES_IN:  # also refuses NaN and infinities
         raise ResponseDecodeError("token response: expires_in must be a positive number of seconds")
     return seconds
+
+
+def _bearer_safe(value: str, name: str) -> str:
+    """``value`` if it may go into an ``Authorization: Bearer`` header as it is."""
+    if len(value) > 8192 or not _TOKEN68.fullmatch(value):
+        # The value is not quoted: it is a secret, and the point is that it is unprintable.
+        raise ResponseDecodeError(
+            f"token response: {name} has characters a bearer token cannot carry (RFC 6750)"
+        )
+    return value
+
+
+def _no_control_characters(value: str, name: str) -> str:
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value) or len(value) > 8192:
+        raise ResponseDecodeError(f"token response: {name} contains control characters")
+    return value
 
 
 def _required_str(document: Mapping[str, Any], name: str) -> str | None:
@@ -290,7 +319,7 @@ def _access_token(fields: Mapping[str, Any]) -> str:
     access_token = _required_str(fields, "access_token")
     if access_token is None:
         raise ResponseDecodeError("token response has no access_token")
-    return access_token
+    return _bearer_safe(access_token, "access_token")
 
 
 def _token_type(fields: Mapping[str, Any]) -> str:
@@ -306,7 +335,7 @@ def _refresh_token(fields: Mapping[str, Any], previous: Token | None) -> str:
     )
     if refresh_token is None:
         raise ResponseDecodeError("token response has no refresh_token")
-    return refresh_token
+    return _no_control_characters(refresh_token, "refresh_token")
 
 
 def _api_endpoint(

@@ -32,7 +32,10 @@ class Token:
     request was *sent*, so a slow response never makes a token look fresher than it is.
     ``version`` is the token store's generation counter used for compare-and-set writes.
     ``refresh_claimed_at`` is set in the store while some process is spending the refresh token,
-    so that no other process ever presents it too.
+    so that no other process ever presents it too. ``restored_at`` is set on a record a process
+    wrote back from its own copy after the store lost or rolled back the key: until the policy's
+    quarantine has passed, no process spends that refresh token, so a peer holding a newer copy
+    can replace it first.
     The access and refresh tokens never appear in ``repr`` or ``str``; use :attr:`fingerprint`.
     """
 
@@ -46,6 +49,7 @@ class Token:
     scopes: tuple[str, ...] = ()
     version: int = 0
     refresh_claimed_at: float | None = None
+    restored_at: float | None = None
 
     @property
     def lifetime(self) -> float:

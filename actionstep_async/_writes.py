@@ -111,11 +111,14 @@ def _listed(value: object) -> object:
     return tuple(value) if isinstance(value, list) else value
 
 
-def save_body(spec: ResourceSpec, record: Model) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """What a PUT of ``record`` carries: its writable fields that are set, plus ``extra``.
+def save_body(
+    spec: ResourceSpec, record: Model, *, include_extra: bool = False
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """What a PUT of ``record`` carries: its writable fields that are set.
 
-    Fields the model does not know are sent back as they came (they may be writable; this
-    library cannot tell), so nothing the server sent is lost by a read-modify-write.
+    A PUT is a partial update, so fields not sent (read-only ones, unknown ones in ``extra``)
+    keep their values on the server. ``include_extra`` sends the unknown fields back too, for
+    fields Actionstep added that are writable but not yet in the catalogue.
     """
     if not isinstance(record, spec.model):
         raise InvalidRequestError(f"expected a {spec.model.__name__}, got {type(record).__name__}")
@@ -125,7 +128,8 @@ def save_body(spec: ResourceSpec, record: Model) -> tuple[dict[str, Any], dict[s
         for f in spec.fields
         if f.wire in allowed and getattr(record, f.attr) is not None
     }
-    body.update(record.extra)
+    if include_extra:
+        body.update(record.extra)
     links = {
         name: wire_value(_listed(ids))
         for name, ids in record.wire_links.items()

@@ -35,9 +35,9 @@ OAUTH = OAuthClient("id", "secret", "http://127.0.0.1/cb")
         (lambda: TokenManager(OAUTH, Path("/tmp/t")), "FileTokenStore('/tmp/t')"),  # type: ignore[arg-type]
         (lambda: TokenManager(OAUTH, {}), "store must be a TokenStore"),  # type: ignore[arg-type]
         (lambda: TokenManager("secret", MemoryTokenStore()), "refresher must be an OAuthClient"),  # type: ignore[arg-type]
-        (lambda: AsyncResourceClient(OAUTH, "k"), "manager must be a TokenManager"),  # type: ignore[arg-type]
+        (lambda: AsyncResourceClient(OAUTH, "k"), "manager must be a TokenManager"),  # type: ignore[call-overload]
         (
-            lambda: AsyncResourceClient(TokenManager(OAUTH), 7),  # type: ignore[arg-type]
+            lambda: AsyncResourceClient(TokenManager(OAUTH), 7),  # type: ignore[call-overload]
             "key must be the TokenManager key",
         ),
     ],

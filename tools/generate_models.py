@@ -35,6 +35,7 @@ from actionstep_async._deviations import (  # noqa: E402
     BOOLEAN_NAME,
     EXTRA_METHODS,
     LINK_TARGETS,
+    MANY_LINKS,
     SELF_LINKS,
 )
 
@@ -236,7 +237,7 @@ def _link(resource: str, wire: str, prop: Mapping[str, Any], writable: set[str])
     target = resource if wire in SELF_LINKS else LINK_TARGETS.get(wire)
     if target is None:
         raise ValueError(f"{resource}.links.{wire}: add its target to LINK_TARGETS")
-    many = prop.get("type") == "array"
+    many = prop.get("type") == "array" or (resource, wire) in MANY_LINKS
     read_only = bool(prop.get("readOnly")) or wire not in writable
     item_type = (prop.get("items") or {}).get("type") if many else prop.get("type")
     id_kind = "int" if item_type == "integer" or prop.get("format") == "integer" else "str"
@@ -320,28 +321,12 @@ class DecodeError(ValueError):
     """A record that does not fit its model; the message names the field."""
 
 
-def _typed_links(value: object) -> Any:
-    if value is None:
-        return {}
-    if type(value) is not dict:
-        raise ValueError("links: expected an object")
-    return {name: _ids(ids) for name, ids in value.items()}
+def _not_one_of(value: object, allowed: Mapping[str, str]) -> str:
+    return f"{value!r} is not one of {', '.join(sorted(allowed))}"
 
 
-def _ids(value: object) -> object:
-    if value is None:
-        return None
-    if type(value) is list:
-        return [to_id(item) for item in value]
-    return to_id(value)
-
-
-def _not_one_of(value: object, allowed: tuple[str, ...]) -> str:
-    return f"{value!r} is not one of {', '.join(allowed)}"
-
-
-def _fail(resource: str, raw: object, fields: Sequence[tuple[str, str, Any]]) -> DecodeError:
-    return DecodeError(f"unexpected {resource} record: {explain(resource, raw, fields)}")
+def _fail(resource: str, raw: object, has_id: bool, plan: Plan) -> DecodeError:
+    return DecodeError(f"unexpected {resource} record: {explain(resource, raw, has_id, plan)}")
 '''
 
 
@@ -395,7 +380,8 @@ def render_resource(res: Resource) -> list[str]:
             f"{m}{verb}Links", f"``links=`` of ``{res.name}.{verb.lower()}``.", link_items
         )
     out += [
-        "@attrs.frozen",
+        # Not slotted: the decoder sets the whole __dict__ at once (see _convert.build).
+        "@attrs.frozen(slots=False)",
         f"class {m}(Model):",
         f'    """A record of ``{res.name}``."""',
         "",
@@ -422,6 +408,10 @@ def render_resource(res: Resource) -> list[str]:
     return out
 
 
+EXACT = {"int": "int", "str": "str", "bool": "bool", "float": "float"}
+"""Wire types that need no conversion; every other kind always goes through its converter."""
+
+
 def _decoder(res: Resource) -> list[str]:
     m, key = res.model, res.name.upper()
     known = ", ".join(repr(f.wire) for f in res.fields) + ", 'links'"
@@ -431,7 +421,7 @@ def _decoder(res: Resource) -> list[str]:
             values = ", ".join(repr(v) for v in spec.enum)
             name = f"_enum_{res.name}_{spec.attr}"
             out += [
-                f"{name.upper()}: Final = ({values},)",
+                f"{name.upper()}: Final = {{v: v for v in ({values},)}}",
                 "",
                 "",
                 f"def {name}(value: object) -> Any:",
@@ -441,36 +431,38 @@ def _decoder(res: Resource) -> list[str]:
                 "",
                 "",
             ]
-    converters = ", ".join(f"({f.wire!r}, {f.attr!r}, {_converter(res, f)})" for f in res.fields)
+    plan = ", ".join(
+        f"({f.attr!r}, {f.wire!r}, {EXACT.get(f.kind, 'NEVER')}, {_fast(res, f)},"
+        f" {_converter(res, f)})"
+        for f in _attributes(res)
+    )
+    has_id = _has_id(res)
     out += [
         "",
         "",
-        f"_FIELDS_{key}: Final[Sequence[tuple[str, str, Any]]]"
-        f" = ({converters}{_comma(converters)})",
+        f"_PLAN_{key}: Final[Plan] = ({plan}{_comma(plan)})",
         "",
-    ]
-    args = []
-    for spec in _attributes(res):
-        args.append(f"        {spec.attr}={_converter(res, spec)}(get({spec.wire!r})),")
-    out += [
         "",
         f"def structure_{res.name}(raw: Any) -> {m}:",
         '    """Decode one record; a DecodeError names the field that does not fit."""',
         "    try:",
-        "        get = raw.get",
-        f"        unknown = raw.keys() - _KNOWN_{key}",
-        f"        return {m}(",
-        "        id=to_id(raw['id'])," if _has_id(res) else "        id=None,",
-        *args,
-        "        links=_typed_links(get('links')),",
-        "        extra=to_mapping({k: raw[k] for k in unknown}) if unknown else EMPTY,",
-        "        )",
+        f"        return build({m}, {has_id}, _PLAN_{key}, _KNOWN_{key}, raw)",
         "    except (KeyError, ValueError, TypeError, AttributeError) as exc:",
-        f"        raise _fail({res.name!r}, raw, _FIELDS_{key}) from exc",
+        f"        raise _fail({res.name!r}, raw, {has_id}, _PLAN_{key}) from exc",
         "",
         "",
     ]
     return out
+
+
+def _fast(res: Resource, spec: Field) -> str:
+    """The hot-path converter: a C-level dict lookup for flags and enums (KeyError on a bad
+    value, whose reason explain() then gets from the slow converter)."""
+    if spec.kind == "bool":
+        return "fast_bool"
+    if spec.kind == "enum":
+        return f"_enum_{res.name}_{spec.attr}".upper() + ".__getitem__"
+    return _converter(res, spec)
 
 
 def _comma(items: str) -> str:
@@ -535,9 +527,9 @@ def render_accessor(res: Resource) -> list[str]:
             '        """Change some fields of a record (PUT of just those fields)."""',
             "        return await self._update(id, fields, links)",
             "",
-            f"    async def save(self, record: {m}) -> {m}:",
-            '        """PUT a record\'s writable fields back, with those in ``extra``."""',
-            "        return await self._save(record)",
+            f"    async def save(self, record: {m}, *, include_extra: bool = False) -> {m}:",
+            '        """PUT a record\'s writable fields back (``extra`` too if asked)."""',
+            "        return await self._save(record, include_extra)",
             "",
         ]
     if "DELETE" in res.methods:
@@ -613,8 +605,11 @@ def render_mixin(resources: Sequence[Resource]) -> list[str]:
     return out
 
 
-CONVERT_NAMES = ("EMPTY", "Id", "Model", "Timestamp", "explain", *sorted(set(CONVERTERS.values())))
-CONVERT_NAMES += ("to_id", "to_mapping")
+CONVERT_NAMES: tuple[str, ...] = (
+    *("EMPTY", "NEVER", "Id", "Model", "Plan", "Timestamp", "build", "explain", "fast_bool"),
+    *sorted(set(CONVERTERS.values())),
+    "to_id",
+)
 
 
 def render(resources: Sequence[Resource]) -> str:
@@ -628,7 +623,7 @@ def render(resources: Sequence[Resource]) -> str:
     body = "\n".join(lines) + "\n"
     used = sorted(
         (n for n in CONVERT_NAMES if re.search(rf"\b{n}\b", body + HEADER.split("import (")[-1])),
-        key=lambda n: (not n.isupper(), n[0].islower(), n),
+        key=lambda n: (not n.isupper(), n[0].islower(), n),  # ruff's isort order
     )
     header = HEADER.replace("{convert_imports}", "\n".join(f"    {n}," for n in used))
     return header + body

@@ -44,6 +44,7 @@ from ._exits import (
 )
 from ._hooks import add_hooks_parser
 from ._resources import known_resources, unknown_resource_message
+from ._sync import add_sync_parser
 
 __all__ = ["build_parser", "run"]
 
@@ -100,6 +101,18 @@ def _add_query_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sort", metavar="FIELDS", help="comma list; -field for descending")
 
 
+def _add_keep_alive(
+    token_commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    keep_alive = token_commands.add_parser(
+        "keep-alive", help="refresh stored keys whose refresh token is getting old (for cron)"
+    )
+    keep_alive.add_argument(
+        "--max-idle-days", type=float, default=7.0, help="refresh tokens older than this (7)"
+    )
+    keep_alive.set_defaults(handler=_commands.token_keep_alive)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="actionstep-async",
@@ -108,8 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    adders = (_add_login, _add_token, _add_get, _add_export, _add_demo, add_hooks_parser)
-    for add in (*adders, _add_fake_server):
+    adders = (_add_login, _add_token, _add_get, _add_export, _add_demo)
+    for add in (*adders, add_hooks_parser, add_sync_parser, _add_fake_server):
         add(commands)
     return parser
 
@@ -137,6 +150,7 @@ def _add_token(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     refresh.set_defaults(handler=_commands.token_refresh)
     for sub in (show, refresh):
         sub.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _add_keep_alive(token_commands)
 
 
 def _add_get(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -283,7 +297,7 @@ async def _main(args: argparse.Namespace) -> int:
         if not received:
             raise
         note = " (finished pages are kept: run the same command to resume)"
-        sys.stderr.write(f"\ninterrupted{note if args.command == 'export' else ''}\n")
+        sys.stderr.write(f"\ninterrupted{note if args.command in ('export', 'sync') else ''}\n")
         return INTERRUPTED if received[0] == signal.SIGINT else _SIGTERM_STATUS
     except BrokenPipeError:
         # The reader went away (``| head``): stop quietly, as Unix tools do.

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import attrs
 from rich.console import Console
 
 from .._client import AsyncResourceClient
@@ -22,7 +23,7 @@ from .._retry import RetryPolicy
 from .._tokens import Token
 from ..stores import FileTokenStore
 from ._config import Settings, open_store
-from ._exits import OK, REAUTHORIZE, USAGE, CommandError
+from ._exits import NETWORK, OK, REAUTHORIZE, USAGE, CommandError
 from ._export import ExportOptions, export_resources
 from ._login import LoopbackListener, authorize, browser_available
 from ._output import (
@@ -38,7 +39,15 @@ from ._output import (
 from ._retries import reporting_retries
 from ._stats import RequestStats
 
-__all__ = ["export", "get", "login", "parse_filters", "token_refresh", "token_show"]
+__all__ = [
+    "export",
+    "get",
+    "login",
+    "parse_filters",
+    "token_keep_alive",
+    "token_refresh",
+    "token_show",
+]
 
 # A bulk job would rather wait out a bad minute than lose an hour of progress to one error.
 EXPORT_RETRY = RetryPolicy(max_attempts=10, max_elapsed=300.0, backoff_cap=30.0)
@@ -229,6 +238,20 @@ async def token_refresh(args: argparse.Namespace, settings: Settings) -> int:
             await manager.aclose()
     _print_token(token, key, as_json=args.json, title="Refreshed token")
     return OK
+
+
+async def token_keep_alive(args: argparse.Namespace, settings: Settings) -> int:
+    """Refresh every stored key whose refresh token is older than --max-idle-days (for cron)."""
+    async with open_store(settings) as store:
+        manager = TokenManager(settings.oauth_client(), store)
+        try:
+            report = await manager.keep_alive(max_idle=args.max_idle_days * 86400)
+        finally:
+            await manager.aclose()
+    write_json({name: list(keys) for name, keys in attrs.asdict(report).items()})
+    if report.dead:
+        return REAUTHORIZE
+    return NETWORK if report.failed else OK
 
 
 # -- get -------------------------------------------------------------------------------------

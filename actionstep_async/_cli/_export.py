@@ -316,7 +316,7 @@ class _ResourceExport:
         return await self.client.list(
             self.resource,
             filters=self.options.filters,
-            sort=self.options.sort,
+            sort=None if self.options.sort is None else tuple(self.options.sort),
             page=number,
             page_size=self.options.page_size,
         )

@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import difflib
-import importlib
 from collections.abc import Collection
 
 __all__ = ["known_resources", "unknown_resource_message"]
 
 
 def known_resources() -> frozenset[str]:
-    """The resource catalogue's names when the package ships one, else those we model or fake."""
-    try:
-        catalogue = importlib.import_module("actionstep_async._catalogue").CATALOGUE
-    except (ImportError, AttributeError):
-        from .._models import TYPED_MODELS
-        from ..testing._data import SEEDED_RESOURCES
+    """The resource catalogue's names plus the hand-modelled ones outside it (``timerecords``)."""
+    from .._catalogue import CATALOGUE
+    from .._models import TYPED_MODELS
 
-        return frozenset(TYPED_MODELS) | frozenset(SEEDED_RESOURCES)
-    return frozenset(str(name) for name in catalogue)
+    return frozenset(CATALOGUE) | frozenset(TYPED_MODELS)
 
 
 def unknown_resource_message(name: str, known: Collection[str]) -> str | None:

@@ -133,6 +133,20 @@ class FileTokenStore:
         )
         return stored if written else None
 
+    async def keys(self) -> list[str]:
+        """Every key with a token file (read from the files: names are one-way encoded)."""
+        return await asyncio.to_thread(self._keys_sync)
+
+    def _keys_sync(self) -> list[str]:
+        with _os_errors("list", self._directory):
+            self._ensure_directory()
+            found = []
+            for path in self._directory.glob("*" + _TOKEN):
+                key = _key_of(path)
+                if key is not None and path.name == encode_key(key) + _TOKEN:
+                    found.append(key)
+            return sorted(found)
+
     async def delete(self, key: str) -> None:
         """Remove the token file for ``key``; its lock files stay (see the module docstring)."""
         name = encode_key(key)
@@ -334,6 +348,16 @@ def _decode(key: str, path: Path, data: bytes) -> Token:
     if token.version < 1:
         raise TokenStoreError(f"token file {path} is corrupt: version {token.version}")
     return token
+
+
+def _key_of(path: Path) -> str | None:
+    """The key a token file names, or ``None`` if it cannot be read as one."""
+    try:
+        document = json.loads(path.read_bytes())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    key = document.get("key") if isinstance(document, dict) else None
+    return key if isinstance(key, str) and key else None
 
 
 def _open_lock_file(path: Path) -> int:

@@ -35,6 +35,10 @@ class MemoryTokenStore:
         stored = self._tokens[key] = attrs.evolve(token, version=expected_version + 1)
         return stored
 
+    async def keys(self) -> list[str]:
+        """Every key with a stored token."""
+        return sorted(self._tokens)
+
     async def delete(self, key: str) -> None:
         self._tokens.pop(validate_key(key), None)
 

@@ -13,8 +13,13 @@ the server whoever holds the lock. That matters: the lock is only advisory. Its 
 during a slow refresh, or a failover can drop it, and then the script is what stops a second writer
 from overwriting the first writer's token.
 
-``lock(key)`` is ``SET NX PX`` with a fresh ``uuid4`` value per acquisition (never shared between
-tasks), polled with jittered sleeps until acquired or ``lock_timeout``. Release and extension are
+``lock(key)`` sets the lock with a fresh ``uuid4`` value per acquisition (never shared between
+tasks), polled with jittered sleeps until acquired or ``lock_timeout``. The set is one Lua script
+(``SET NX PX``, or ``PEXPIRE`` if the lock already holds our value), so an attempt that timed out
+after reaching the server and is retried counts as acquired instead of leaving an orphan lock.
+Every Redis call is bounded by an asyncio timeout (``command_timeout``, and the lock deadline),
+whatever the client's own ``socket_timeout``: a frozen Redis gives a TokenStoreError in bounded
+time. Release and extension are
 Lua scripts that act only while the value is still ours, so a holder whose lock expired never
 deletes the next holder's lock. While the lock is held a watchdog task extends the TTL every
 ``lock_ttl / 3``; if an extension finds the lock gone it logs a warning and stops. Tasks of one
@@ -27,6 +32,7 @@ works.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 import uuid
@@ -60,6 +66,17 @@ redis.call('HSET', KEYS[1], 'version', ARGV[2], 'token', ARGV[3])
 return 1
 """
 
+_ACQUIRE: Final = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return 1
+end
+return 0
+"""
+
 _RELEASE: Final = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
@@ -75,6 +92,14 @@ return 0
 """
 
 
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class _NoAnswer(TokenStoreError):
+    """A Redis call timed out: it may or may not have been executed."""
+
+
 class RedisTokenStore:
     """Tokens in Redis behind a per-key lock that spans processes and hosts.
 
@@ -83,7 +108,13 @@ class RedisTokenStore:
     every ``lock_ttl / 3`` unless ``extend=False`` (tests use that to force the TTL shorter than a
     slow refresh). ``lock_timeout`` bounds the wait for the lock (``None``: no bound) and
     ``poll_interval`` is the mean pause between attempts. The lock is not reentrant. Redis
-    failures raise :class:`TokenStoreError`; how soon depends on the client's own retry policy.
+    failures raise :class:`TokenStoreError`. Each Redis call waits at most ``command_timeout``
+    seconds (an asyncio timeout, independent of the client's ``socket_timeout``).
+
+    ``wait_replicas=N`` makes every token write wait (Redis ``WAIT``, up to ``wait_timeout``
+    seconds) until N replicas acknowledged it; with fewer, the write raises TokenStoreError and the
+    manager keeps the token in memory and retries the save, so a failover to a replica cannot lose
+    a refresh the manager considers saved.
     """
 
     def __init__(
@@ -95,6 +126,9 @@ class RedisTokenStore:
         lock_timeout: float | None = 60.0,
         poll_interval: float = 0.05,
         extend: bool = True,
+        command_timeout: float = 5.0,
+        wait_replicas: int = 0,
+        wait_timeout: float = 1.0,
     ) -> None:
         if not lock_ttl >= 0.001:
             raise ConfigurationError("lock_ttl must be at least 0.001 seconds")
@@ -102,13 +136,21 @@ class RedisTokenStore:
             raise ConfigurationError("lock_timeout must be positive or None")
         if not poll_interval > 0:
             raise ConfigurationError("poll_interval must be positive")
+        if not command_timeout > 0:
+            raise ConfigurationError("command_timeout must be positive")
+        if wait_replicas < 0 or not wait_timeout > 0:
+            raise ConfigurationError("wait_replicas must be >= 0 and wait_timeout positive")
         self._redis = redis
         self._prefix = prefix
         self._lock_ttl = lock_ttl
         self._lock_timeout = lock_timeout
         self._poll_interval = poll_interval
         self._extend = extend
+        self._command_timeout = command_timeout
+        self._wait_replicas = wait_replicas
+        self._wait_timeout = wait_timeout
         self._compare_and_set = redis.register_script(_COMPARE_AND_SET)
+        self._acquire_script = redis.register_script(_ACQUIRE)
         self._release_script = redis.register_script(_RELEASE)
         self._extend_script = redis.register_script(_EXTEND)
         self._local_locks = LoopLocks()
@@ -158,12 +200,51 @@ class RedisTokenStore:
         new_version = expected_version + 1
         stored = attrs.evolve(token, version=new_version)
         document = dump_token(stored, key=key)
-        written = await self._call(
+        args: list[str | int] = [expected_version, new_version, document]
+        if not self._wait_replicas:
+            written = await self._call(
+                "compare-and-set", name, self._compare_and_set(keys=[name], args=args)
+            )
+            return stored if written else None
+        return stored if await self._replicated_write(name, args) else None
+
+    async def _replicated_write(self, name: str, args: list[str | int]) -> bool:
+        """Compare-and-set, then ``WAIT``, on one connection: WAIT counts that client's writes."""
+        pipe = self._redis.pipeline(transaction=False)
+        await self._compare_and_set(keys=[name], args=args, client=pipe)
+        _ = pipe.wait(self._wait_replicas, max(1, round(self._wait_timeout * 1000)))
+        written, acknowledged = await self._call(
             "compare-and-set",
             name,
-            self._compare_and_set(keys=[name], args=[expected_version, new_version, document]),
+            pipe.execute(),
+            limit=self._command_timeout + self._wait_timeout,
         )
-        return stored if written else None
+        if written and int(acknowledged) < self._wait_replicas:
+            raise TokenStoreError(
+                f"token written to {name}, but only {acknowledged} of {self._wait_replicas}"
+                f" replicas acknowledged it within {self._wait_timeout:g}s"
+            )
+        return bool(written)
+
+    async def keys(self) -> list[str]:
+        """Every key with a token under this prefix (``SCAN``, then each entry's own key)."""
+        pattern = f"{self._prefix}token:*"
+        names: list[str | bytes] = await self._call(
+            "scan", pattern, self._scan(pattern), limit=self._command_timeout * 4
+        )
+        found = []
+        for name in names:
+            document = await self._call("load", str(name), self._redis.hget(name, "token"))
+            try:
+                key = json.loads(document).get("key") if document is not None else None
+            except (ValueError, AttributeError):
+                key = None
+            if isinstance(key, str) and key and self.token_key(key) == _text(name):
+                found.append(key)
+        return sorted(found)
+
+    async def _scan(self, pattern: str) -> list[str | bytes]:
+        return [name async for name in self._redis.scan_iter(match=pattern, count=500)]
 
     async def delete(self, key: str) -> None:
         """Forget the token for ``key`` (no error if absent)."""
@@ -193,11 +274,18 @@ class RedisTokenStore:
 
     # -- internals ------------------------------------------------------------------------------
 
-    async def _call(self, action: str, name: str, command: Awaitable[_T]) -> _T:
+    async def _call(
+        self, action: str, name: str, command: Awaitable[_T], *, limit: float | None = None
+    ) -> _T:
         task = asyncio.current_task()
         cancel_requests = task.cancelling() if task is not None else 0
+        if limit is None:
+            limit = self._command_timeout
         try:
-            result = await command
+            async with asyncio.timeout(max(limit, 0.001)):
+                result = await command
+        except TimeoutError:
+            raise _NoAnswer(f"Redis {action} of {name} got no answer within {limit:.3g}s") from None
         except _REDIS_ERRORS as exc:
             raise TokenStoreError(f"Redis {action} of {name} failed: {exc}") from exc
         # On Python 3.11 asyncio.wait_for inside redis-py drops a cancellation that arrives as the
@@ -216,11 +304,26 @@ class RedisTokenStore:
         key: str,
     ) -> None:
         ttl_ms = max(1, round(self._lock_ttl * 1000))
+        maybe_set = False
         while True:
+            left = self._command_timeout if deadline is None else deadline - loop.time()
+            # After an attempt that got no answer (it may have set the lock), the script also
+            # counts a lock already holding our value as acquired.
+            command = (
+                self._acquire_script(keys=[name], args=[value, ttl_ms])
+                if maybe_set
+                else self._redis.set(name, value, nx=True, px=ttl_ms)
+            )
             try:
                 acquired = await self._call(
-                    "lock", name, self._redis.set(name, value, nx=True, px=ttl_ms)
+                    "lock", name, command, limit=min(self._command_timeout, left)
                 )
+            except _NoAnswer:
+                maybe_set = True
+                if deadline is not None and loop.time() >= deadline:
+                    await self._release(name, value)
+                    raise self._lock_timeout_error(key) from None
+                continue
             except BaseException:
                 # The SET may have reached the server before the failure or cancellation: undo it
                 # (harmless if it did not, since release checks our unique value).
@@ -270,7 +373,25 @@ class RedisTokenStore:
 
     async def _release_now(self, name: str, value: str) -> None:
         try:
-            await self._release_script(keys=[name], args=[value])
-        except _REDIS_ERRORS as exc:
-            # Not raised: the caller's work is done, and the TTL frees the lock anyway.
-            log.warning("could not release the lock %s (its TTL will free it): %s", name, exc)
+            await self._call("unlock", name, self._release_script(keys=[name], args=[value]))
+        except TokenStoreError as exc:
+            # Not raised: the caller's work is done. Retried in the background until the TTL
+            # would have freed the lock anyway, so a Redis that thaws sooner has no orphan lock.
+            log.warning("could not release the lock %s (retrying until its TTL): %s", name, exc)
+            self._spawn_release_retry(name, value)
+
+    def _spawn_release_retry(self, name: str, value: str) -> None:
+        task = asyncio.create_task(self._retry_release(name, value))
+        self._releases.add(task)
+        task.add_done_callback(self._releases.discard)
+
+    async def _retry_release(self, name: str, value: str) -> None:
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self._lock_ttl
+        while loop.time() < give_up:
+            await asyncio.sleep(min(self._poll_interval * 4, max(give_up - loop.time(), 0)))
+            try:
+                await self._call("unlock", name, self._release_script(keys=[name], args=[value]))
+                return
+            except TokenStoreError:
+                continue

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from .._transport import Request, Response
 from ._auth import issued_secrets
-from ._counters import FakeCounters
+from ._counters import FakeCounters, ReceivedRequest
 from ._faults import FaultKind, FaultRule
 from ._helpers import FAST_RETRY, FakeClock, make_token
 from ._mock import Handler, MockTransport, json_response
@@ -32,6 +32,7 @@ __all__ = [
     "FaultRule",
     "Handler",
     "MockTransport",
+    "ReceivedRequest",
     "Request",
     "Response",
     "issued_secrets",

@@ -84,6 +84,10 @@ class _Controls:
             }
         )
 
+    async def add_field(self, body: Any) -> web.Response:
+        self.fake.add_field(str(body["resource"]), str(body["field"]), body.get("value"))
+        return _ok({"added": body["field"]})
+
     async def get_faults(self, _: Any) -> web.Response:
         return _ok({"faults": [rule.to_json() for rule in self.fake.faults]})
 
@@ -127,6 +131,7 @@ def add_control_routes(app: web.Application, fake: FakeActionstep) -> None:
     controls = _Controls(fake)
     routes: list[tuple[str, str, Callable[[Any], Awaitable[web.Response]]]] = [
         ("GET", "/_fake/counters", controls.counters),
+        ("POST", "/_fake/fields", controls.add_field),
         ("POST", "/_fake/token", controls.token),
         ("GET", "/_fake/faults", controls.get_faults),
         ("POST", "/_fake/faults", controls.add_faults),

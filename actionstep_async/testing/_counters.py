@@ -9,7 +9,7 @@ import attrs
 
 from .._tokens import fingerprint
 
-__all__ = ["FakeCounters", "SecretKeyedCounter"]
+__all__ = ["FakeCounters", "ReceivedRequest", "SecretKeyedCounter"]
 
 
 class SecretKeyedCounter(Counter[str]):
@@ -39,6 +39,8 @@ class FakeCounters:
     authorize_calls: int = 0
     requests: Counter[tuple[str, str, int]] = attrs.field(factory=Counter)
     faults_fired: Counter[str] = attrs.field(factory=Counter)
+    records_served: Counter[str] = attrs.field(factory=Counter)
+    """Records in GET answers by resource; ``"actions:fields"`` counts those cut by a fieldset."""
 
     def reset(self) -> None:
         """Zero everything (the same object stays valid for anyone holding it)."""
@@ -48,6 +50,7 @@ class FakeCounters:
             self.refresh_presented,
             self.requests,
             self.faults_fired,
+            self.records_served,
         ):
             counter.clear()
 
@@ -68,4 +71,21 @@ class FakeCounters:
                 for (method, route, status), n in sorted(self.requests.items())
             },
             "faults_fired": dict(sorted(self.faults_fired.items())),
+            "records_served": dict(sorted(self.records_served.items())),
         }
+
+
+@attrs.frozen
+class ReceivedRequest:
+    """One data-API request as the fake received it (the bearer token is not kept)."""
+
+    method: str
+    path: str
+    """Relative to ``<api_endpoint>rest/``, e.g. ``filenotes/3``."""
+    query: tuple[tuple[str, str], ...]
+    content_type: str | None
+    accept: str | None
+    authorized: bool
+    """Whether a bearer token was presented."""
+    body: Any
+    """The decoded JSON body of a write, else None."""

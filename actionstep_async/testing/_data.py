@@ -16,19 +16,22 @@ from typing import Any, Final, TypeVar
 
 import attrs
 
+from .._catalogue import CATALOGUE, FieldSpec, ResourceSpec
+
 __all__ = [
     "DEFAULT_RECORDS",
     "SEEDED_RESOURCES",
     "Key",
-    "Record",
+    "RawRecord",
     "ResourceSchema",
     "Table",
     "now_timestamp",
     "schema_for",
+    "stamp_write",
 ]
 
 T = TypeVar("T")
-Record = dict[str, Any]
+RawRecord = dict[str, Any]
 Key = int | str
 """A primary key: an int for ordinary resources, a ``a--b--c`` string for composite ones."""
 
@@ -118,6 +121,20 @@ def now_timestamp() -> str:
     return timestamp(datetime.now(AEST))
 
 
+MODIFIED_FIELD: Final = "modifiedTimestamp"
+
+
+def stamp_write(record: RawRecord, field: str | None = MODIFIED_FIELD) -> None:
+    """Move the record's modified timestamp to now, as the server does on every write.
+
+    The server owns this field: a value sent in the body is overwritten, so "modified since"
+    filters see every write. Resolution is one second, as Actionstep renders it, so several
+    writes within a second share a timestamp (clients must use ``_gteq`` and an overlap).
+    """
+    if field is not None and field in record:
+        record[field] = now_timestamp()
+
+
 def _tf(flag: bool) -> str:
     return "T" if flag else "F"
 
@@ -137,7 +154,7 @@ class Context:
         return self.counts.get(resource, 0)
 
 
-Generator = Callable[[Dice, int, Context], Record]
+Generator = Callable[[Dice, int, Context], RawRecord]
 
 
 @functools.lru_cache(maxsize=4096)
@@ -158,7 +175,7 @@ def _dates(rng: Dice) -> tuple[str, str]:
     return _stamp(created), _stamp(created + later)
 
 
-def _action(rng: Dice, index: int, ctx: Context) -> Record:
+def _action(rng: Dice, index: int, ctx: Context) -> RawRecord:
     ident = index + 1
     types, people = max(ctx.count("actiontypes"), 1), max(ctx.count("participants"), 1)
     (first, last, other, kind, number, street, priority, status, flags, step) = rng.rolls(
@@ -179,7 +196,7 @@ def _action(rng: Dice, index: int, ctx: Context) -> Record:
         "reference": f"{last_name[:3].upper()}{ident:06d}",
         "priority": priority,
         "status": _STATUSES[status],
-        "isBillable": _tf(flags % 10 != 0),
+        "isBillableOverride": _tf(flags % 10 != 0),
         "isDeleted": _tf(flags % 50 == 1),
         "isFavorite": _tf(flags // 100 == 3),
         "createdTimestamp": created,
@@ -193,7 +210,7 @@ def _action(rng: Dice, index: int, ctx: Context) -> Record:
     }
 
 
-def _participant(rng: Dice, index: int, ctx: Context) -> Record:
+def _participant(rng: Dice, index: int, ctx: Context) -> RawRecord:
     first, last = rng.choice(_FIRST), rng.choice(_LAST)
     company = rng.random() < 0.2
     created, modified = _dates(rng)
@@ -214,7 +231,7 @@ def _participant(rng: Dice, index: int, ctx: Context) -> Record:
     }
 
 
-def _filenote(rng: Dice, index: int, ctx: Context) -> Record:
+def _filenote(rng: Dice, index: int, ctx: Context) -> RawRecord:
     entered, _ = _dates(rng)
     return {
         "id": index + 1,
@@ -230,7 +247,7 @@ def _filenote(rng: Dice, index: int, ctx: Context) -> Record:
     }
 
 
-def _timerecord(rng: Dice, index: int, ctx: Context) -> Record:
+def _timerecord(rng: Dice, index: int, ctx: Context) -> RawRecord:
     entered, _ = _dates(rng)
     quarter_hours = rng.randrange(1, 33)
     hours = f"{quarter_hours / 4:.2f}"
@@ -250,7 +267,7 @@ def _timerecord(rng: Dice, index: int, ctx: Context) -> Record:
     }
 
 
-def _actiontype(rng: Dice, index: int, ctx: Context) -> Record:
+def _actiontype(rng: Dice, index: int, ctx: Context) -> RawRecord:
     base = _MATTER_TYPES[index % len(_MATTER_TYPES)]
     lap = index // len(_MATTER_TYPES)
     return {
@@ -270,7 +287,7 @@ def _actionparticipant_parts(index: int, ctx: Context) -> tuple[int, int, int]:
     return index % actions + 1, index // actions + 1, (index * 7919) % participants + 1
 
 
-def _actionparticipant(rng: Dice, index: int, ctx: Context) -> Record:
+def _actionparticipant(rng: Dice, index: int, ctx: Context) -> RawRecord:
     action, participant_type, participant = _actionparticipant_parts(index, ctx)
     return {
         "id": f"{action}--{participant_type}--{participant}",
@@ -283,7 +300,7 @@ def _actionparticipant(rng: Dice, index: int, ctx: Context) -> Record:
     }
 
 
-def _user(rng: Dice, index: int, ctx: Context) -> Record:
+def _user(rng: Dice, index: int, ctx: Context) -> RawRecord:
     return {
         "id": index + 1,
         "emailAddress": f"user{index + 1}@example.com",
@@ -302,6 +319,10 @@ class ResourceSchema:
     generator: Generator | None = None
     composite_links: tuple[str, ...] = ()
     """For composite-id resources: the link fields whose values, joined by ``--``, form the id."""
+    spec: ResourceSpec | None = None
+    """The catalogue entry: writes are validated against it and only its methods are served."""
+    modified_field: str | None = "modifiedTimestamp"
+    """The last-modified timestamp a write moves, if the resource has one."""
 
     @property
     def typed(self) -> bool:
@@ -313,11 +334,91 @@ class ResourceSchema:
 
 
 def _schema(
-    name: str, generator: Generator, link_types: Mapping[str, str], composite: tuple[str, ...] = ()
+    name: str,
+    generator: Generator | None,
+    link_types: Mapping[str, str],
+    composite: tuple[str, ...] = (),
 ) -> ResourceSchema:
+    spec = CATALOGUE.get(name)
+    if spec is not None:
+        generator = _documented(spec, generator)
+        link_types = {**{link.wire: str(link.target) for link in spec.links}, **link_types}
+    assert generator is not None
     sample = generator(Dice(0), 0, Context({}))
     fields = tuple(k for k in sample if k != "links")
-    return ResourceSchema(name, fields, dict(link_types), generator, composite)
+    modified = spec.modified_field if spec is not None else "modifiedTimestamp"
+    return ResourceSchema(name, fields, dict(link_types), generator, composite, spec, modified)
+
+
+# -- every catalogue resource: values for every documented field --------------------------------
+
+Maker = Callable[[Dice, int, Context], object]
+
+
+def _text_maker(field: FieldSpec) -> Maker:
+    wire = field.wire
+    lowered = wire.lower()
+    if "email" in lowered:
+        return lambda rng, i, ctx: f"{lowered}{i + 1}@example.com"
+    if "url" in lowered:
+        return lambda rng, i, ctx: f"https://example.com/{wire}/{i + 1}"
+    return lambda rng, i, ctx: f"{wire} {i + 1}"
+
+
+def _maker(field: FieldSpec) -> Maker:
+    """A deterministic wire value for one documented field."""
+    kind = field.kind
+    if kind == "int":
+        return lambda rng, i, ctx: rng.randrange(1, 1000)
+    if kind == "bool":
+        return lambda rng, i, ctx: "T" if rng.randrange(2) else "F"
+    if kind in ("decimal", "float"):
+        return lambda rng, i, ctx: f"{rng.randrange(0, 100000) / 100:.2f}"
+    if kind == "date":
+        return lambda rng, i, ctx: _day(rng.randrange(0, 1500))
+    if kind == "datetime":
+        return lambda rng, i, ctx: _stamp(rng.randrange(_THREE_YEARS))
+    if kind == "enum":
+        values = field.enum
+        return lambda rng, i, ctx: rng.choice(values)
+    return _text_maker(field)
+
+
+def _link_maker(link: FieldSpec) -> Maker:
+    target = str(link.target)
+
+    def make(rng: Dice, index: int, ctx: Context) -> object:
+        # Ids of seeded resources point at records that exist; others are small numbers.
+        count = ctx.count(target) or 20
+        first = str(rng.randrange(count) + 1)
+        return [first, str(rng.randrange(count) + 1)] if link.many else first
+
+    return make
+
+
+def _documented(spec: ResourceSpec, hand: Generator | None) -> Generator:
+    """A generator filling every documented field. ``hand`` (if any) runs first and supplies
+    realistic values for the fields it knows, so its records keep the values they had."""
+    makers = [(f.wire, _maker(f)) for f in spec.fields if f.wire != "id"]
+    links = [(link.wire, _link_maker(link)) for link in spec.links]
+    ids = [f for f in spec.fields if f.wire == "id"]
+    string_id = bool(ids) and ids[0].kind == "str"
+
+    def generate(rng: Dice, index: int, ctx: Context) -> RawRecord:
+        given = hand(rng, index, ctx) if hand is not None else {}
+        record: RawRecord = {}
+        if ids or "id" in given:
+            record["id"] = given.get("id", str(index + 1) if string_id else index + 1)
+        for wire, make in makers:
+            record[wire] = given[wire] if wire in given else make(rng, index, ctx)
+        for wire, value in given.items():
+            record.setdefault(wire, value)
+        given_links = given.get("links") or {}
+        record["links"] = {wire: make(rng, index, ctx) for wire, make in links}
+        record["links"].update(given_links)
+        return record
+
+    return generate
 
 
 _SCHEMAS: Final = {
@@ -350,9 +451,13 @@ _SCHEMAS: Final = {
         _schema("users", _user, {"participant": "participants"}),
     )
 }
+for _name in CATALOGUE:
+    if _name not in _SCHEMAS:
+        _SCHEMAS[_name] = _schema(_name, None, {})
 
 SEEDED_RESOURCES: Final = tuple(_SCHEMAS)
 DEFAULT_RECORDS: Final[Mapping[str, int]] = {
+    **dict.fromkeys(CATALOGUE, 20),
     "actions": 50,
     "participants": 50,
     "filenotes": 50,
@@ -380,24 +485,27 @@ class Table:
         self._count = count if schema.generator is not None else 0
         self._seed = seed
         self._ctx = ctx
-        self._cache: dict[int, Record] = {}
-        self._changed: dict[Key, Record] = {}
+        self._cache: dict[int, RawRecord] = {}
+        self._changed: dict[Key, RawRecord] = {}
         self._deleted: set[Key] = set()
-        self._created: dict[Key, Record] = {}
+        self._created: dict[Key, RawRecord] = {}
         self._composite_index: dict[str, int] | None = None
         self._keys: Sequence[Key] | None = None
         self._next_id = self._count + 1
+        self._added: dict[str, object] = {}
 
     @property
     def name(self) -> str:
         return self.schema.name
 
-    def _generate(self, index: int) -> Record:
+    def _generate(self, index: int) -> RawRecord:
         record = self._cache.get(index)
         if record is None:
             assert self.schema.generator is not None
             rng = Dice((self._seed * 0x9E3779B97F4A7C15) ^ (_salt(self.name) << 32) ^ index)
             record = self.schema.generator(rng, index, self._ctx)
+            if self._added:
+                record.update(self._added)
             self._cache[index] = record
         return record
 
@@ -437,7 +545,7 @@ class Table:
     def __len__(self) -> int:
         return len(self.keys())
 
-    def get(self, key: Key) -> Record | None:
+    def get(self, key: Key) -> RawRecord | None:
         if key in self._deleted:
             return None
         changed = self._changed.get(key)
@@ -448,20 +556,21 @@ class Table:
             return self._generate(index)
         return self._created.get(key)
 
-    def records(self, keys: Sequence[Key] | None = None) -> Iterator[Record]:
+    def records(self, keys: Sequence[Key] | None = None) -> Iterator[RawRecord]:
         for key in self.keys() if keys is None else keys:
             record = self.get(key)
             if record is not None:
                 yield record
 
-    def create(self, body: Mapping[str, Any]) -> Record:
+    def create(self, body: Mapping[str, Any]) -> RawRecord:
         record = self._template()
         record.update({k: v for k, v in body.items() if k not in ("id", "links")})
         record["links"] = {**record.get("links", {}), **_normalise_links(body.get("links"))}
         stamp = now_timestamp()
-        for name in ("createdTimestamp", "modifiedTimestamp", "enteredTimestamp", "noteTimestamp"):
+        for name in ("createdTimestamp", "enteredTimestamp", "noteTimestamp"):
             if name in record and record[name] is None:
                 record[name] = stamp
+        stamp_write(record, self.schema.modified_field)
         if self.schema.composite_links:
             parts = [str(record["links"].get(f) or "0") for f in self.schema.composite_links]
             key: Key = "--".join(parts)
@@ -475,15 +584,14 @@ class Table:
         self._keys = None
         return record
 
-    def update(self, key: Key, body: Mapping[str, Any]) -> Record | None:
+    def update(self, key: Key, body: Mapping[str, Any]) -> RawRecord | None:
         current = self.get(key)
         if current is None:
             return None
         record = {**current, **{k: v for k, v in body.items() if k not in ("id", "links")}}
         # Link arrays are replaced wholesale, as the real API does; other links merge by name.
         record["links"] = {**current.get("links", {}), **_normalise_links(body.get("links"))}
-        if "modifiedTimestamp" in record and "modifiedTimestamp" not in body:
-            record["modifiedTimestamp"] = now_timestamp()
+        stamp_write(record, self.schema.modified_field)
         if key in self._created:
             self._created[key] = record
         else:
@@ -500,8 +608,22 @@ class Table:
         self._keys = None
         return True
 
-    def _template(self) -> Record:
-        template: Record = dict.fromkeys(self.schema.fields)
+    def add_field(self, name: str, value: object) -> None:
+        """A field the API starts sending (a new release): every record gains it, now and later.
+
+        Not a write: modified timestamps stay put, as they would after a server upgrade.
+        """
+        if name in ("id", "links") or self.schema.known(name):
+            raise ValueError(f"{self.name} already has a field {name!r}")
+        self.schema = attrs.evolve(self.schema, fields=(*self.schema.fields, name))
+        self._added[name] = value
+        for stored in (self._cache, self._changed, self._created):
+            for record in stored.values():
+                record.setdefault(name, value)
+
+    def _template(self) -> RawRecord:
+        template: RawRecord = dict.fromkeys(self.schema.fields)
+        template.update(self._added)
         template["links"] = dict.fromkeys(self.schema.link_types)
         for flag in ("isDeleted", "isFavorite", "isCompany", "isDisabled"):
             if flag in template:

@@ -13,13 +13,13 @@ from typing import Any, Final, Protocol
 
 import attrs
 
-from ._data import Record, ResourceSchema
+from ._data import RawRecord, ResourceSchema
 
 __all__ = [
     "OPERATORS",
-    "Filter",
     "Query",
     "QueryError",
+    "QueryFilter",
     "Resolver",
     "link_ids",
     "parse_query",
@@ -50,7 +50,7 @@ class Resolver(Protocol):
 
     def schema(self, resource: str) -> ResourceSchema: ...
 
-    def lookup(self, resource: str, ids: Iterable[str]) -> list[Record]: ...
+    def lookup(self, resource: str, ids: Iterable[str]) -> list[RawRecord]: ...
 
 
 def link_ids(value: object) -> list[str]:
@@ -87,7 +87,7 @@ def _wildcard(pattern: str, *, ignore_case: bool) -> re.Pattern[str]:
 
 
 @attrs.frozen
-class Filter:
+class QueryFilter:
     """One ``field_op=value`` filter, possibly through links: ``action[actionType][name_ilike]``."""
 
     path: tuple[str, ...]
@@ -109,7 +109,7 @@ class Filter:
         object.__setattr__(self, "_pattern", pattern)
 
     @classmethod
-    def parse(cls, key: str, value: str) -> Filter:
+    def parse(cls, key: str, value: str) -> QueryFilter:
         match = _KEY.fullmatch(key)
         if match is None:
             raise QueryError(f"Unsupported filter parameter '{key}'")
@@ -163,7 +163,7 @@ def _equal(value: object, item: tuple[int, Any], raw: str) -> bool:
     return str(value) == raw
 
 
-def field_value(record: Record, field: str) -> object:
+def field_value(record: RawRecord, field: str) -> object:
     """A record attribute, falling back to a link of that name (filters treat links as fields)."""
     if field in record and field != "links":
         return record[field]
@@ -186,7 +186,7 @@ class Query:
 
     page: int = 1
     page_size: int = DEFAULT_PAGE_SIZE
-    filters: tuple[Filter, ...] = ()
+    filters: tuple[QueryFilter, ...] = ()
     sort: tuple[tuple[str, bool], ...] = ()
     fields: Mapping[str, frozenset[str] | None] = attrs.field(factory=dict)
     includes: tuple[Include, ...] = ()
@@ -211,7 +211,7 @@ def parse_query(resource: str, params: Iterable[tuple[str, str]], resolver: Reso
     """Parse a GET query string for ``resource``; raises QueryError where the API would 400."""
     schema = resolver.schema(resource)
     page, page_size = 1, DEFAULT_PAGE_SIZE
-    filters: list[Filter] = []
+    filters: list[QueryFilter] = []
     sort: list[tuple[str, bool]] = []
     fields: dict[str, frozenset[str] | None] = {}
     includes: list[Include] = []
@@ -237,7 +237,7 @@ def parse_query(resource: str, params: Iterable[tuple[str, str]], resolver: Reso
         elif key.startswith("sort[") or key in _RESERVED:
             continue  # sort[type] orders included records; the fake keeps them in id order
         else:
-            filters.append(_check_filter(resource, Filter.parse(key, value), resolver))
+            filters.append(_check_filter(resource, QueryFilter.parse(key, value), resolver))
     return Query(page, page_size, tuple(filters), tuple(sort), fields, tuple(includes))
 
 
@@ -253,7 +253,7 @@ def _check_include(resource: str, path: tuple[str, ...], resolver: Resolver) -> 
     return path
 
 
-def _check_filter(resource: str, filt: Filter, resolver: Resolver) -> Filter:
+def _check_filter(resource: str, filt: QueryFilter, resolver: Resolver) -> QueryFilter:
     kind = resource
     for link in filt.path:
         schema = resolver.schema(kind)
@@ -269,7 +269,7 @@ def _check_filter(resource: str, filt: Filter, resolver: Resolver) -> Filter:
 
 
 def matches(
-    record: Record, resource: str, filt: Filter, resolver: Resolver, depth: int = 0
+    record: RawRecord, resource: str, filt: QueryFilter, resolver: Resolver, depth: int = 0
 ) -> bool:
     """Whether one record passes one filter, following link paths into related tables."""
     if depth == len(filt.path):
@@ -283,7 +283,7 @@ def matches(
 
 
 def _sort_key(field: str) -> Any:
-    def key(record: Record) -> tuple[int, Any]:
+    def key(record: RawRecord) -> tuple[int, Any]:
         value = field_value(record, field)
         if value is None:
             return 0, 0
@@ -294,18 +294,18 @@ def _sort_key(field: str) -> Any:
     return key
 
 
-def sort_records(records: list[Record], sort: Sequence[tuple[str, bool]]) -> list[Record]:
+def sort_records(records: list[RawRecord], sort: Sequence[tuple[str, bool]]) -> list[RawRecord]:
     """Multi-key sort: the last key is applied first so Python's stable sort does the rest."""
     for field, descending in reversed(sort):
         records.sort(key=_sort_key(field), reverse=descending)
     return records
 
 
-def project(record: Record, selected: frozenset[str] | None) -> Record:
+def project(record: RawRecord, selected: frozenset[str] | None) -> RawRecord:
     """Apply a fieldset: ``id`` always survives; links are kept only if named."""
     if selected is None:
         return record
-    result: Record = {k: v for k, v in record.items() if k == "id" or k in selected}
+    result: RawRecord = {k: v for k, v in record.items() if k == "id" or k in selected}
     links = record.get("links")
     if isinstance(links, dict):
         kept = {k: v for k, v in links.items() if k in selected}

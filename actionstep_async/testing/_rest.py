@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, Final
@@ -11,11 +12,19 @@ from urllib.parse import urlencode
 
 import attrs
 
-from ._data import DEFAULT_RECORDS, SEEDED_RESOURCES, Context, Record, ResourceSchema, Table
+from .._catalogue import ResourceSpec
+from ._data import DEFAULT_RECORDS, SEEDED_RESOURCES, Context, RawRecord, ResourceSchema, Table
 from ._data import schema_for as _schema_for
 from ._query import Query, QueryError, link_ids, matches, parse_query, project, sort_records
 
-__all__ = ["RESOURCE_NAME", "Reply", "RestApi", "error_document"]
+__all__ = [
+    "RESOURCE_NAME",
+    "Reply",
+    "RestApi",
+    "error_document",
+    "unknown_resource_document",
+    "validation_document",
+]
 
 RESOURCE_NAME: Final = re.compile(r"[a-z][a-z0-9]{0,63}")
 """Resource names are lower-case words; the API is case-sensitive, so ``Actions`` is a 404."""
@@ -25,6 +34,34 @@ def error_document(status: int, detail: str, title: str | None = None) -> dict[s
     """Actionstep's error envelope: ``errors`` is the only top-level key."""
     phrase = title or HTTPStatus(status).phrase
     return {"errors": [{"status": str(status), "title": phrase, "detail": detail}]}
+
+
+def unknown_resource_document(resource: str) -> dict[str, Any]:
+    """What the API answers for a resource name it does not have: one ``errors`` *object*."""
+    return {
+        "errors": {
+            "status": 404,
+            "code": "AS-TBC",
+            "title": "API Resource Not Found",
+            "detail": f"The requested resource '{resource}' does not exist.",
+        }
+    }
+
+
+def validation_document(problems: Sequence[tuple[str, str, str]]) -> dict[str, Any]:
+    """A 422 body: one error per problem, each with a ``code`` and the field it is about."""
+    return {
+        "errors": [
+            {
+                "status": "422",
+                "code": code,
+                "title": "Validation Error",
+                "detail": detail,
+                "source": {"pointer": pointer},
+            }
+            for code, pointer, detail in problems
+        ]
+    }
 
 
 @attrs.frozen
@@ -59,6 +96,10 @@ class RestApi:
         self.paging_keeps_query = True
         """nextPage/prevPage carry the request's other parameters (False: only ``?page=N``)."""
         self._links_cache: dict[tuple[str, str], dict[str, Any]] = {}
+        self.generic_store = False
+        """Serve any other resource name as an empty store (True), or 404 as the API does."""
+        self.served: Counter[str] = Counter()
+        """Records answered per resource (the server shares its counters' one)."""
         self.reset()
 
     def reset(self) -> None:
@@ -74,15 +115,21 @@ class RestApi:
     def schema(self, resource: str) -> ResourceSchema:
         return self.table(resource).schema
 
-    def lookup(self, resource: str, ids: Iterable[str]) -> list[Record]:
+    def lookup(self, resource: str, ids: Iterable[str]) -> list[RawRecord]:
         table = self.table(resource)
-        found: list[Record] = []
+        found: list[RawRecord] = []
         for text in ids:
             key = table.parse_key(text)
             record = table.get(key) if key is not None else None
             if record is not None:
                 found.append(record)
         return found
+
+    def unknown(self, resource: str) -> Reply | None:
+        """The 404 for a resource the API does not have, or None if this fake serves it."""
+        if resource in self._tables or self.generic_store:
+            return None
+        return Reply(404, unknown_resource_document(resource))
 
     def table(self, resource: str) -> Table:
         table = self._tables.get(resource)
@@ -132,6 +179,7 @@ class RestApi:
             return Reply(204)
         fields = query.fields.get(resource)
         shown = [project(record, fields) for record in page_records]
+        self.served[resource if fields is None else f"{resource}:fields"] += len(shown)
         document: dict[str, Any] = {
             "links": self._links(resource, api_endpoint),
             # One record comes back as an object, several as a list: a quirk clients must handle.
@@ -145,7 +193,7 @@ class RestApi:
         }
         return Reply(200, document)
 
-    def _filter(self, resource: str, records: list[Record], query: Query) -> list[Record]:
+    def _filter(self, resource: str, records: list[RawRecord], query: Query) -> list[RawRecord]:
         if query.filters:
             records = [
                 record
@@ -157,7 +205,7 @@ class RestApi:
         return records
 
     @staticmethod
-    def _page(records: list[Record], query: Query) -> tuple[list[Record], int]:
+    def _page(records: list[RawRecord], query: Query) -> tuple[list[RawRecord], int]:
         start = (query.page - 1) * query.page_size
         return records[start : start + query.page_size], len(records)
 
@@ -193,9 +241,9 @@ class RestApi:
         return cached
 
     def _linked(
-        self, resource: str, records: list[Record], query: Query
-    ) -> dict[str, list[Record]]:
-        linked: dict[str, dict[str, Record]] = {}
+        self, resource: str, records: list[RawRecord], query: Query
+    ) -> dict[str, list[RawRecord]]:
+        linked: dict[str, dict[str, RawRecord]] = {}
         for include in query.includes:
             kind, current = resource, records
             for link in include.path:
@@ -224,7 +272,10 @@ class RestApi:
         if isinstance(items, Reply):
             return items
         table = self.table(resource)
-        created: list[Record] = []
+        invalid = _validate(table.schema, items, creating=True)
+        if invalid is not None:
+            return invalid
+        created: list[RawRecord] = []
         for item in items:
             try:
                 created.append(table.create(item))
@@ -243,6 +294,9 @@ class RestApi:
         if len(items) != 1:
             return _error(400, "PUT takes exactly one record")
         table = self.table(resource)
+        invalid = _validate(table.schema, items, creating=False)
+        if invalid is not None:
+            return invalid
         keys = [table.parse_key(text) for text in ids]
         if any(key is None or table.get(key) is None for key in keys):
             return _error(404, f"No {resource} found with the requested id")
@@ -262,7 +316,7 @@ class RestApi:
         return Reply(204)
 
     def _write_document(
-        self, resource: str, records: list[Record], api_endpoint: str, started: float
+        self, resource: str, records: list[RawRecord], api_endpoint: str, started: float
     ) -> dict[str, Any]:
         return {
             "links": self._links(resource, api_endpoint),
@@ -280,6 +334,46 @@ def _unwrap(resource: str, body: object) -> list[Mapping[str, Any]] | Reply:
     if not items or not all(isinstance(item, Mapping) for item in items):
         return _error(400, f"'{resource}' must be an object or a list of objects")
     return items
+
+
+def _validate(
+    schema: ResourceSchema, items: Sequence[Mapping[str, Any]], *, creating: bool
+) -> Reply | None:
+    """422 with coded errors for a write the resource's catalogue entry does not allow."""
+    spec = schema.spec
+    if spec is None:
+        return None
+    problems = []
+    for item in items:
+        problems.extend(write_problems(spec, item, creating=creating))
+    return Reply(422, validation_document(problems)) if problems else None
+
+
+def write_problems(
+    spec: ResourceSpec, item: Mapping[str, Any], *, creating: bool
+) -> list[tuple[str, str, str]]:
+    """(code, pointer, detail) for each field of one written record the API would refuse."""
+    allowed = spec.create_writable if creating else spec.update_writable
+    links = item.get("links") or {}
+    given = {name for name in item if name != "links"} | set(
+        links if isinstance(links, dict) else ()
+    )
+    problems = []
+    for name in sorted(given):
+        where = f"/{spec.name}/links/{name}" if name in links else f"/{spec.name}/{name}"
+        field = spec.field(name)
+        if field is None:
+            problems.append(("unknown_field", where, f"{spec.name} has no field '{name}'"))
+        elif name not in allowed:
+            problems.append(("read_only_field", where, f"'{name}' cannot be written"))
+        elif field.kind == "enum" and item.get(name) not in (None, *field.enum):
+            problems.append(("invalid_value", where, f"'{name}' must be one of {field.enum}"))
+    if creating:
+        for name in sorted(spec.create_required - given):
+            problems.append(
+                ("missing_required_field", f"/{spec.name}/{name}", f"'{name}' is required")
+            )
+    return problems
 
 
 def _debug(started: float) -> dict[str, Any]:

@@ -7,6 +7,7 @@ import base64
 import binascii
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Final
@@ -14,6 +15,7 @@ from urllib.parse import unquote, urlencode
 
 from aiohttp import web
 
+from .._catalogue import CATALOGUE
 from .._client import AsyncResourceClient
 from .._environment import Environment
 from .._manager import TokenManager
@@ -23,10 +25,10 @@ from .._tokens import Token
 from ..stores import TokenStore
 from ._auth import REFRESH_TTL, Authority, GrantError, Pair
 from ._control import add_control_routes
-from ._counters import FakeCounters
+from ._counters import FakeCounters, ReceivedRequest
 from ._faults import AUTHORIZE_ROUTE, TOKEN_ROUTE, FaultRule, Faults, TokenBucket
 from ._hooks import FakeHooks, add_hook_routes
-from ._rest import RESOURCE_NAME, Reply, RestApi, error_document
+from ._rest import RESOURCE_NAME, Reply, RestApi, error_document, unknown_resource_document
 from ._wire import dumps, loads
 
 __all__ = ["FakeActionstep"]
@@ -36,7 +38,8 @@ log = logging.getLogger("actionstep_async.testing")
 JSON_API: Final = "application/vnd.api+json"
 _ACCEPTABLE: Final = frozenset({JSON_API, "application/json", "application/*", "*/*"})
 _BODY_TYPES: Final = frozenset({JSON_API, "application/json"})
-_WRITE_METHODS: Final = frozenset({"POST", "PUT"})
+_WRITE_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
+"""PATCH updates like PUT: the actions YAML documents it (see _deviations.EXTRA_METHODS)."""
 _HTML: Final = (
     b"<!DOCTYPE html><html><head><title>Service Unavailable</title></head>"
     b"<body><h1>Actionstep is temporarily unavailable</h1></body></html>"
@@ -70,6 +73,16 @@ def _oauth_error(error: GrantError) -> web.Response:
         {"error": error.error, "error_description": error.description},
         content_type="application/json",
         headers=headers,
+    )
+
+
+def _bearer_error(code: str, description: str) -> web.Response:
+    """The resource server's 401: an OAuth-style body, not the ``errors`` envelope."""
+    return _json(
+        401,
+        {"error": code, "error_description": description},
+        content_type="application/json",
+        headers={"WWW-Authenticate": f'Bearer realm="actionstep", error="{code}"'},
     )
 
 
@@ -128,6 +141,8 @@ class FakeActionstep:
         """When True (the default, like the real API) a token without the resource's scope (or
         ``all``) gets 403."""
         self.counters = FakeCounters()
+        self.received: deque[ReceivedRequest] = deque(maxlen=1000)
+        """The latest data-API requests, oldest first, for tests that check what was sent."""
         self.auth = Authority(
             client_id=client_id,
             client_secret=client_secret,
@@ -143,6 +158,7 @@ class FakeActionstep:
         self.rest = RestApi(records, seed=seed, created_status=created_status)
         self.hooks = FakeHooks(self.rest)
         """REST hook subscriptions, deliveries and their counters."""
+        self.rest.served = self.counters.records_served
         self._faults = Faults(seed)
         self._bucket: TokenBucket | None = None
         self._requests = 0
@@ -324,9 +340,14 @@ class FakeActionstep:
             size = burst if burst is not None else max(1, round(rate))
             self._bucket = TokenBucket(rate, size, retry_after=retry_after)
 
+    def add_field(self, resource: str, name: str, value: object = None) -> None:
+        """Every record of ``resource`` gains a field the API did not send before."""
+        self.rest.table(resource).add_field(name, value)
+
     def reset(self, *, data: bool = False) -> None:
         """Zero counters, clear faults and rate limits; with ``data`` also forget all writes."""
         self.counters.reset()
+        self.received.clear()
         self.clear_faults()
         self._bucket = None
         self.hooks.reset()
@@ -515,11 +536,19 @@ class FakeActionstep:
     async def _rest(self, request: web.Request, resource: str) -> web.StreamResponse:
         started = time.perf_counter()
         method = request.method
+        await self._journal(request)
         refused = self._check_headers(request, resource)
         if refused is not None:
             return refused
         if not RESOURCE_NAME.fullmatch(resource):
-            return _api_error(404, "No such resource")
+            return _json(404, unknown_resource_document(resource))
+        unknown = self.rest.unknown(resource)
+        if unknown is not None:
+            return _reply(unknown)
+        spec = CATALOGUE.get(resource)
+        if spec is not None and method not in spec.methods and method != "OPTIONS":
+            allow = ", ".join(sorted(spec.methods))
+            return _api_error(405, f"{resource} does not support {method}", {"Allow": allow})
         raw_ids = request.match_info.get("ids")
         ids = [part for part in raw_ids.split(",") if part] if raw_ids else None
         url = f"{self.api_endpoint}rest/{resource}" + (f"/{raw_ids}" if raw_ids else "")
@@ -538,7 +567,7 @@ class FakeActionstep:
             )
         if method not in _WRITE_METHODS:
             return _api_error(
-                405, f"{method} is not supported", {"Allow": "GET, POST, PUT, DELETE"}
+                405, f"{method} is not supported", {"Allow": "GET, POST, PUT, PATCH, DELETE"}
             )
         try:
             body = loads(await request.read())
@@ -562,23 +591,35 @@ class FakeActionstep:
             )
         return _reply(self.hooks.after(resource, method, before, reply))
 
+    async def _journal(self, request: web.Request) -> None:
+        body: Any = None
+        if request.method in _WRITE_METHODS and request.can_read_body:
+            try:
+                body = loads(await request.read())
+            except ValueError:
+                body = None
+        self.received.append(
+            ReceivedRequest(
+                method=request.method,
+                path=request.path.removeprefix("/api/rest/"),
+                query=tuple(request.query.items()),
+                content_type=request.headers.get("Content-Type"),
+                accept=request.headers.get("Accept"),
+                authorized=request.headers.get("Authorization", "").startswith("Bearer "),
+                body=body,
+            )
+        )
+
     def _check_headers(self, request: web.Request, resource: str) -> web.Response | None:
         """401 for a missing or bad bearer token, then 406 / 415 for the JSON API headers."""
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
-            return _api_error(
-                401,
-                "A bearer access token is required",
-                {"WWW-Authenticate": 'Bearer realm="actionstep"'},
-            )
+            return _bearer_error("invalid_token", "A bearer access token is required")
         problem = self.auth.check_access(token)
         if problem is not None:
-            return _api_error(
-                401,
-                problem,
-                {"WWW-Authenticate": 'Bearer realm="actionstep", error="invalid_token"'},
-            )
+            code = "expired_token" if "expired" in problem else "invalid_token"
+            return _bearer_error(code, problem)
         if self.enforce_scopes:
             scopes = self.auth.scopes_of(token)
             if resource not in scopes and "all" not in scopes:

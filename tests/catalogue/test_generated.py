@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 import pytest
 
+from actionstep_async import Action, Participant
 from actionstep_async._catalogue import CATALOGUE, FieldSpec, ResourceSpec, resource_spec
-from actionstep_async._models import TYPED_MODELS
+from actionstep_async._errors import ResponseDecodeError
+from actionstep_async._models import TYPED_MODELS, structure_record
 
 ROOT = Path(__file__).resolve().parents[2]
 # CI checks the repository out beside the shared reference folder; a worktree elsewhere can
@@ -121,7 +124,25 @@ def test_actions_soft_delete_and_the_aliases_keep_old_names() -> None:
     assert actions is not None
     assert participants is not None
     assert actions.deleted_field == "isDeleted"
-    action = actions.model(id=1, is_billable_override=True)
-    assert action.is_billable is True
-    person = participants.model(id=2, birth_timestamp=None)
-    assert person.date_of_birth is None
+    assert actions.model is Action
+    assert participants.model is Participant
+    assert Action(id=1, is_billable_override=True).is_billable is True
+    born = date(1987, 5, 23)
+    assert Participant(id=2, birth_timestamp=born).date_of_birth == born
+
+
+BAD_VALUES = {"int": "many", "bool": "Y", "decimal": "lots", "float": "x", "date": "soon",
+              "datetime": "yesterday", "enum": "Undocumented", "str": {"a": 1}}  # fmt: skip
+
+
+@pytest.mark.parametrize("spec", [pytest.param(s, id=n) for n, s in CATALOGUE.items()])
+def test_values_that_do_not_fit_name_their_field(spec: ResourceSpec) -> None:
+    """Every field's decoder refuses a value of the wrong kind, and the error names the field."""
+    base = {"id": 1} if any(f.wire == "id" for f in spec.fields) else {}
+    for field in spec.fields:
+        if field.wire == "id":
+            continue
+        with pytest.raises(ResponseDecodeError, match=field.attr):
+            structure_record(spec.name, {**base, field.wire: BAD_VALUES[field.kind]}, typed=True)
+    with pytest.raises(ResponseDecodeError, match="links"):
+        structure_record(spec.name, {**base, "links": ["x"]}, typed=True)

@@ -94,6 +94,23 @@ async def test_token_show_and_refresh_never_print_a_secret(setup: Setup) -> None
             assert secret not in result.output
 
 
+async def test_token_keep_alive_refreshes_old_keys_and_reports_json(setup: Setup) -> None:
+    """token keep-alive refreshes a key older than --max-idle-days and prints what it did."""
+    token = await setup.store_token()
+    young = await setup.run("token", "keep-alive")
+    assert young.status == 0, young.stderr
+    assert json.loads(young.stdout)["young"] == [KEY]
+    refreshed = await setup.run("token", "keep-alive", "--max-idle-days", "0")
+    assert refreshed.status == 0, refreshed.stderr
+    assert json.loads(refreshed.stdout)["refreshed"] == [KEY]
+    assert setup.fake.counters.token_calls_by_grant["refresh_token"] == 1
+    new = await FileTokenStore(setup.token_dir).load(KEY)
+    assert new is not None
+    assert new.fingerprint != token.fingerprint
+    for secret in (token.refresh_token, new.refresh_token, new.access_token):
+        assert secret not in young.output + refreshed.output
+
+
 async def test_get_with_filters_fields_ids_and_all(setup: Setup) -> None:
     """get applies --filter operators and --fields, fetches ids, and streams JSON Lines (--all)."""
     await setup.store_token()

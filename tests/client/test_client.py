@@ -158,8 +158,8 @@ async def test_create_update_delete_round_trip(
 
 async def test_write_booleans_are_sent_as_t_and_f(client: AsyncResourceClient) -> None:
     """A Python bool in fields is sent as Actionstep's "T"/"F"."""
-    updated = await client.update("actions", 2, {"isFavorite": True})
-    assert updated["isFavorite"] == "T"
+    updated = await client.update("actions", 2, {"isBillableOverride": True})
+    assert updated["isBillableOverride"] == "T"
 
 
 @pytest.mark.fake_actionstep(created_status=201)
@@ -181,16 +181,18 @@ async def test_delete_many_is_one_request(
 async def test_raw_request_returns_the_document(client: AsyncResourceClient) -> None:
     """request() is an escape hatch returning the decoded document."""
     document = await client.request("GET", "actions/5", params={"fields": "id,name"})
+    assert document is not None
     assert document["actions"]["id"] == 5
     assert "meta" in document
     created = await client.request(
         "POST", "filenotes", json={"filenotes": {"text": "raw", "links": {"action": 2}}}
     )
+    assert created is not None
     assert created["filenotes"]["text"] == "raw"
     with pytest.raises(InvalidRequestError):
         await client.request("GET", "actions/../oauth/token")
     with pytest.raises(InvalidRequestError):
-        await client.request("PATCH", "actions/5")  # type: ignore[arg-type]
+        await client.request("TRACE", "actions/5")  # type: ignore[arg-type]
 
 
 async def test_headers_sent(make_client: MakeClient, manager: TokenManager) -> None:

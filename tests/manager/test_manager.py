@@ -460,12 +460,29 @@ def test_policy_rejects_overlapping_windows() -> None:
 async def test_store_that_lost_the_key_is_restored_from_memory(
     refresher: RotatingRefresher, clock: FakeClock
 ) -> None:
-    """If the store forgets a key (Redis restart), the next refresh uses and re-saves our copy."""
+    """If the store forgets a key (Redis restart), the next refresh uses and re-saves our copy.
+
+    The copy goes back at once, marked unconfirmed; its refresh token is spent only after the
+    quarantine, in case a peer holds a newer copy.
+    """
     manager, first = await manager_with_token(refresher, clock)
     await manager.token("org-a")
     await manager.store.delete("org-a")
     clock.advance(3601)
-    token = await manager.token("org-a")
+    waiter = asyncio.create_task(manager.token("org-a"))
+    restored = None
+    for _ in range(200):
+        await asyncio.sleep(0.01)
+        restored = await manager.store.load("org-a")
+        if restored is not None:
+            break
+    assert restored is not None
+    assert restored.access_token == first.access_token
+    assert restored.restored_at == clock()
+    assert not waiter.done()
+    assert refresher.calls == 0
+    clock.advance(manager.policy.restore_quarantine)
+    token = await asyncio.wait_for(waiter, timeout=5)
     assert token.access_token == "access-2"
     assert refresher.presented[first.refresh_token] == 1
     stored = await manager.store.load("org-a")

@@ -76,9 +76,9 @@ async def test_control_revoke_expire_and_data_reset(api: Api) -> None:
     other = api.fake.issue_token()
     await control(session, base, "POST", "expire", {"token": other.access_token})
     assert (await api.call("GET", "actions", token=other.access_token)).status == 401
-    assert (await api.call("DELETE", "actions/1")).status == 204
+    assert (await api.call("DELETE", "filenotes/1")).status == 204
     await control(session, base, "POST", "reset", {"data": True})
-    assert (await api.get("actions/1")).status == 200
+    assert (await api.get("filenotes/1")).status == 200
 
 
 @pytest.mark.slow

@@ -95,7 +95,7 @@ async def test_faults_target_resource_and_method(api: Api) -> None:
     api.fake.add_fault(FaultRule(kind="status", status=500, resource="participants", method="GET"))
     assert (await api.get("participants/1")).status == 500
     assert (await api.get("actions/1")).status == 200
-    body = {"participants": {"firstName": "Ann"}}
+    body = {"participants": {"displayName": "Ann", "firstName": "Ann"}}
     assert (await api.call("POST", "participants", json_body=body)).status == 200
 
 

@@ -8,6 +8,7 @@ import aiohttp
 import pytest
 
 from actionstep_async.testing import FakeActionstep
+from actionstep_async.testing._data import DEFAULT_RECORDS
 
 from .conftest import JSON_API, Api
 
@@ -294,7 +295,7 @@ async def test_post_accepts_one_element_array_and_created_status_option(
         result = await api.call("POST", "resthooks", json_body=body)
     assert result.status == 201
     assert result.json["resthooks"]["eventName"] == "ActionCreated"
-    assert result.json["resthooks"]["id"] == 1
+    assert result.json["resthooks"]["id"] == DEFAULT_RECORDS["resthooks"] + 1
 
 
 async def test_post_without_wrapper_is_400(api: Api) -> None:
@@ -308,17 +309,17 @@ async def test_post_without_wrapper_is_400(api: Api) -> None:
 
 async def test_put_is_a_partial_update(api: Api) -> None:
     """PUT changes only the fields sent and replaces link arrays wholesale."""
-    before = (await api.get("actions/2")).json["actions"]
-    body = {"actions": {"reference": "NEW-REF", "links": {"primaryParticipants": [5, 6]}}}
-    result = await api.call("PUT", "actions/2", json_body=body)
+    before = (await api.get("filenotes/2")).json["filenotes"]
+    body = {"filenotes": {"text": "New text", "links": {"tags": [5, 6]}}}
+    result = await api.call("PUT", "filenotes/2", json_body=body)
     assert result.status == 200
-    after = result.json["actions"]
-    assert after["reference"] == "NEW-REF"
-    assert after["name"] == before["name"]
-    assert after["links"]["primaryParticipants"] == ["5", "6"]
-    assert after["links"]["assignedTo"] == before["links"]["assignedTo"]
-    assert (await api.get("actions/2")).json["actions"] == after
-    assert (await api.call("PUT", "actions/9999", json_body=body)).status == 404
+    after = result.json["filenotes"]
+    assert after["text"] == "New text"
+    assert after["noteTimestamp"] == before["noteTimestamp"]
+    assert after["links"]["tags"] == ["5", "6"]
+    assert after["links"]["action"] == before["links"]["action"]
+    assert (await api.get("filenotes/2")).json["filenotes"] == after
+    assert (await api.call("PUT", "filenotes/9999", json_body=body)).status == 404
 
 
 async def test_delete_single_and_comma_list(api: Api) -> None:
@@ -334,25 +335,36 @@ async def test_delete_single_and_comma_list(api: Api) -> None:
     assert rows((await api.get("filenotes")).json, "filenotes")[0]["id"] == 4
 
 
+async def test_unknown_resources_are_404_with_an_errors_object(api: Api) -> None:
+    """A resource the API does not have answers as Actionstep does: an ``errors`` object."""
+    for name in ("acitons", "Tasks"):
+        result = await api.get(name)
+        assert result.status == 404
+        assert result.json["errors"]["code"] == "AS-TBC"
+        assert result.json["errors"]["title"] == "API Resource Not Found"
+        assert result.json["errors"]["status"] == 404
+
+
 async def test_generic_store_round_trip(api: Api) -> None:
-    """Any other resource name is an empty store until something is POSTed to it."""
-    assert (await api.get("tasks")).status == 204
-    body = {"tasks": {"name": "Call client", "links": {"action": "5"}}}
-    created = (await api.call("POST", "tasks", json_body=body)).json["tasks"]
-    listed = (await api.get("tasks", action="5")).json["tasks"]
+    """With generic_store on, any other name is an empty store until something is POSTed."""
+    api.fake.rest.generic_store = True
+    assert (await api.get("widgets")).status == 204
+    body = {"widgets": {"name": "Call client", "links": {"action": "5"}}}
+    created = (await api.call("POST", "widgets", json_body=body)).json["widgets"]
+    listed = (await api.get("widgets", action="5")).json["widgets"]
     assert listed == created
-    assert (await api.get("Tasks")).status == 404
 
 
 async def test_missing_or_bad_bearer_token_is_401(api: Api) -> None:
-    """No token, a wrong scheme or an unknown token gets 401 with an errors body."""
+    """No token, a wrong scheme or an unknown token gets 401 with an OAuth-style body."""
     for headers in ({}, {"Authorization": "Basic abc"}, {"Authorization": "Bearer nope"}):
         url = f"{api.fake.api_endpoint}rest/actions"
         async with api.session.get(url, headers={"Accept": JSON_API, **headers}) as response:
             assert response.status == 401
-            document = await response.json(content_type=JSON_API)
-        assert document["errors"][0]["status"] == "401"
-        assert set(document["errors"][0]) == {"status", "title", "detail"}
+            document = await response.json(content_type="application/json")
+        # OAuth-style, as Actionstep's resource server answers a refused bearer token.
+        assert document["error"] == "invalid_token"
+        assert set(document) == {"error", "error_description"}
 
 
 @pytest.mark.parametrize(

@@ -150,7 +150,7 @@ async def test_oauth_client_uses_the_transport_with_a_form_body() -> None:
 def test_session_and_transport_are_exclusive() -> None:
     manager = TokenManager(_oauth())
     with pytest.raises(ValueError, match="not both"):
-        AsyncResourceClient(manager, "k", transport=MockTransport(json_response), session=object())  # type: ignore[arg-type]
+        AsyncResourceClient(manager, "k", transport=MockTransport(json_response), session=object())  # type: ignore[call-overload]
 
 
 def test_fake_clock_and_tokens() -> None:

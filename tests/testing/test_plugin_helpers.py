@@ -31,7 +31,7 @@ async def test_readme_example(actionstep_client: AsyncResourceClient) -> None:
     action = await actionstep_client.get("actions", 1)  # a read-only mapping
     assert action["id"] == 1
     assert action["isDeleted"] in ("T", "F")
-    typed = await actionstep_client.with_options(typed=True).get("actions", 1)
+    typed = await actionstep_client.actions.get(1)  # an Action model
     assert typed.is_deleted in (True, False)  # Actionstep's "T"/"F", decoded
     assert actionstep_client.manager.refresh_count == 0
 

@@ -27,6 +27,7 @@ from actionstep_async import (
     Page,
     Paging,
     RateLimitedError,
+    Record,
     Token,
     TokenManager,
     TokenStore,
@@ -85,12 +86,12 @@ async def _check_stores(store: TokenStore, memory: MemoryTokenStore, file: FileT
 
 async def _check_resource_client(manager: TokenManager) -> None:
     client = AsyncResourceClient(manager, "key")
-    assert_type(client, AsyncResourceClient)
-    assert_type(client.with_options(timeout=60), AsyncResourceClient)
+    assert_type(client, AsyncResourceClient[Record])
+    assert_type(client.with_options(timeout=60), AsyncResourceClient[Record])
     async with client as entered:
-        assert_type(entered, AsyncResourceClient)
+        assert_type(entered, AsyncResourceClient[Record])
     page = await client.list("actions", page_size=10)
-    assert_type(page, Page)
+    assert_type(page, Page[Record])
     assert_type(page.paging, Paging)
     assert_type(page.paging.page_count, int)
     assert_type(await client.delete("actions", 1), None)
