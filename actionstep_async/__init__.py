@@ -22,6 +22,7 @@ from ._errors import (
     ConfigurationError,
     ConnectError,
     ForbiddenError,
+    InconsistentPagingError,
     InvalidRequestError,
     NotFoundError,
     OAuthError,
@@ -38,6 +39,7 @@ from ._errors import (
     TransportError,
     UnauthorizedError,
     UnsafeEndpointError,
+    UsageError,
 )
 from ._hook_model import HOOK_EVENTS, EventName, Subscription
 from ._hook_tokens import HookSecret
@@ -104,6 +106,7 @@ __all__ = [
     "HookSecret",
     "Hooks",
     "Id",
+    "InconsistentPagingError",
     "InvalidRequestError",
     "KeepAliveReport",
     "MemoryTokenStore",
@@ -143,6 +146,7 @@ __all__ = [
     "UnsafeEndpointError",
     "UploadInterruptedError",
     "UploadResume",
+    "UsageError",
     "build_authorize_url",
     "parse_authorization_response",
     "resource_spec",

@@ -42,6 +42,7 @@ from ._errors import (
     ResponseDecodeError,
     TransportError,
     UnsafeEndpointError,
+    UsageError,
     api_error_class,
 )
 from ._generated import ResourceAccessors
@@ -54,12 +55,16 @@ from ._models import (
     Page,
     Record,
     decode_json,
+    decode_json_exact,
     error_details,
+    inexact_ids,
     make_page,
     primary_records,
     structure_record,
 )
+from ._paging import Seen, check_same_totals, planned_pages
 from ._query import FieldsArg, FiltersArg, Names, build_query
+from ._redact import redact_value
 from ._retry import (
     DONE,
     Answered,
@@ -174,6 +179,8 @@ def _one_id(value: object) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         if value < 0:
             raise _invalid("id", value, "ids are not negative")
+        if value.bit_length() > 640:  # about 193 digits: longer than any id, and str() could raise
+            raise InvalidRequestError("invalid id: an int with more digits than any id has")
         return str(value)
     if not isinstance(value, str) or not _ID.fullmatch(value):
         raise _invalid("id", value, "use letters, digits and - _ . : ; only")
@@ -186,6 +193,8 @@ def format_ids(ids: object) -> str:
     """One id or a comma-joined list, validated so it cannot change the request path."""
     if isinstance(ids, str | int):
         return _one_id(ids)
+    if isinstance(ids, bytes | bytearray | memoryview):
+        raise _invalid("ids", ids, "bytes are not ids; decode them to a str first")
     if not isinstance(ids, Sequence):
         raise _invalid("ids", ids, "give an int, a string or a list of them")
     if not ids:
@@ -199,7 +208,7 @@ class _Prepared:
 
     token: Token
     base: str
-    headers: CIMultiDict[str]
+    headers: CIMultiDict[str] = attrs.field(repr=False)  # carries the bearer token
     fingerprint: str
 
 
@@ -431,7 +440,7 @@ class AsyncResourceClient(ResourceAccessors, Generic[RecordT]):
         """
         path = check_resource(resource) + "/" + format_ids(id)
         answer = await self._call("GET", path, None, resource=resource)
-        document = self._decode(answer, "GET")
+        document = self._decode(answer, "GET", resource)
         raws = primary_records(resource, document)
         typed = self.typed
         if isinstance(id, str | int):
@@ -512,30 +521,42 @@ class AsyncResourceClient(ResourceAccessors, Generic[RecordT]):
             return asyncio.ensure_future(self._page(resource, query, number, page_size, limiter))
 
         first = await self._page(resource, f"{base}&page=1", 1, page_size, limiter)
-        pages = first.paging.page_count
-        window: deque[asyncio.Task[Page[RecordT]]] = deque()
+        seen = Seen()
+        if not first.paging.reported:
+            # No totals to trust: follow the pages one by one until one comes back empty.
+            page, number = first, 1
+            while page.records:
+                for record in seen.fresh(resource, page, number):
+                    yield record
+                number += 1
+                page = await fetch(number)
+            return
+        pages = planned_pages(resource, first.paging)
+        window: deque[tuple[int, asyncio.Task[Page[RecordT]]]] = deque()
         upcoming = 2
         try:
             # Start the next pages before handing out page 1: the caller's work overlaps them.
             while upcoming <= pages and len(window) < ahead:
-                window.append(fetch(upcoming))
+                window.append((upcoming, fetch(upcoming)))
                 upcoming += 1
-            for record in first.records:
+            for record in seen.fresh(resource, first, 1):
                 yield record
             while window:
-                page = await window.popleft()
+                number, task = window.popleft()
+                page = await task
                 if upcoming <= pages:
-                    window.append(fetch(upcoming))
+                    window.append((upcoming, fetch(upcoming)))
                     upcoming += 1
+                check_same_totals(resource, first.paging, page, number)
                 if not page.records:
                     break  # the result set shrank while we were reading it
-                for record in page.records:
+                for record in seen.fresh(resource, page, number):
                     yield record
         finally:
-            for task in window:
+            for _, task in window:
                 task.cancel()
             if window:
-                await asyncio.gather(*window, return_exceptions=True)
+                await asyncio.gather(*(task for _, task in window), return_exceptions=True)
 
     async def create(
         self,
@@ -635,7 +656,7 @@ class AsyncResourceClient(ResourceAccessors, Generic[RecordT]):
             raise InvalidRequestError(f"cannot encode the {resource} body: {exc}") from exc
 
     def _written(self, resource: str, answer: Response, method: str) -> RecordT:
-        document = self._decode(answer, method)
+        document = self._decode(answer, method, resource)
         raws = primary_records(resource, document) if document is not None else []
         if not raws:
             raise ResponseDecodeError(
@@ -653,15 +674,19 @@ class AsyncResourceClient(ResourceAccessors, Generic[RecordT]):
     ) -> Page[RecordT]:
         path = resource + "?" + query if query else resource
         answer = await self._call("GET", path, None, resource=resource, limiter=limiter)
-        document = self._decode(answer, "GET")
+        document = self._decode(answer, "GET", resource)
         page_ = make_page(resource, document, typed=self.typed, page=page, page_size=page_size)
         return cast("Page[RecordT]", page_)
 
-    def _decode(self, answer: Response, method: str) -> Any:
+    def _decode(self, answer: Response, method: str, resource: str | None = None) -> Any:
         if answer.status == 204 or not answer.body:
             return None
         content_type = answer.headers.get("Content-Type", "")
-        return decode_json(answer.body, content_type=content_type, what=f"{method} {answer.url}")
+        what = f"{method} {answer.url}"
+        document = decode_json(answer.body, content_type=content_type, what=what)
+        if resource is not None and inexact_ids(resource, document):
+            return decode_json_exact(answer.body, content_type=content_type, what=what)
+        return document
 
     async def _call(
         self,
@@ -680,8 +705,8 @@ class AsyncResourceClient(ResourceAccessors, Generic[RecordT]):
         ``headers`` (a multipart Content-Type), ``max_body_bytes`` and ``idempotent`` (a POST the
         protocol makes repeatable) override the client's defaults for this call only."""
         holder = self._holder
-        if holder.closed and holder.owned is not None:
-            raise RuntimeError("this AsyncResourceClient is closed")
+        if holder.closed:
+            raise UsageError("this AsyncResourceClient is closed; create a new one")
         transport = holder.transport
         policy = self.retry
         loop = asyncio.get_running_loop()
@@ -697,7 +722,10 @@ class AsyncResourceClient(ResourceAccessors, Generic[RecordT]):
             url = prepared.base + path
             sent = prepared.headers if headers is None else _merged(prepared.headers, headers)
             limit = self.max_body_bytes if max_body_bytes is None else max_body_bytes
-            request = Request(method, url, sent, body, self.timeout, limit)
+            timeout = self.timeout
+            if attempt > 1:  # a retry may only use what is left of the call's budget
+                timeout = min(timeout, max(policy.max_elapsed - (loop.time() - started), 1e-3))
+            request = Request(method, url, sent, body, timeout, limit)
             outcome, result = await self._exchange(transport, request, limiter, prepared)
             elapsed = loop.time() - started
             step = next_step(
@@ -802,15 +830,25 @@ class AsyncResourceClient(ResourceAccessors, Generic[RecordT]):
         """The error to raise when :func:`next_step` gave up."""
         if isinstance(result, Response):
             retry_after = outcome.retry_after if isinstance(outcome, Answered) else None
-            return self._api_error(method, result, retry_after)
+            return self._api_error(method, result, retry_after, self._known_secrets())
         if isinstance(step, Fail) and step.outcome_unknown:
             unknown = outcome_unknown(result)
             unknown.__cause__ = result
             return unknown
         return result
 
+    def _known_secrets(self) -> tuple[str, ...]:
+        """Every secret this client knows, to scrub from server text it quotes."""
+        found = [getattr(self.manager.refresher, "client_secret", None)]
+        prepared = self._prepared
+        if prepared is not None:
+            found += [prepared.token.access_token, prepared.token.refresh_token]
+        return tuple(secret for secret in found if isinstance(secret, str) and secret)
+
     @staticmethod
-    def _api_error(method: str, answer: Response, retry_after: float | None) -> APIError:
+    def _api_error(
+        method: str, answer: Response, retry_after: float | None, hidden: tuple[str, ...]
+    ) -> APIError:
         status, headers, raw, url = answer.status, answer.headers, answer.body, answer.url
         document: object = None
         if raw:
@@ -820,7 +858,7 @@ class AsyncResourceClient(ResourceAccessors, Generic[RecordT]):
                 # An HTML error page, or nesting too deep for the stdlib parser: the status says
                 # enough, and RecursionError must not escape as an untyped error.
                 document = None
-        errors, detail = error_details(document)
+        errors, detail = error_details(redact_value(document, hidden))
         cls = api_error_class(status)
         if 300 <= status < 400:
             message = "unexpected redirect (not followed)"

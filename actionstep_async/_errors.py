@@ -24,6 +24,8 @@ raises on purpose and nothing else::
     │   ├── BadRequestError 400, UnauthorizedError 401, ForbiddenError 403,
     │   └── NotFoundError 404, (RateLimitedError 429, ServerError 5xx)
     ├── ResponseDecodeError                   a response body we cannot understand
+    │   └── InconsistentPagingError           iterate(): the server's paging does not add up
+    ├── UsageError (RuntimeError)            a closed client, or one used from another event loop
     └── TokenStoreError                       a token store could not load, save or lock
 
 No message ever contains an access token, refresh token or client secret.
@@ -43,6 +45,7 @@ __all__ = [
     "ConfigurationError",
     "ConnectError",
     "ForbiddenError",
+    "InconsistentPagingError",
     "InvalidRequestError",
     "NotFoundError",
     "OAuthError",
@@ -59,6 +62,7 @@ __all__ = [
     "TransportError",
     "UnauthorizedError",
     "UnsafeEndpointError",
+    "UsageError",
 ]
 
 
@@ -258,6 +262,16 @@ class ServerError(APIError, TransientError):
 
 class ResponseDecodeError(ActionstepError):
     """A response body could not be understood (HTML error page, truncated JSON, wrong shape)."""
+
+
+class InconsistentPagingError(ResponseDecodeError):
+    """``iterate()`` stopped: the server's paging totals contradict themselves or changed (pages
+    added mid-run, the same page served again, a page count no record count can explain)."""
+
+
+class UsageError(ActionstepError, RuntimeError):
+    """The library was used in a way it cannot serve: a closed client or transport, or one used
+    from another event loop than the one it started on. The message says what to do instead."""
 
 
 class TokenStoreError(ActionstepError):

@@ -39,6 +39,8 @@ from ._errors import (
     TokenEndpointUnavailable,
     TokenStoreError,
     TransientError,
+    TransportError,
+    UsageError,
 )
 from ._refresh_decision import (
     Adopt,
@@ -212,6 +214,7 @@ class TokenManager:
         self._states: dict[str, _KeyState] = {}
         self._tasks: set[asyncio.Task[object]] = set()
         self._closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def __repr__(self) -> str:
         return f"TokenManager(store={self.store!r}, keys={len(self._states)})"
@@ -432,7 +435,16 @@ class TokenManager:
             return flight
         if self._closed:
             raise TokenStoreError("the TokenManager is closed")
-        flight = asyncio.get_running_loop().create_task(self._run_flight(key, state, rejected))
+        loop = asyncio.get_running_loop()
+        bound = self._loop
+        if bound is not loop and bound is not None and bound.is_running():
+            # Two live loops would each run a refresh and read the other's claim as a crash.
+            raise UsageError(
+                "this TokenManager is refreshing on another running event loop; create one"
+                " TokenManager per loop (they may share a file or Redis store)"
+            )
+        self._loop = loop
+        flight = loop.create_task(self._run_flight(key, state, rejected))
         state.start_flight(flight)
         flight.add_done_callback(lambda task: self._flight_done(state, task))
         return flight
@@ -641,6 +653,10 @@ class TokenManager:
         except (TokenEndpointUnavailable, ConnectError, OAuthError):
             # The server answered with an error or was never reached: nothing was rotated.
             await self._release(key, state, claimed)
+            raise
+        except TransportError as exc:
+            if not exc.may_have_been_sent:  # a timeout before any byte left: nothing was spent
+                await self._release(key, state, claimed)
             raise
         self.refresh_count += 1
         state.claimed(None)

@@ -45,7 +45,9 @@ __all__ = [
     "Record",
     "TimeRecord",
     "decode_json",
+    "decode_json_exact",
     "error_details",
+    "inexact_ids",
     "make_page",
     "primary_records",
     "structure_record",
@@ -65,14 +67,44 @@ def decode_json(body: bytes, *, content_type: str, what: str) -> Any:
     """Parse a JSON body, or raise ResponseDecodeError naming its content type and size."""
     try:
         return _loads(body)
-    # JSONDecodeError and UnicodeDecodeError are both ValueErrors; the stdlib parser (used
-    # without orjson) raises RecursionError on deeply nested input instead.
-    except (ValueError, RecursionError) as exc:
-        kind = "an HTML page" if body.lstrip()[:1] == b"<" else "not valid JSON"
-        raise ResponseDecodeError(
-            f"{what}: the body is {kind} (content-type {content_type or 'missing'!r},"
-            f" {len(body)} bytes)"
-        ) from exc
+    # JSONDecodeError and UnicodeDecodeError are both ValueErrors; the stdlib parser raises
+    # RecursionError on deeply nested input instead.
+    except (ValueError, RecursionError):
+        pass
+    if _loads is not json.loads:  # an older orjson refuses integers beyond 64 bits
+        try:
+            return json.loads(body)
+        except (ValueError, RecursionError):
+            pass
+    # Raised outside the handlers: the parser's error holds the whole body, which may echo a
+    # secret, so it is not chained.
+    kind = "an HTML page" if body.lstrip()[:1] == b"<" else "not valid JSON"
+    raise ResponseDecodeError(
+        f"{what}: the body is {kind} (content-type {content_type or 'missing'!r},"
+        f" {len(body)} bytes)"
+    )
+
+
+def inexact_ids(resource: str, document: Any) -> bool:
+    """Whether a primary record's id came out of the parser as a float.
+
+    Ids are ints or strings; a float id is an integer beyond 64 bits that orjson turned into a
+    float (or refused, in older versions). One type check per record keeps this off the profile.
+    """
+    if _loads is json.loads or not isinstance(document, dict):
+        return False
+    raw = document.get(resource)
+    records = raw if isinstance(raw, list) else [raw]
+    return any(isinstance(item, dict) and type(item.get("id")) is float for item in records)
+
+
+def decode_json_exact(body: bytes, *, content_type: str, what: str) -> Any:
+    """Like :func:`decode_json` with the stdlib parser, which keeps every integer exact."""
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        pass
+    raise ResponseDecodeError(f"{what}: the body is not valid JSON ({len(body)} bytes)")
 
 
 class Record(Mapping[str, Any]):
@@ -294,6 +326,8 @@ class Paging:
     page_count: int
     page: int
     page_size: int
+    reported: bool = True
+    """False when the response had no paging block and these numbers are only what was seen."""
 
 
 def primary_records(resource: str, document: object) -> list[Any]:
@@ -319,7 +353,10 @@ def _paging(resource: str, document: Mapping[str, Any], count: int, page: int, s
     paging = meta.get("paging") if isinstance(meta, dict) else None
     block = paging.get(resource) if isinstance(paging, dict) else None
     if not isinstance(block, dict):
-        return Paging(record_count=count, page_count=1 if count else 0, page=page, page_size=size)
+        pages = 1 if count else 0
+        return Paging(
+            record_count=count, page_count=pages, page=page, page_size=size, reported=False
+        )
     try:
         return Paging(
             record_count=_int(block.get("recordCount", count), None),

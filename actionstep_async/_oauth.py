@@ -266,6 +266,7 @@ def _error_detail(document: Any, hidden: Iterable[str]) -> tuple[str | None, str
     error = fields.get("error") if isinstance(fields.get("error"), str) else None
     if error is None:
         return None, ""
+    error = _redact(error[:200], list(hidden))  # a server may echo the refresh token here too
     description = fields.get("error_description")
     detail = error
     if isinstance(description, str) and description:
@@ -467,7 +468,5 @@ class OAuthClient:
     async def _send(self, request: Request) -> Response:
         if self.transport is not None:
             return await self.transport.send(request)
-        if self.session is not None:
-            return await AiohttpTransport(self.session).send(request)
-        async with AiohttpTransport() as transport:
+        async with AiohttpTransport(self.session) as transport:  # a borrowed session stays open
             return await transport.send(request)

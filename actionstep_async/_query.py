@@ -66,6 +66,8 @@ def _scalar(value: object) -> str:
         if value.tzinfo is not None:
             value = value.astimezone(UTC).replace(tzinfo=None)
         return value.isoformat(timespec="seconds")
+    if isinstance(value, int) and value.bit_length() > 200:
+        raise InvalidRequestError("filter value is an int too large for any Actionstep field")
     if isinstance(value, date | int | Decimal):
         return str(value)
     if isinstance(value, float):
@@ -75,6 +77,9 @@ def _scalar(value: object) -> str:
     if isinstance(value, str):
         if len(value) > _MAX_VALUE:
             raise InvalidRequestError(f"filter value longer than {_MAX_VALUE} characters")
+        if value.strip().upper() == NULL:
+            # On the wire the two are the same text: refused so a string never silently means null.
+            raise InvalidRequestError("the string ':NULL' would match null; pass None for that")
         return value
     raise InvalidRequestError(f"unsupported filter value type {type(value).__name__}")
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import warnings
 from collections.abc import Mapping
-from typing import Final, Protocol
+from types import SimpleNamespace
+from typing import Any, Final, Protocol, TypeAlias
 
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -27,7 +28,9 @@ from ._errors import (
     RequestTimeout,
     ResponseDecodeError,
     TransportError,
+    UsageError,
 )
+from ._retry import IDEMPOTENT_METHODS
 
 __all__ = [
     "WIRE_FAILURES",
@@ -149,23 +152,103 @@ def outcome_unknown(error: TransportError) -> OutcomeUnknownError:
     )
 
 
+class _Wire:
+    """What one request's trace events showed reached the wire (set by :data:`_TRACE`)."""
+
+    __slots__ = ("headers_sent",)
+
+    def __init__(self) -> None:
+        self.headers_sent = False
+
+
+async def _on_headers_sent(
+    session: aiohttp.ClientSession, context: SimpleNamespace, params: object
+) -> None:
+    wire = context.trace_request_ctx
+    if type(wire) is _Wire:  # a borrowed session's other requests carry no _Wire
+        wire.headers_sent = True
+
+
+def _trace_config() -> aiohttp.TraceConfig:
+    # aiohttp fires this just before the request line and headers are handed to the socket, so
+    # a failure before it proves that nothing of the request left: not even a write can have
+    # reached the server, whatever the exception type says.
+    config = aiohttp.TraceConfig()
+    config.on_request_headers_sent.append(_on_headers_sent)
+    config.freeze()
+    return config
+
+
+_TRACE: Final = _trace_config()
+
+
+Sessions: TypeAlias = "tuple[aiohttp.ClientSession, aiohttp.ClientSession]"
+
+
+def _sessions_like(borrowed: aiohttp.ClientSession | None) -> Sessions:
+    """Our (plain, traced) sessions over one connector: ``borrowed``'s, or one the plain owns.
+
+    Only the connector (pool, TLS, resolver), trace configs and proxy of a borrowed session are
+    used; its request defaults (headers, auth, cookies, base_url, raise_for_status,
+    auto_decompress, middlewares) are deliberately not, so they cannot change what the clients
+    send or see. The traced session carries our trace first, so no user callback can delay it;
+    tracing costs about a tenth of a request's CPU, so only writes that must not be repeated
+    blindly use it.
+    """
+    extra: dict[str, Any] = {"cookie_jar": aiohttp.DummyCookieJar()}
+    if borrowed is None:
+        plain = aiohttp.ClientSession(**extra)
+        traces: list[aiohttp.TraceConfig] = []
+    else:
+        traces = list(borrowed.trace_configs)
+        extra["trust_env"] = borrowed.trust_env
+        extra["proxy"] = getattr(borrowed, "_default_proxy", None)
+        extra["proxy_auth"] = getattr(borrowed, "_default_proxy_auth", None)
+        plain = aiohttp.ClientSession(
+            connector=borrowed.connector, connector_owner=False, trace_configs=traces, **extra
+        )
+    traced = aiohttp.ClientSession(
+        connector=plain.connector, connector_owner=False, trace_configs=[_TRACE, *traces], **extra
+    )
+    return plain, traced
+
+
 class AiohttpTransport:
     """The aiohttp transport, over a borrowed ``session`` or one it creates and owns.
 
-    A borrowed session keeps your trace configs, proxies and connector limits, and is never
-    closed here. Per request, redirects are not followed and ``raise_for_status`` is off, so a
-    borrowed session's defaults cannot change what the clients see. An owned session is created
-    on first use (inside the running loop) and closed by :meth:`aclose`.
+    A borrowed session lends its connector (connection pool and limits, TLS settings), trace
+    configs and proxy, and is never closed here; its request defaults (headers, auth, cookies,
+    ``base_url``, ``raise_for_status``, ``auto_decompress``, middlewares) do not apply to our
+    requests. Redirects are never followed. ``connect_timeout`` bounds connecting (and waiting
+    for a pooled connection) within each request's timeout. A failed connect is reported as
+    never sent; so is a failed POST whose headers a trace shows never reached the socket. An
+    owned session is created on first use (inside the running loop) and closed by
+    :meth:`aclose`.
     """
 
-    def __init__(self, session: aiohttp.ClientSession | None = None) -> None:
+    def __init__(
+        self, session: aiohttp.ClientSession | None = None, *, connect_timeout: float = 10.0
+    ) -> None:
+        if not connect_timeout > 0:
+            raise ValueError("connect_timeout must be positive")
         self.session = session
         self.owned = session is None
         self.closed = False
-        self._timeout = aiohttp.ClientTimeout(total=30.0)
+        self.connect_timeout = connect_timeout
+        self._sessions: Sessions | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timeout = aiohttp.ClientTimeout(total=30.0, sock_connect=min(30.0, connect_timeout))
 
     def __repr__(self) -> str:
         return f"AiohttpTransport({'owned' if self.owned else 'borrowed'} session)"
+
+    def __del__(self) -> None:
+        # A session that does not own its connector must not warn "unclosed" when collected.
+        sessions = self._sessions
+        if sessions is not None:
+            sessions[1].detach()
+            if not self.owned:
+                sessions[0].detach()
 
     async def __aenter__(self) -> AiohttpTransport:
         return self
@@ -176,23 +259,50 @@ class AiohttpTransport:
     async def aclose(self) -> None:
         """Close the session if this transport created it; a borrowed one is left open."""
         self.closed = True
-        if self.owned and self.session is not None:
-            await self.session.close()
+        sessions, self._sessions = self._sessions, None
+        if sessions is not None:
+            plain, traced = sessions
+            traced.detach()
+            if self.owned:
+                await plain.close()
+            else:
+                plain.detach()
 
-    def _open(self) -> aiohttp.ClientSession:
+    def _open(self) -> Sessions:
         if self.closed:
-            raise RuntimeError("this transport is closed")
-        session = self.session = aiohttp.ClientSession()
-        return session
+            raise UsageError("this transport is closed; create a new one")
+        borrowed = self.session
+        if borrowed is not None and borrowed.closed:
+            raise UsageError("the aiohttp session given to the client is closed")
+        sessions = self._sessions = _sessions_like(borrowed)
+        self._loop = asyncio.get_running_loop()
+        if self.owned:
+            self.session = sessions[0]
+        return sessions
+
+    def _check(self, session: aiohttp.ClientSession) -> None:
+        if asyncio.get_running_loop() is not self._loop:
+            raise UsageError(
+                "this client's connections belong to another event loop; create the client"
+                " (and its aiohttp session) inside the loop that uses it"
+            )
+        if session.closed:
+            what = "transport" if self.closed or self.owned else "borrowed aiohttp session"
+            raise UsageError(f"the {what} is closed; create a new client")
 
     async def send(self, request: Request, /) -> Response:
-        session = self.session or self._open()
+        plain, traced = self._sessions or self._open()
+        if plain.closed or asyncio.get_running_loop() is not self._loop:
+            self._check(plain)
         timeout = self._timeout
         if timeout.total != request.timeout:  # one client's requests share one timeout
-            timeout = self._timeout = aiohttp.ClientTimeout(total=request.timeout)
-        limit = request.max_body_bytes
+            timeout = self._timeout = aiohttp.ClientTimeout(
+                total=request.timeout, sock_connect=min(request.timeout, self.connect_timeout)
+            )
+        # Whether a request was sent only matters for one that must not be repeated blindly.
+        wire = None if request.method in IDEMPOTENT_METHODS else _Wire()
         try:
-            async with session.request(
+            async with (plain if wire is None else traced).request(
                 request.method,
                 URL(request.url, encoded=True),
                 headers=request.headers,
@@ -200,15 +310,18 @@ class AiohttpTransport:
                 timeout=timeout,
                 allow_redirects=False,
                 raise_for_status=False,
+                auto_decompress=True,
+                trace_request_ctx=wire,
             ) as response:
-                declared = response.content_length
-                if declared is not None and declared <= limit:
-                    body = await response.read()
-                else:
-                    body = await _read_limited(response, limit, request.what)
+                body = await _read_body(response, request.max_body_bytes, request.what)
                 return Response(response.status, response.headers, body, request.url)
         except WIRE_FAILURES as exc:
-            raise transport_error(request, exc) from exc
+            # None: as the exception type says; False: our trace saw no byte of it leave.
+            sent = None if wire is None or wire.headers_sent else False
+            error = transport_error(request, exc, may_have_been_sent=sent)
+        # Raised outside the except block so aiohttp's exception, whose RequestInfo carries the
+        # Authorization header, is neither the cause nor the context of ours.
+        raise error
 
 
 _LARGE_BODY: Final = 1024 * 1024
@@ -234,11 +347,19 @@ def body_too_large(what: str, limit: int, size: int | None = None) -> ResponseDe
     return ResponseDecodeError(f"{what} body of {size} bytes exceeds the {limit}-byte limit")
 
 
-async def _read_limited(response: aiohttp.ClientResponse, limit: int, what: str) -> bytes:
-    """The whole body, refusing (without buffering it) one larger than ``limit`` bytes."""
+async def _read_body(response: aiohttp.ClientResponse, limit: int, what: str) -> bytes:
+    """The whole (decoded) body, refusing one larger than ``limit`` bytes without buffering it.
+
+    A declared Content-Length is trusted for a shortcut only when the body is not compressed:
+    for a gzip body it counts compressed bytes, and 200 kB can inflate to 200 MB. Otherwise the
+    decoded stream is counted as it arrives (aiohttp inflates it in bounded steps).
+    """
     declared = response.content_length
-    if declared is not None:
-        raise body_too_large(what, limit, declared)
+    encoded = response.headers.get("Content-Encoding", "identity").strip().lower() != "identity"
+    if declared is not None and not encoded:
+        if declared > limit:
+            raise body_too_large(what, limit, declared)
+        return await response.read()
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.content.iter_any():
