@@ -68,6 +68,25 @@ def write_args(
     return fields, links
 
 
+def modified_attr(spec: ResourceSpec) -> str | None:
+    """The attribute name of the resource's modified timestamp, if it has one."""
+    found = spec.field(spec.modified_field) if spec.modified_field else None
+    return found.attr if found is not None else None
+
+
+def server_now() -> datetime:
+    """Now, at the one-second resolution the server stamps writes with."""
+    return datetime.now(AEST).replace(microsecond=0)
+
+
+def assert_stamped(value: object, since: datetime, sent: object) -> None:
+    """The server moved the modified timestamp to the write's time, ignoring what was sent."""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    assert isinstance(moment, datetime)
+    assert moment >= since
+    assert value != sent
+
+
 def has_id(spec: ResourceSpec) -> bool:
     return any(f.wire == "id" for f in spec.fields)
 
@@ -146,25 +165,32 @@ async def test_create_plain_and_typed(
     """A create carrying every writable field reaches the fake wrapped, and comes back."""
     name = spec.name
     fields, links = write_args(spec, spec.create_writable, wire=True)
+    since = server_now()
     created = await client.create(name, fields, links=links or None)
     wrapped = {name: {**fields, **({"links": links} if links else {})}}
     check_request(last(fake_actionstep), "POST", name, wrapped)
     assert isinstance(created, Record)
     for wire_name, value in fields.items():
-        if wire_name != spec.modified_field:  # the server stamps it on every write
+        if wire_name == spec.modified_field:  # the server owns it: stamped on every write
+            assert_stamped(created[wire_name], since, value)
+        else:
             assert created[wire_name] == value
 
     if "participantType" in links:
         LINK_IDS["participantType"] += 1  # the next composite id must differ again
         links["participantType"] = LINK_IDS["participantType"]
     kwargs, _ = write_args(spec, spec.create_writable, wire=False)
+    since = server_now()
     model = await accessor(client, spec).create(links=links or None, **kwargs)
     assert isinstance(model, spec.model)
     sent = last(fake_actionstep)
     check_request(sent, "POST", name)
     assert sent.body[name].get("links", {}) == links
     for attr, value in kwargs.items():
-        assert getattr(model, attr) == value
+        if attr == modified_attr(spec):
+            assert_stamped(getattr(model, attr), since, value)
+        else:
+            assert getattr(model, attr) == value
 
 
 @pytest.mark.parametrize(
@@ -180,19 +206,28 @@ async def test_update_plain_typed_and_save(
     assert isinstance(first, Record)
     ident = first.id
     fields, links = write_args(spec, spec.update_writable, wire=True)
+    since = server_now()
     updated = await client.update(name, ident, fields, links=links or None)
     wrapped = {name: {**fields, **({"links": links} if links else {})}}
     check_request(last(fake_actionstep), "PUT", f"{name}/{ident}", wrapped)
     assert isinstance(updated, Record)
     for wire_name, value in fields.items():
-        assert updated[wire_name] == value
+        if wire_name == spec.modified_field:  # the server owns it: stamped on every write
+            assert_stamped(updated[wire_name], since, value)
+            assert updated[wire_name] != first[wire_name]
+        else:
+            assert updated[wire_name] == value
 
     typed = accessor(client, spec)
     kwargs, _ = write_args(spec, spec.update_writable, wire=False)
+    since = server_now()
     model = await typed.update(ident, **kwargs)
     check_request(last(fake_actionstep), "PUT", f"{name}/{ident}")
     for attr, value in kwargs.items():
-        assert getattr(model, attr) == value
+        if attr == modified_attr(spec):
+            assert_stamped(getattr(model, attr), since, value)
+        else:
+            assert getattr(model, attr) == value
 
     # save(): the writable fields go back; unknown and read-only ones stay as they are.
     fake_actionstep.rest.table(name).update(

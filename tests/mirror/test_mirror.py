@@ -71,17 +71,19 @@ async def test_one_incremental_run_reflects_every_change_and_fetches_only_those(
     async with Mirror(client, database_url) as mirror:
         [first] = await mirror.sync(["actions"])
         table = fake.rest.table("actions")
-        for ident in range(1, 991):  # 1,000 updates: most in-process, some through the API
+        # 1,000 updates: most in-process, some through the API's writable fields.
+        for ident in range(1, 981):
             table.update(ident, {"name": f"Renamed {ident}", "priority": ident % 4})
+        for ident in range(981, 991):
+            await client.update("actions", ident, {"name": f"Renamed {ident}", "priority": 1})
+        # The API offers no POST or DELETE on actions and isDeleted is read-only: soft deletes,
+        # creates and hard deletes happen in the organisation, i.e. in-process here.
         for ident in range(991, 1001):
-            await client.update("actions", ident, {"isDeleted": True})  # soft deletes
-        for n in range(95):
-            table.create({"name": f"New matter {n}", "links": {"actionType": "1"}})
-        for n in range(5):
-            await client.create("actions", {"name": f"API matter {n}"}, links={"actionType": "2"})
-        for ident in range(1001, 1041):
+            table.update(ident, {"isDeleted": "T"})
+        for n in range(100):
+            table.create({"name": f"New matter {n}", "links": {"actionType": str(1 + n % 2)}})
+        for ident in range(1001, 1051):
             table.delete(ident)
-        await client.delete("actions", list(range(1041, 1051)))
         fake.counters.reset()
 
         [result] = await mirror.sync(["actions"], scan=True)
