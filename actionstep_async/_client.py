@@ -32,6 +32,7 @@ import aiohttp
 import attrs
 from multidict import CIMultiDict
 
+from ._client_stats import ClientStats, RetryCause
 from ._errors import (
     APIError,
     InvalidRequestError,
@@ -40,6 +41,7 @@ from ._errors import (
     UnsafeEndpointError,
     api_error_class,
 )
+from ._governor import Governor, Permit, governor_for
 from ._limits import ConcurrencyLimiter, Outcome
 from ._manager import TokenManager
 from ._models import (
@@ -236,6 +238,11 @@ class AsyncResourceClient:
     ``retry`` how hard a call tries, ``concurrency`` how many exchanges run at once (``adaptive``
     halves it on 429 and grows it back). With ``typed=True`` the core resources come back as
     attrs models (:class:`Action`, ...) instead of read-only :class:`Record` mappings.
+
+    Every request also passes the key's :class:`Governor` (one per key and event loop, shared
+    by all clients of the key): give ``governor=`` to share the budget across processes through
+    Redis or to tune it; the first governor a loop sees for a key is the one all its clients use.
+    ``stats`` (:class:`ClientStats`) counts what the requests met.
     """
 
     def __init__(
@@ -251,6 +258,7 @@ class AsyncResourceClient:
         adaptive: bool = False,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         typed: bool = False,
+        governor: Governor | None = None,
     ) -> None:
         if timeout <= 0:
             raise ValueError("timeout must be positive")
@@ -263,6 +271,11 @@ class AsyncResourceClient:
         self.max_body_bytes = max_body_bytes
         self.typed = typed
         self.limiter = ConcurrencyLimiter(concurrency, adaptive=adaptive)
+        self.stats = ClientStats()
+        if governor is not None and governor.key != key:
+            raise ValueError("the governor belongs to another key")
+        self._governor = governor
+        self._bulk = False
         self._holder = _holder(session, transport)
         self._prepared: _Prepared | None = None
         self._rng = random.Random()
@@ -301,6 +314,20 @@ class AsyncResourceClient:
         if typed is not None:
             copy.typed = typed
         return copy
+
+    def bulk(self) -> AsyncResourceClient:
+        """A copy for bulk work: 429s with Retry-After are waited out for the longer budget.
+
+        ``iterate()`` uses it on its own; the CLI's export lists pages through it.
+        """
+        copy = self.with_options()
+        copy._bulk = True
+        return copy
+
+    @property
+    def governor(self) -> Governor:
+        """The governor this client's requests pass (the running loop's one for the key)."""
+        return governor_for(self.key, self._governor)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -399,7 +426,7 @@ class AsyncResourceClient:
             filters=filters, include=include, fields=fields, sort=sort, page_size=page_size
         )
         limiter = ConcurrencyLimiter(concurrency, adaptive=adaptive)
-        return self._iterate(resource, base, page_size, ahead, limiter)
+        return self.bulk()._iterate(resource, base, page_size, ahead, limiter)
 
     async def _iterate(
         self,
@@ -593,20 +620,34 @@ class AsyncResourceClient:
                 elapsed=elapsed,
                 reauthorized=reauthorized,
                 rng=self._rng,
+                bulk=self._bulk,
             )
             if step is DONE and isinstance(result, Response):
                 return result
             if isinstance(step, Sleep):
                 self._log_retry(request, outcome, step, attempt)
-                await asyncio.sleep(step.seconds)
+                await self._back_off(outcome, step.seconds)
                 continue
             if isinstance(step, Reauthorize):
                 reauthorized = True
                 fresh = await self.manager.token_rejected(self.key, token)
                 if fresh.access_token != token.access_token:
+                    self.stats.retries["unauthorized"] += 1
+                    self.stats.refreshes += 1
                     attempt -= 1  # a refused token is not the server failing: no budget spent
                     continue
             raise self._failure(method, outcome, result, step)
+
+    async def _back_off(self, outcome: AttemptOutcome, seconds: float) -> None:
+        cause: RetryCause
+        if isinstance(outcome, Unanswered):
+            cause = "connection"
+        else:
+            cause = "rate_limited" if outcome.status == 429 else "server_error"
+        stats = self.stats
+        stats.retries[cause] += 1
+        stats.waited += seconds
+        await asyncio.sleep(seconds)
 
     async def _exchange(
         self,
@@ -615,7 +656,7 @@ class AsyncResourceClient:
         limiter: ConcurrencyLimiter | None,
         prepared: _Prepared,
     ) -> tuple[AttemptOutcome, Response | TransportError]:
-        """One send through the transport, holding a permit of each limiter while it runs."""
+        """One send through the transport, holding the limiters' and the governor's permits."""
         verdict: Outcome = "failed"
         pause = 0.0
         response: Response | None = None
@@ -626,7 +667,12 @@ class AsyncResourceClient:
         iterate_epoch = await limiter.acquire() if limiter is not None else 0
         try:
             epoch = await self.limiter.acquire()
+            governor = governor_for(self.key, self._governor)
+            permit: Permit | None = None
             try:
+                permit = await governor.acquire()
+                self.stats.requests += 1
+                self.stats.waited += permit.waited
                 response = await transport.send(request)
                 status = response.status
                 if status == 429 or status >= 500:
@@ -634,6 +680,7 @@ class AsyncResourceClient:
                         response.headers.get("Retry-After"), now=time.time()
                     )
                 if status == 429:
+                    self.stats.rate_limited += 1
                     verdict = "rate_limited"
                     pause = retry_after or 0.0
                 elif status < 500:
@@ -642,6 +689,9 @@ class AsyncResourceClient:
                 failure = exc
             finally:
                 self.limiter.release(epoch, verdict, retry_after=pause)
+                if permit is not None:
+                    answered = response.status if response is not None else None
+                    await governor.release(permit, answered, retry_after)
         finally:
             if limiter is not None:
                 limiter.release(iterate_epoch, verdict, retry_after=pause)

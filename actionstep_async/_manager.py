@@ -28,6 +28,7 @@ from typing import Protocol
 
 import attrs
 
+from ._cooldown import TokenCooldown, share_cooldown, wait_cooldown
 from ._errors import (
     ActionstepError,
     ConnectError,
@@ -131,6 +132,10 @@ class TokenManager:
     with every other process that uses the same connections; the default MemoryTokenStore only
     covers this process.
     """
+
+    cooldown: TokenCooldown | None = None
+    """Set to a shared cool-down (a ``RedisRateBudget``) so that a token endpoint's 429/503
+    ``Retry-After`` seen by one process makes every process wait before refreshing."""
 
     def __init__(
         self,
@@ -337,6 +342,8 @@ class TokenManager:
             raise
         except ActionstepError as exc:
             self._back_off(state, exc)
+            if self.cooldown is not None and isinstance(exc, TransientError) and exc.retry_after:
+                self._spawn(share_cooldown(self.cooldown, key, exc.retry_after))
             raise
         state.refreshed_ok()
         return token
@@ -359,6 +366,7 @@ class TokenManager:
         )
 
     async def _locked_refresh(self, key: str, state: _KeyState, rejected: Token | None) -> Token:
+        await wait_cooldown(self.cooldown, key)
         async with self.store.lock(key):
             while True:
                 decision = await self._decide(key, state, rejected)

@@ -1,0 +1,173 @@
+"""Pure rate decisions of the governor: how fast one organisation may be called, and when.
+
+Actionstep's limits are per organisation, unpublished and dynamic, so the rate is learned:
+
+* Until the first 429 nothing is paced (only the concurrency cap applies).
+* A 429 sets the rate to ``decrease`` times the rate the server was *accepting* just before
+  (successes per second over the last ``window`` seconds): that measures the limit itself, so one
+  429 lands near it instead of halving towards it step by step as plain AIMD does.
+* From there the rate grows linearly by ``growth`` of itself per second, probing for more
+  headroom; the next 429 measures again. When the measurement was too short to trust (under
+  ``steady_span`` seconds of successes: the first 429s of a run) the rate instead doubles every
+  ``probe_doubling`` seconds, so a poor first guess costs seconds, not minutes. A 429 for a
+  request sent before the last decrease (an older ``generation``) says nothing new.
+* Requests are spaced by a GCRA-style schedule: each caller reserves the next free slot in
+  arrival order (FIFO) and sleeps until it, so waiting callers never race each other.
+
+The Redis budget (``actionstep_async.stores.redis_budget``) runs the same formulas in Lua on
+Redis's clock; keep the two in step.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import attrs
+
+__all__ = [
+    "GovernorPolicy",
+    "Measured",
+    "RateState",
+    "accepted_rate",
+    "decreased",
+    "rate_at",
+    "reserve",
+]
+
+
+def _positive(_: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not value > 0:
+        raise ValueError(f"{attribute.name} must be positive")
+
+
+def _fraction(_: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not 0.0 < value < 1.0:
+        raise ValueError(f"{attribute.name} must be between 0 and 1")
+
+
+@attrs.frozen
+class GovernorPolicy:
+    """How the per-organisation governor learns and spends its rate budget.
+
+    ``concurrency`` caps the requests in flight for one key in this process (and, with a shared
+    budget, ``shared_concurrency`` across all processes; a lease lives ``lease_ttl`` seconds
+    past its request's start, so a killed worker's slots come back). ``decrease`` and
+    ``growth`` are the learning rule above; ``min_rate`` is the floor in requests per second and
+    ``max_rate`` an optional ceiling (a limit you already know).
+    """
+
+    concurrency: int = 32
+    shared_concurrency: int = 64
+    decrease: float = attrs.field(default=0.9, validator=_fraction)
+    growth: float = attrs.field(default=0.005, validator=_positive)
+    window: float = attrs.field(default=5.0, validator=_positive)
+    min_rate: float = attrs.field(default=0.2, validator=_positive)
+    max_rate: float | None = None
+    lease_ttl: float = attrs.field(default=60.0, validator=_positive)
+    steady_span: float = attrs.field(default=2.0, validator=_positive)
+    probe_doubling: float = attrs.field(default=3.0, validator=_positive)
+
+    def __attrs_post_init__(self) -> None:
+        if self.concurrency < 1 or self.shared_concurrency < 1:
+            raise ValueError("concurrency and shared_concurrency must be at least 1")
+        if self.max_rate is not None and self.max_rate < self.min_rate:
+            raise ValueError("max_rate must not be below min_rate")
+
+
+@attrs.frozen
+class RateState:
+    """What has been learned: ``base`` req/s (None: not yet) set at ``changed_at``."""
+
+    base: float | None = None
+    changed_at: float = 0.0
+    generation: int = 0
+    probing: bool = False
+
+
+def rate_at(state: RateState, now: float, policy: GovernorPolicy) -> float | None:
+    """The allowed rate at ``now`` (None: unpaced), grown linearly since the last decrease."""
+    if state.base is None:
+        return policy.max_rate
+    since = max(0.0, now - state.changed_at)
+    if state.probing:
+        grown = state.base * math.pow(2.0, min(since / policy.probe_doubling, 30.0))
+    else:
+        grown = state.base * (1.0 + policy.growth * since)
+    return grown if policy.max_rate is None else min(grown, policy.max_rate)
+
+
+class Measured(NamedTuple):
+    """The accepted rate (req/s) and the seconds of successes it was measured over."""
+
+    rate: float
+    span: float
+
+
+def accepted_rate(successes: Sequence[float], now: float, window: float) -> Measured | None:
+    """Successes per second over the last ``window`` s of ``successes`` (ascending times).
+
+    None when there is too little to measure: fewer than 3 successes or under half a second.
+    """
+    start = now - window
+    recent = [stamp for stamp in successes if stamp >= start]
+    if len(recent) < 3:
+        return None
+    span = now - recent[0]
+    if span < 0.5:
+        return None
+    return Measured(len(recent) / span, span)
+
+
+def decreased(
+    state: RateState,
+    *,
+    now: float,
+    resume_at: float,
+    sent_generation: int,
+    measured: Measured | None,
+    policy: GovernorPolicy,
+) -> RateState:
+    """The state after a 429 for a request sent in ``sent_generation``.
+
+    The new base is ``decrease`` x the measured accepted rate, else x the current rate (with
+    neither, still unpaced); growth restarts at ``resume_at`` (when the server's Retry-After
+    has passed).
+    """
+    if sent_generation != state.generation:
+        return state
+    current = rate_at(state, now, policy)
+    reference = measured.rate if measured is not None else current
+    if reference is None:
+        # Nothing to go on yet (a 429 within the first burst): pause, but stay unpaced.
+        return RateState(generation=state.generation + 1)
+    base = reference * policy.decrease
+    if policy.max_rate is not None:
+        base = min(base, policy.max_rate)
+    return RateState(
+        base=max(policy.min_rate, base),
+        changed_at=max(now, resume_at),
+        generation=state.generation + 1,
+        probing=measured is None or measured.span < policy.steady_span,
+    )
+
+
+class Slot(NamedTuple):
+    """A reserved send time: sleep ``wait`` seconds; the schedule's next free time is ``tat``."""
+
+    wait: float
+    tat: float
+
+
+def reserve(tat: float, now: float, rate: float | None, *, not_before: float = 0.0) -> Slot:
+    """Reserve the next slot at ``rate`` req/s after theoretical arrival time ``tat``.
+
+    ``not_before`` is a shared pause (a 429's Retry-After): no slot starts earlier. Unpaced
+    (``rate`` None) only the pause applies.
+    """
+    start = max(now, not_before)
+    if rate is None:
+        return Slot(start - now, tat)
+    send = max(tat, start)
+    return Slot(send - now, send + 1.0 / rate)
