@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Final, NamedTuple, Protocol
 
 from ._limits import ConcurrencyLimiter
-from ._rate import GovernorPolicy, RateState, accepted_rate, decreased, rate_at, reserve
+from ._rate import GovernorPolicy, accepted_rate, decreased, rate_at, reserve
 
 __all__ = [
     "BudgetUnavailable",
@@ -95,7 +95,7 @@ class Governor:
         self.key = key
         self.policy = policy if policy is not None else GovernorPolicy()
         self.shared = shared
-        self.state = RateState()
+        self.state = self.policy.start(clock())
         self.paused_until = 0.0
         self.rate_limited = 0
         self._clock = clock

@@ -2,7 +2,8 @@
 
 Actionstep's limits are per organisation, unpublished and dynamic, so the rate is learned:
 
-* Until the first 429 nothing is paced (only the concurrency cap applies).
+* A key starts at ``initial_rate`` and probes upwards (doubling every ``probe_doubling`` s)
+  until the first 429, like TCP's slow start; ``initial_rate=None`` starts unpaced instead.
 * A 429 sets the rate to ``decrease`` times the rate the server was *accepting* just before
   (successes per second over the last ``window`` seconds): that measures the limit itself, so one
   429 lands near it instead of halving towards it step by step as plain AIMD does.
@@ -68,12 +69,21 @@ class GovernorPolicy:
     lease_ttl: float = attrs.field(default=60.0, validator=_positive)
     steady_span: float = attrs.field(default=2.0, validator=_positive)
     probe_doubling: float = attrs.field(default=3.0, validator=_positive)
+    initial_rate: float | None = 5.0
+
+    def start(self, now: float) -> RateState:
+        """The state of a key nothing has been learned about yet."""
+        if self.initial_rate is None:
+            return RateState()
+        return RateState(base=self.initial_rate, changed_at=now, probing=True)
 
     def __attrs_post_init__(self) -> None:
         if self.concurrency < 1 or self.shared_concurrency < 1:
             raise ValueError("concurrency and shared_concurrency must be at least 1")
         if self.max_rate is not None and self.max_rate < self.min_rate:
             raise ValueError("max_rate must not be below min_rate")
+        if self.initial_rate is not None and not self.initial_rate > 0:
+            raise ValueError("initial_rate must be positive or None")
 
 
 @attrs.frozen

@@ -72,7 +72,7 @@ local h = redis.call('HMGET', KEYS[1], 'paused', 'base', 'changed', 'tat', 'gen'
 local gen = tonumber(h[5] or '0')
 """
 
-# ARGV[4..]: lease, shared_concurrency, lease_ttl, poll interval, idle ttl.
+# ARGV[4..]: lease, shared_concurrency, lease_ttl, poll interval, idle ttl, initial rate.
 _ACQUIRE: Final = (
     _NOW
     + _RATE_AT
@@ -84,6 +84,10 @@ end
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
 if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[5]) then
   return {ARGV[7], gen, 0}
+end
+if h[2] == false and tonumber(ARGV[9]) > 0 then
+  h[2], h[3], h[6] = ARGV[9], tostring(now), '1'
+  redis.call('HSET', KEYS[1], 'base', h[2], 'changed', h[3], 'probing', '1')
 end
 local wait = 0
 local rate = rate_at(h, now)
@@ -220,6 +224,7 @@ class RedisRateBudget:
             policy.lease_ttl,
             self._poll,
             _IDLE_TTL,
+            policy.initial_rate or 0,
         ]
         wait, generation, granted = await _guard(
             self._acquire(keys=[name, name + ":leases"], args=args)
