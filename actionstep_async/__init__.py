@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any as _Any
 
 from ._client import AsyncResourceClient
+from ._client_stats import ClientStats
 from ._environment import PRODUCTION, STAGING, Environment
 from ._errors import (
     ActionstepError,
@@ -37,6 +38,7 @@ from ._errors import (
     UnauthorizedError,
     UnsafeEndpointError,
 )
+from ._governor import Governor
 from ._manager import Refresher, RefreshPolicy, TokenManager
 from ._models import (
     Action,
@@ -56,6 +58,7 @@ from ._oauth import (
     parse_authorization_response,
 )
 from ._query import F, Filter
+from ._rate import GovernorPolicy
 from ._retry import RetryPolicy
 from ._tokens import Token
 from ._transport import AiohttpTransport, Request, Response, Transport
@@ -74,6 +77,7 @@ __all__ = [
     "AuthorizationRequest",
     "BadRequestError",
     "ClientCredentialsError",
+    "ClientStats",
     "ConfigurationError",
     "ConnectError",
     "Environment",
@@ -82,6 +86,8 @@ __all__ = [
     "FileTokenStore",
     "Filter",
     "ForbiddenError",
+    "Governor",
+    "GovernorPolicy",
     "Id",
     "InvalidRequestError",
     "MemoryTokenStore",

@@ -5,12 +5,13 @@ Actionstep's limits are per organisation, unpublished and dynamic, so the rate i
 * A key starts at ``initial_rate`` and probes upwards (doubling every ``probe_doubling`` s)
   until the first 429, like TCP's slow start; ``initial_rate=None`` starts unpaced instead.
 * A 429 sets the rate to ``decrease`` times the rate the server was *accepting* just before
-  (successes per second over the last ``window`` seconds): that measures the limit itself, so one
-  429 lands near it instead of halving towards it step by step as plain AIMD does.
+  (successes per second over the last ``window`` seconds, short so that a ramp-up is not
+  averaged in): that measures the limit itself, so one 429 lands near it instead of halving
+  towards it step by step as plain AIMD does.
 * From there the rate grows linearly by ``growth`` of itself per second, probing for more
-  headroom; the next 429 measures again. When the measurement was too short to trust (under
-  ``steady_span`` seconds of successes: the first 429s of a run) the rate instead doubles every
-  ``probe_doubling`` seconds, so a poor first guess costs seconds, not minutes. A 429 for a
+  headroom; the next 429 measures again. When there was nothing to measure (too few
+  successes) the rate instead doubles every ``probe_doubling`` seconds from its guess, so a
+  poor guess costs seconds, not minutes. A 429 for a
   request sent before the last decrease (an older ``generation``) says nothing new.
 * Requests are spaced by a GCRA-style schedule: each caller reserves the next free slot in
   arrival order (FIFO) and sleeps until it, so waiting callers never race each other.
@@ -63,12 +64,11 @@ class GovernorPolicy:
     shared_concurrency: int = 64
     decrease: float = attrs.field(default=0.9, validator=_fraction)
     growth: float = attrs.field(default=0.005, validator=_positive)
-    window: float = attrs.field(default=5.0, validator=_positive)
+    window: float = attrs.field(default=0.5, validator=_positive)
     min_rate: float = attrs.field(default=0.2, validator=_positive)
     max_rate: float | None = None
     lease_ttl: float = attrs.field(default=60.0, validator=_positive)
-    steady_span: float = attrs.field(default=2.0, validator=_positive)
-    probe_doubling: float = attrs.field(default=3.0, validator=_positive)
+    probe_doubling: float = attrs.field(default=1.0, validator=_positive)
     initial_rate: float | None = 5.0
 
     def start(self, now: float) -> RateState:
@@ -118,14 +118,14 @@ class Measured(NamedTuple):
 def accepted_rate(successes: Sequence[float], now: float, window: float) -> Measured | None:
     """Successes per second over the last ``window`` s of ``successes`` (ascending times).
 
-    None when there is too little to measure: fewer than 3 successes or under half a second.
+    None when there is too little to measure: fewer than 3 successes or under half a window.
     """
     start = now - window
     recent = [stamp for stamp in successes if stamp >= start]
     if len(recent) < 3:
         return None
     span = now - recent[0]
-    if span < 0.5:
+    if span < window / 2:
         return None
     return Measured(len(recent) / span, span)
 
@@ -159,7 +159,7 @@ def decreased(
         base=max(policy.min_rate, base),
         changed_at=max(now, resume_at),
         generation=state.generation + 1,
-        probing=measured is None or measured.span < policy.steady_span,
+        probing=measured is None,
     )
 
 

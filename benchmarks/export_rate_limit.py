@@ -32,7 +32,7 @@ def rest_counts(counters: dict[str, object]) -> tuple[int, int]:
     assert isinstance(requests, dict)
     total = limited = 0
     for name, count in requests.items():
-        method, route, status = name.split(" ")
+        _, route, status = name.split(" ")
         if route.startswith(("oauth", "_fake")):
             continue
         total += int(count)

@@ -124,8 +124,7 @@ return 1
 """
 )
 
-# ARGV[4..]: retry_after (-1: none), sent generation, decrease, min_rate, window, steady_span,
-# idle ttl. Mirrors _rate.decreased and _rate.accepted_rate.
+# ARGV[4..]: retry_after (-1: none), sent generation, decrease, min_rate, window, idle ttl. Mirrors _rate.decreased and _rate.accepted_rate.
 _RATE_LIMITED: Final = (
     _NOW
     + _RATE_AT
@@ -144,17 +143,16 @@ if gen ~= tonumber(ARGV[5]) then
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[8]))
 local reference = nil
-local span = 0
+local probing = '0'
 local count = redis.call('ZCARD', KEYS[2])
 if count >= 3 then
   local first = tonumber(redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')[2])
-  span = now - first
-  if span >= 0.5 then
-    reference = count / span
+  if now - first >= tonumber(ARGV[8]) / 2 then
+    reference = count / (now - first)
   end
 end
 if reference == nil then
-  span = 0
+  probing = '1'
   reference = rate_at(h, now)
 end
 if reference == nil then
@@ -166,13 +164,9 @@ local ceiling = tonumber(ARGV[3])
 if ceiling > 0 and base > ceiling then
   base = ceiling
 end
-local probing = '0'
-if span < tonumber(ARGV[9]) then
-  probing = '1'
-end
 redis.call('HSET', KEYS[1], 'base', tostring(base), 'changed', tostring(math.max(now, resume)),
   'gen', gen + 1, 'probing', probing)
-redis.call('EXPIRE', KEYS[1], ARGV[10])
+redis.call('EXPIRE', KEYS[1], ARGV[9])
 return 1
 """
 )
@@ -251,7 +245,6 @@ class RedisRateBudget:
             policy.decrease,
             policy.min_rate,
             policy.window,
-            policy.steady_span,
             _IDLE_TTL,
         ]
         await _guard(self._rate_limited(keys=[name, name + ":ok"], args=args))
