@@ -127,7 +127,8 @@ def accepted_rate(successes: Sequence[float], now: float, window: float) -> Meas
     span = now - recent[0]
     if span < window / 2:
         return None
-    return Measured(len(recent) / span, span)
+    # n successes span n - 1 intervals: n / span would overstate the rate by n / (n - 1).
+    return Measured((len(recent) - 1) / span, span)
 
 
 def decreased(

@@ -15,6 +15,7 @@ import aiohttp
 from rich.console import Console
 
 from .._client import AsyncResourceClient
+from .._governor import Governor
 from .._manager import TokenManager
 from .._models import Page
 from .._oauth import AuthorizationRequest
@@ -27,6 +28,7 @@ from ._login import LoopbackListener, authorize, browser_available
 from ._output import (
     ExportProgress,
     err_console,
+    explain_stats,
     out_console,
     print_summary,
     region_host,
@@ -279,15 +281,31 @@ async def export(args: argparse.Namespace, settings: Settings) -> int:
         # Fail fast with "run login" before any output directory is touched.
         await manager.token(settings.token_key)
         with ExportProgress(err, enabled=not args.no_progress) as progress:
-            results = await export_resources(
-                client,
-                args.resources,
-                options,
-                progress,
-                warn=lambda text: _say(err, f"warning: {text}"),
-            )
+            watcher = asyncio.ensure_future(_show_pauses(client.governor, err))
+            try:
+                results = await export_resources(
+                    client.bulk(),
+                    args.resources,
+                    options,
+                    progress,
+                    warn=lambda text: _say(err, f"warning: {text}"),
+                )
+            finally:
+                watcher.cancel()
         refreshes = manager.refresh_count
-    print_summary(
-        out_console(), results, stats, refreshes=refreshes, elapsed=time.monotonic() - started
-    )
+    out = out_console()
+    print_summary(out, results, stats, refreshes=refreshes, elapsed=time.monotonic() - started)
+    out.print(explain_stats(client.stats))
     return OK
+
+
+async def _show_pauses(governor: Governor, console: Console) -> None:
+    """Say so while a 429's Retry-After holds every request of the export back."""
+    shown = 0.0
+    while True:
+        until = governor.paused_until
+        remaining = until - time.monotonic()
+        if until > shown and remaining > 0:
+            shown = until
+            _say(console, f"rate limited: every request waits {remaining:.1f} s (Retry-After)")
+        await asyncio.sleep(0.2)

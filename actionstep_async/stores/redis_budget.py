@@ -124,7 +124,8 @@ return 1
 """
 )
 
-# ARGV[4..]: retry_after (-1: none), sent generation, decrease, min_rate, window, idle ttl. Mirrors _rate.decreased and _rate.accepted_rate.
+# ARGV[4..]: retry_after (-1: none), sent generation, decrease, min_rate, window, idle ttl.
+# Mirrors _rate.decreased and _rate.accepted_rate.
 _RATE_LIMITED: Final = (
     _NOW
     + _RATE_AT
@@ -148,7 +149,7 @@ local count = redis.call('ZCARD', KEYS[2])
 if count >= 3 then
   local first = tonumber(redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')[2])
   if now - first >= tonumber(ARGV[8]) / 2 then
-    reference = count / (now - first)
+    reference = (count - 1) / (now - first)
   end
 end
 if reference == nil then

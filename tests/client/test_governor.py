@@ -135,8 +135,8 @@ ACCEPTED: list[tuple[str, list[float], Measured | None]] = [
     # (case, success times, expected) at now=10, window=5
     ("too few", [9.0, 9.5], None),
     ("too short a span: under half the window", [8.0, 9.0, 9.9], None),
-    ("old ones are outside the window", [1.0, 2.0, 7.0, 8.0, 9.0, 9.5], Measured(4 / 3, 3.0)),
-    ("steady", [6.0, 7.0, 8.0, 9.0], Measured(1.0, 4.0)),
+    ("old ones are outside the window", [1.0, 2.0, 7.0, 8.0, 9.0, 9.5], Measured(1.0, 3.0)),
+    ("steady: intervals, not events", [6.0, 7.0, 8.0, 9.0], Measured(0.75, 4.0)),
 ]
 
 

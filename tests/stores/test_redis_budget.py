@@ -186,3 +186,18 @@ async def test_a_redis_outage_degrades_to_the_local_governor(
     await redis.aclose()
     assert len(first) == len(second) == 400
     assert any("shared rate budget" in record.getMessage() for record in caplog.records)
+
+
+def test_the_readme_rate_limits_example_runs_as_printed() -> None:
+    """The README's "Rate limits" block, executed exactly as printed (real Redis, real fake)."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Rate limits", 1)[1].split("\n## ", 1)[0]
+    (block,) = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
+    result = subprocess.run(
+        [sys.executable, "-c", block], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert "read 400 records" in result.stderr
