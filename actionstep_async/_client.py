@@ -241,7 +241,8 @@ class AsyncResourceClient:
 
     Every request also passes the key's :class:`Governor` (one per key and event loop, shared
     by all clients of the key): give ``governor=`` to share the budget across processes through
-    Redis or to tune it; the first governor a loop sees for a key is the one all its clients use.
+    Redis or to tune it (a given governor also becomes the loop's one for the key, for clients
+    that give none, unless the loop already has one).
     ``stats`` (:class:`ClientStats`) counts what the requests met.
     """
 

@@ -232,13 +232,20 @@ _GOVERNORS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Gover
 )
 
 
-def governor_for(key: str, default: Governor | None = None) -> Governor:
-    """The running loop's governor for ``key``; ``default`` (or a new one) if it has none yet."""
+def governor_for(key: str, given: Governor | None = None) -> Governor:
+    """The governor a request for ``key`` passes on the running loop.
+
+    ``given`` (a client's ``governor=``) is always used, and becomes the loop's governor for
+    the key if it has none yet; otherwise the loop's one, created on first use.
+    """
     loop = asyncio.get_running_loop()
     governors = _GOVERNORS.get(loop)
     if governors is None:
         governors = _GOVERNORS[loop] = {}
+    if given is not None:
+        governors.setdefault(key, given)
+        return given
     governor = governors.get(key)
     if governor is None:
-        governor = governors[key] = default if default is not None else Governor(key)
+        governor = governors[key] = Governor(key)
     return governor

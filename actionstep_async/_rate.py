@@ -60,8 +60,8 @@ class GovernorPolicy:
     ``max_rate`` an optional ceiling (a limit you already know).
     """
 
-    concurrency: int = 32
-    shared_concurrency: int = 64
+    concurrency: int = 128
+    shared_concurrency: int = 256
     decrease: float = attrs.field(default=0.9, validator=_fraction)
     growth: float = attrs.field(default=0.005, validator=_positive)
     window: float = attrs.field(default=0.5, validator=_positive)
@@ -69,7 +69,7 @@ class GovernorPolicy:
     max_rate: float | None = None
     lease_ttl: float = attrs.field(default=60.0, validator=_positive)
     probe_doubling: float = attrs.field(default=1.0, validator=_positive)
-    initial_rate: float | None = 5.0
+    initial_rate: float | None = 10.0
 
     def start(self, now: float) -> RateState:
         """The state of a key nothing has been learned about yet."""
