@@ -14,17 +14,17 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from actionstep_async._client import USER_AGENT, AsyncResourceClient
-from actionstep_async._governor import Governor
-from actionstep_async._rate import GovernorPolicy
 from actionstep_async._errors import (
     APIError,
     InvalidRequestError,
     NotFoundError,
     ResponseDecodeError,
 )
+from actionstep_async._governor import Governor
 from actionstep_async._manager import TokenManager
 from actionstep_async._models import Action, Page, Record
 from actionstep_async._query import F
+from actionstep_async._rate import GovernorPolicy
 from actionstep_async._tokens import Token
 from actionstep_async.testing import FakeActionstep, FaultRule
 
