@@ -671,7 +671,7 @@ class AsyncResourceClient:
             governor = governor_for(self.key, self._governor)
             permit: Permit | None = None
             try:
-                permit = await governor.acquire()
+                permit = await governor.acquire(bulk=self._bulk)
                 self.stats.requests += 1
                 self.stats.waited += permit.waited
                 response = await transport.send(request)

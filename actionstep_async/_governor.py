@@ -57,7 +57,9 @@ class Grant(NamedTuple):
 class SharedBudget(Protocol):
     """Where processes share one key's rate, pause and concurrency leases (Redis)."""
 
-    async def acquire(self, key: str, lease: str, policy: GovernorPolicy) -> Grant: ...
+    async def acquire(
+        self, key: str, lease: str, policy: GovernorPolicy, *, bulk: bool
+    ) -> Grant: ...
 
     async def paused_for(self, key: str) -> float: ...
 
@@ -119,12 +121,15 @@ class Governor:
     def in_flight(self) -> int:
         return self._cap.in_flight
 
-    async def acquire(self) -> Permit:
-        """Wait for the cap, the pause and a rate slot, in arrival order."""
+    async def acquire(self, *, bulk: bool = False) -> Permit:
+        """Wait for the cap, the pause and a rate slot, in arrival order.
+
+        Before the key's first 429 only ``bulk`` requests are paced (the slow start).
+        """
         started = self._clock()
         epoch = await self._cap.acquire()
         try:
-            lease, shared_generation = await self._wait_for_slot()
+            lease, shared_generation = await self._wait_for_slot(bulk)
         except BaseException:
             self._cap.release(epoch)
             raise
@@ -160,19 +165,21 @@ class Governor:
             policy=self.policy,
         )
 
-    async def _wait_for_slot(self) -> tuple[str | None, int]:
+    async def _wait_for_slot(self, bulk: bool) -> tuple[str | None, int]:
         if self.shared is not None and self._clock() >= self._shared_down_until:
             try:
-                return await self._shared_slot(self.shared)
+                return await self._shared_slot(self.shared, bulk)
             except BudgetUnavailable as exc:
                 self._shared_failed(exc)
-        await self._local_slot()
+        await self._local_slot(bulk)
         return None, 0
 
-    async def _local_slot(self) -> None:
+    async def _local_slot(self, bulk: bool) -> None:
         while True:
             now = self._clock()
-            slot = reserve(self._tat, now, self.rate, not_before=self.paused_until)
+            paced = bulk or self.state.generation > 0
+            rate = self.rate if paced else None
+            slot = reserve(self._tat, now, rate, not_before=self.paused_until)
             self._tat = slot.tat
             if slot.wait <= 0:
                 return
@@ -182,13 +189,13 @@ class Governor:
 
     # -- shared budget -------------------------------------------------------------------------
 
-    async def _shared_slot(self, shared: SharedBudget) -> tuple[str, int]:
+    async def _shared_slot(self, shared: SharedBudget, bulk: bool) -> tuple[str, int]:
         lease = uuid.uuid4().hex
         while True:
             pause = self.paused_until - self._clock()
             if pause > 0:
                 await asyncio.sleep(pause)
-            grant = await shared.acquire(self.key, lease, self.policy)
+            grant = await shared.acquire(self.key, lease, self.policy, bulk=bulk)
             if grant.lease is None:
                 await asyncio.sleep(grant.wait)
                 continue

@@ -2,8 +2,10 @@
 
 Actionstep's limits are per organisation, unpublished and dynamic, so the rate is learned:
 
-* A key starts at ``initial_rate`` and probes upwards (doubling every ``probe_doubling`` s)
-  until the first 429, like TCP's slow start; ``initial_rate=None`` starts unpaced instead.
+* Bulk work (``iterate()``, the CLI's export) on a key starts at ``initial_rate`` and probes
+  upwards, doubling every ``start_doubling`` s until the key's first 429 ever (TCP's slow
+  start: a fleet of workers starting together does not stampede). Single calls are not paced
+  before that first 429; ``initial_rate=None`` starts bulk work unpaced too.
 * A 429 sets the rate to ``decrease`` times the rate the server was *accepting* just before
   (successes per second over the last ``window`` seconds, short so that a ramp-up is not
   averaged in): that measures the limit itself, so one 429 lands near it instead of halving
@@ -70,6 +72,7 @@ class GovernorPolicy:
     lease_ttl: float = attrs.field(default=60.0, validator=_positive)
     probe_doubling: float = attrs.field(default=1.0, validator=_positive)
     initial_rate: float | None = 10.0
+    start_doubling: float = attrs.field(default=1.0, validator=_positive)
 
     def start(self, now: float) -> RateState:
         """The state of a key nothing has been learned about yet."""
@@ -102,7 +105,8 @@ def rate_at(state: RateState, now: float, policy: GovernorPolicy) -> float | Non
         return policy.max_rate
     since = max(0.0, now - state.changed_at)
     if state.probing:
-        grown = state.base * math.pow(2.0, min(since / policy.probe_doubling, 30.0))
+        doubling = policy.start_doubling if state.generation == 0 else policy.probe_doubling
+        grown = state.base * math.pow(2.0, min(since / doubling, 30.0))
     else:
         grown = state.base * (1.0 + policy.growth * since)
     return grown if policy.max_rate is None else min(grown, policy.max_rate)
@@ -118,15 +122,14 @@ class Measured(NamedTuple):
 def accepted_rate(successes: Sequence[float], now: float, window: float) -> Measured | None:
     """Successes per second over the last ``window`` s of ``successes`` (ascending times).
 
-    None when there is too little to measure: fewer than 3 successes or under half a window.
+    None with fewer than 2 successes. A span under half the window is counted as half the
+    window (a burst right at the start must not look like a huge rate).
     """
     start = now - window
     recent = [stamp for stamp in successes if stamp >= start]
-    if len(recent) < 3:
+    if len(recent) < 2:
         return None
-    span = now - recent[0]
-    if span < window / 2:
-        return None
+    span = max(now - recent[0], window / 2)
     # n successes span n - 1 intervals: n / span would overstate the rate by n / (n - 1).
     return Measured((len(recent) - 1) / span, span)
 
@@ -160,7 +163,7 @@ def decreased(
         base=max(policy.min_rate, base),
         changed_at=max(now, resume_at),
         generation=state.generation + 1,
-        probing=measured is None,
+        probing=measured is None or measured.span <= policy.window / 2,
     )
 
 

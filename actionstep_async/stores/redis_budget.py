@@ -48,7 +48,8 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 """
 
-# ARGV[1..3] of both rate scripts: growth, probe_doubling, max_rate (0: none). Mirrors rate_at.
+# ARGV[1..3] of both rate scripts: growth, probe_doubling, max_rate (0: none); ARGV[11] is
+# start_doubling. Mirrors rate_at.
 _RATE_AT: Final = """
 local function rate_at(h, now)
   local base = tonumber(h[2] or '0')
@@ -58,7 +59,11 @@ local function rate_at(h, now)
   local since = math.max(0, now - tonumber(h[3] or '0'))
   local rate
   if h[6] == '1' then
-    rate = base * 2 ^ math.min(since / tonumber(ARGV[2]), 30)
+    local doubling = tonumber(ARGV[2])
+    if tonumber(h[5] or '0') == 0 then
+      doubling = tonumber(ARGV[11])
+    end
+    rate = base * 2 ^ math.min(since / doubling, 30)
   else
     rate = base * (1 + tonumber(ARGV[1]) * since)
   end
@@ -72,7 +77,8 @@ local h = redis.call('HMGET', KEYS[1], 'paused', 'base', 'changed', 'tat', 'gen'
 local gen = tonumber(h[5] or '0')
 """
 
-# ARGV[4..]: lease, shared_concurrency, lease_ttl, poll interval, idle ttl, initial rate.
+# ARGV[4..]: lease, shared_concurrency, lease_ttl, poll interval, idle ttl, initial rate, bulk
+# ('1': paced by the slow start before the first 429).
 _ACQUIRE: Final = (
     _NOW
     + _RATE_AT
@@ -90,7 +96,10 @@ if h[2] == false and tonumber(ARGV[9]) > 0 then
   redis.call('HSET', KEYS[1], 'base', h[2], 'changed', h[3], 'probing', '1')
 end
 local wait = 0
-local rate = rate_at(h, now)
+local rate = nil
+if ARGV[10] == '1' or gen > 0 then
+  rate = rate_at(h, now)
+end
 if rate ~= nil then
   local send = math.max(tonumber(h[4] or '0'), now)
   wait = send - now
@@ -146,10 +155,12 @@ redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[8]))
 local reference = nil
 local probing = '0'
 local count = redis.call('ZCARD', KEYS[2])
-if count >= 3 then
+if count >= 2 then
   local first = tonumber(redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')[2])
-  if now - first >= tonumber(ARGV[8]) / 2 then
-    reference = (count - 1) / (now - first)
+  local span = math.max(now - first, tonumber(ARGV[8]) / 2)
+  reference = (count - 1) / span
+  if span <= tonumber(ARGV[8]) / 2 then
+    probing = '1'
   end
 end
 if reference == nil then
@@ -210,7 +221,9 @@ class RedisRateBudget:
         """The Redis hash holding ``key``'s shared rate and pause."""
         return f"{self._prefix}rate:{{{encode_key(key)}}}"
 
-    async def acquire(self, key: str, lease: str, policy: GovernorPolicy) -> Grant:
+    async def acquire(
+        self, key: str, lease: str, policy: GovernorPolicy, *, bulk: bool = False
+    ) -> Grant:
         name = self.rate_key(key)
         args: list[str | float] = [
             *_rate_args(policy),
@@ -220,6 +233,8 @@ class RedisRateBudget:
             self._poll,
             _IDLE_TTL,
             policy.initial_rate or 0,
+            "1" if bulk else "0",
+            policy.start_doubling,
         ]
         wait, generation, granted = await _guard(
             self._acquire(keys=[name, name + ":leases"], args=args)
@@ -247,6 +262,8 @@ class RedisRateBudget:
             policy.min_rate,
             policy.window,
             _IDLE_TTL,
+            0,
+            policy.start_doubling,
         ]
         await _guard(self._rate_limited(keys=[name, name + ":ok"], args=args))
 

@@ -19,7 +19,9 @@ from actionstep_async._rate import (
 )
 from actionstep_async.testing import FakeActionstep, FaultRule
 
-POLICY = GovernorPolicy(growth=0.01, probe_doubling=2.0, min_rate=0.5, decrease=0.9)
+POLICY = GovernorPolicy(
+    growth=0.01, probe_doubling=2.0, start_doubling=0.1, min_rate=0.5, decrease=0.9, window=5.0
+)
 
 RATES: list[tuple[str, RateState, float, float | None]] = [
     # (case, state, now, expected rate)
@@ -27,7 +29,8 @@ RATES: list[tuple[str, RateState, float, float | None]] = [
     ("just decreased", RateState(base=10.0, changed_at=5.0), 5.0, 10.0),
     ("grows linearly", RateState(base=10.0, changed_at=5.0), 15.0, 11.0),
     ("no growth before the pause ends", RateState(base=10.0, changed_at=5.0), 4.0, 10.0),
-    ("probing doubles", RateState(base=4.0, changed_at=0.0, probing=True), 4.0, 16.0),
+    ("probing doubles", RateState(base=4.0, changed_at=0.0, probing=True, generation=1), 4.0, 16.0),
+    ("slow start doubles faster", RateState(base=4.0, changed_at=0.0, probing=True), 0.2, 16.0),
 ]
 
 
@@ -57,8 +60,15 @@ DECREASES: list[tuple[str, RateState, int, Measured | None, RateState]] = [
         "measured while probing: steady from there",
         RateState(base=20.0, changed_at=10.0, probing=True),
         0,
-        Measured(10.0, 1.0),
+        Measured(10.0, 4.0),
         RateState(base=9.0, changed_at=11.0, generation=1),
+    ),
+    (
+        "measured over a burst only: probe from there",
+        RateState(base=20.0, changed_at=10.0, probing=True),
+        0,
+        Measured(10.0, 2.5),
+        RateState(base=9.0, changed_at=11.0, generation=1, probing=True),
     ),
     (
         "nothing measured: from the current rate",
@@ -133,8 +143,8 @@ def test_reserve(
 
 ACCEPTED: list[tuple[str, list[float], Measured | None]] = [
     # (case, success times, expected) at now=10, window=5
-    ("too few", [9.0, 9.5], None),
-    ("too short a span: under half the window", [8.0, 9.0, 9.9], None),
+    ("too few", [9.5], None),
+    ("a short span counts as half the window", [9.8, 9.9, 9.95], Measured(0.8, 2.5)),
     ("old ones are outside the window", [1.0, 2.0, 7.0, 8.0, 9.0, 9.5], Measured(1.0, 3.0)),
     ("steady: intervals, not events", [6.0, 7.0, 8.0, 9.0], Measured(0.75, 4.0)),
 ]
