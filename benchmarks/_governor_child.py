@@ -76,7 +76,7 @@ async def main(spec: dict[str, Any]) -> None:
     shared_state: dict[str, str] = {}
     if redis is not None:
         raw_state = await redis.hgetall(f"{spec['prefix']}rate:{{org}}")
-        shared_state = {k.decode(): v.decode() for k, v in raw_state.items()}
+        shared_state = {_text(k): _text(v) for k, v in raw_state.items()}
         await redis.aclose()
     state = client.governor.state
     document = {
@@ -87,6 +87,10 @@ async def main(spec: dict[str, Any]) -> None:
         "shared": shared_state,
     }
     await asyncio.to_thread(_write, spec["out"], document)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _write(path: str, document: dict[str, Any]) -> None:
