@@ -1,4 +1,4 @@
-"""TokenManager.cooldown: a token endpoint's Retry-After is shared, and honoured before refreshing."""
+"""TokenManager.cooldown: the token endpoint's Retry-After is shared and honoured."""
 
 from __future__ import annotations
 
