@@ -37,6 +37,7 @@ from ._errors import (
     APIError,
     InvalidRequestError,
     NotFoundError,
+    RateLimitedError,
     TransportError,
     UnsafeEndpointError,
     api_error_class,
@@ -639,6 +640,20 @@ class AsyncResourceClient:
                     continue
             raise self._failure(method, outcome, result, step)
 
+    def _check_pause(self, governor: Governor, request: Request) -> None:
+        """Fail at once when an earlier 429's pause outlasts this call's whole 429 budget."""
+        policy = self.retry
+        budget = policy.bulk_rate_limited_elapsed if self._bulk else policy.rate_limited_elapsed
+        paused = governor.paused_until - time.monotonic()
+        if paused > budget:
+            raise RateLimitedError(
+                f"rate limited: an earlier 429 paused this connection for {paused:.0f} s more",
+                status=429,
+                method=request.method,
+                url=request.url,
+                retry_after=paused,
+            )
+
     async def _back_off(self, outcome: AttemptOutcome, seconds: float) -> None:
         cause: RetryCause
         if isinstance(outcome, Unanswered):
@@ -663,12 +678,13 @@ class AsyncResourceClient:
         response: Response | None = None
         retry_after: float | None = None
         failure: TransportError | None = None
+        governor = governor_for(self.key, self._governor)
+        self._check_pause(governor, request)
         timing = log.isEnabledFor(logging.DEBUG)
         sent_at = time.perf_counter() if timing else 0.0
         iterate_epoch = await limiter.acquire() if limiter is not None else 0
         try:
             epoch = await self.limiter.acquire()
-            governor = governor_for(self.key, self._governor)
             permit: Permit | None = None
             try:
                 permit = await governor.acquire(bulk=self._bulk)
