@@ -11,6 +11,7 @@ import logging as _logging
 
 from ._catalogue import CATALOGUE, FieldSpec, ResourceSpec, resource_spec
 from ._client import AsyncResourceClient
+from ._client_stats import ClientStats
 from ._documents import Documents, RefusedFileError, UploadInterruptedError, UploadResume
 from ._environment import PRODUCTION, STAGING, Environment
 from ._errors import (
@@ -41,6 +42,7 @@ from ._errors import (
     UnsafeEndpointError,
     UsageError,
 )
+from ._governor import Governor
 from ._hook_model import HOOK_EVENTS, EventName, Subscription
 from ._hook_tokens import HookSecret
 from ._hooks import EnsureResult, Hooks
@@ -65,6 +67,7 @@ from ._oauth import (
     parse_authorization_response,
 )
 from ._query import F, Filter
+from ._rate import GovernorPolicy
 from ._retry import RetryPolicy
 from ._tokens import Token
 from ._transport import AiohttpTransport, Request, Response, Transport
@@ -91,6 +94,7 @@ __all__ = [
     "AuthorizationRequest",
     "BadRequestError",
     "ClientCredentialsError",
+    "ClientStats",
     "ConfigurationError",
     "ConnectError",
     "Documents",
@@ -103,6 +107,8 @@ __all__ = [
     "FileTokenStore",
     "Filter",
     "ForbiddenError",
+    "Governor",
+    "GovernorPolicy",
     "HookSecret",
     "Hooks",
     "Id",

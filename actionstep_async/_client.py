@@ -34,11 +34,13 @@ from multidict import CIMultiDict
 from typing_extensions import TypeVar
 
 from ._arguments import check_type
+from ._client_stats import ClientStats, RetryCause
 from ._documents import Documents
 from ._errors import (
     APIError,
     InvalidRequestError,
     NotFoundError,
+    RateLimitedError,
     ResponseDecodeError,
     TransportError,
     UnsafeEndpointError,
@@ -46,6 +48,7 @@ from ._errors import (
     api_error_class,
 )
 from ._generated import ResourceAccessors
+from ._governor import Governor, Permit, governor_for
 from ._hooks import Hooks
 from ._limits import ConcurrencyLimiter, Outcome
 from ._manager import TokenManager
@@ -108,6 +111,7 @@ class ClientOptions(TypedDict, total=False):
 
     session: aiohttp.ClientSession | None
     transport: Transport | None
+    governor: Governor | None
     timeout: float
     retry: RetryPolicy | None
     concurrency: int
@@ -280,6 +284,12 @@ class AsyncResourceClient(ResourceAccessors, Generic[RecordT]):
     checker follows: ``AsyncResourceClient(...)`` is an ``AsyncResourceClient[Record]`` and
     ``AsyncResourceClient(..., typed=True)`` an ``AsyncResourceClient[Record | Model]``. The
     accessors (``client.actions``) are always typed.
+
+    Every request also passes the key's :class:`Governor` (one per key and event loop, shared
+    by all clients of the key): give ``governor=`` to share the budget across processes through
+    Redis or to tune it (a given governor also becomes the loop's one for the key, for clients
+    that give none, unless the loop already has one).
+    ``stats`` (:class:`ClientStats`) counts what the requests met.
     """
 
     @overload
@@ -325,6 +335,7 @@ class AsyncResourceClient(ResourceAccessors, Generic[RecordT]):
         adaptive: bool = False,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         typed: bool = False,
+        governor: Governor | None = None,
     ) -> None:
         check_type("manager", manager, TokenManager, "a TokenManager")
         check_type("key", key, str, "the TokenManager key (a str) the token is stored under")
@@ -339,6 +350,11 @@ class AsyncResourceClient(ResourceAccessors, Generic[RecordT]):
         self.max_body_bytes = max_body_bytes
         self.typed = typed
         self.limiter = ConcurrencyLimiter(concurrency, adaptive=adaptive)
+        self.stats = ClientStats()
+        if governor is not None and governor.key != key:
+            raise ValueError("the governor belongs to another key")
+        self._governor = governor
+        self._bulk = False
         self._holder = _holder(session, transport)
         self._prepared: _Prepared | None = None
         self._rng = random.Random()
@@ -406,6 +422,20 @@ class AsyncResourceClient(ResourceAccessors, Generic[RecordT]):
     def hooks(self) -> Hooks:
         """REST hook subscriptions (``ensure``, ``list``, ...) and ``reconcile``."""
         return Hooks(self)
+
+    def bulk(self) -> AsyncResourceClient[RecordT]:
+        """A copy for bulk work: 429s with Retry-After are waited out for the longer budget.
+
+        ``iterate()`` uses it on its own; the CLI's export lists pages through it.
+        """
+        copy: AsyncResourceClient[RecordT] = self.with_options()
+        copy._bulk = True
+        return copy
+
+    @property
+    def governor(self) -> Governor:
+        """The governor this client's requests pass (the running loop's one for the key)."""
+        return governor_for(self.key, self._governor)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -506,7 +536,7 @@ class AsyncResourceClient(ResourceAccessors, Generic[RecordT]):
             filters=filters, include=include, fields=fields, sort=sort, page_size=page_size
         )
         limiter = ConcurrencyLimiter(concurrency, adaptive=adaptive)
-        return self._iterate(resource, base, page_size, ahead, limiter)
+        return self.bulk()._iterate(resource, base, page_size, ahead, limiter)
 
     async def _iterate(
         self,
@@ -737,20 +767,48 @@ class AsyncResourceClient(ResourceAccessors, Generic[RecordT]):
                 reauthorized=reauthorized,
                 rng=self._rng,
                 idempotent=idempotent,
+                bulk=self._bulk,
             )
             if step is DONE and isinstance(result, Response):
                 return result
             if isinstance(step, Sleep):
                 self._log_retry(request, result, step, attempt)
-                await asyncio.sleep(step.seconds)
+                await self._back_off(outcome, step.seconds)
                 continue
             if isinstance(step, Reauthorize):
                 reauthorized = True
                 fresh = await self.manager.token_rejected(self.key, token)
                 if fresh.access_token != token.access_token:
+                    self.stats.retries["unauthorized"] += 1
+                    self.stats.refreshes += 1
                     attempt -= 1  # a refused token is not the server failing: no budget spent
                     continue
             raise self._failure(method, outcome, result, step)
+
+    def _check_pause(self, governor: Governor, request: Request) -> None:
+        """Fail at once when an earlier 429's pause outlasts this call's whole 429 budget."""
+        policy = self.retry
+        budget = policy.bulk_rate_limited_elapsed if self._bulk else policy.rate_limited_elapsed
+        paused = governor.paused_until - time.monotonic()
+        if paused > budget:
+            raise RateLimitedError(
+                f"rate limited: an earlier 429 paused this connection for {paused:.0f} s more",
+                status=429,
+                method=request.method,
+                url=request.url,
+                retry_after=paused,
+            )
+
+    async def _back_off(self, outcome: AttemptOutcome, seconds: float) -> None:
+        cause: RetryCause
+        if isinstance(outcome, Unanswered):
+            cause = "connection"
+        else:
+            cause = "rate_limited" if outcome.status == 429 else "server_error"
+        stats = self.stats
+        stats.retries[cause] += 1
+        stats.waited += seconds
+        await asyncio.sleep(seconds)
 
     async def _exchange(
         self,
@@ -759,18 +817,24 @@ class AsyncResourceClient(ResourceAccessors, Generic[RecordT]):
         limiter: ConcurrencyLimiter | None,
         prepared: _Prepared,
     ) -> tuple[AttemptOutcome, Response | TransportError]:
-        """One send through the transport, holding a permit of each limiter while it runs."""
+        """One send through the transport, holding the limiters' and the governor's permits."""
         verdict: Outcome = "failed"
         pause = 0.0
         response: Response | None = None
         retry_after: float | None = None
         failure: TransportError | None = None
+        governor = governor_for(self.key, self._governor)
+        self._check_pause(governor, request)
         timing = log.isEnabledFor(logging.DEBUG)
         sent_at = time.perf_counter() if timing else 0.0
         iterate_epoch = await limiter.acquire() if limiter is not None else 0
         try:
             epoch = await self.limiter.acquire()
+            permit: Permit | None = None
             try:
+                permit = await governor.acquire(bulk=self._bulk)
+                self.stats.requests += 1
+                self.stats.waited += permit.waited
                 response = await transport.send(request)
                 status = response.status
                 if status == 429 or status >= 500:
@@ -778,6 +842,7 @@ class AsyncResourceClient(ResourceAccessors, Generic[RecordT]):
                         response.headers.get("Retry-After"), now=time.time()
                     )
                 if status == 429:
+                    self.stats.rate_limited += 1
                     verdict = "rate_limited"
                     pause = retry_after or 0.0
                 elif status < 500:
@@ -786,6 +851,9 @@ class AsyncResourceClient(ResourceAccessors, Generic[RecordT]):
                 failure = exc
             finally:
                 self.limiter.release(epoch, verdict, retry_after=pause)
+                if permit is not None:
+                    answered = response.status if response is not None else None
+                    await governor.release(permit, answered, retry_after)
         finally:
             if limiter is not None:
                 limiter.release(iterate_epoch, verdict, retry_after=pause)

@@ -29,6 +29,7 @@ from typing import Final, Protocol, runtime_checkable
 import attrs
 
 from ._arguments import check_refresher, check_store
+from ._cooldown import TokenCooldown, share_cooldown, wait_cooldown
 from ._environment import Environment
 from ._errors import (
     ActionstepError,
@@ -178,6 +179,10 @@ class TokenManager:
     with every other process that uses the same connections; the default MemoryTokenStore only
     covers this process.
     """
+
+    cooldown: TokenCooldown | None = None
+    """Set to a shared cool-down (a ``RedisRateBudget``) so that a token endpoint's 429/503
+    ``Retry-After`` seen by one process makes every process wait before refreshing."""
 
     def __init__(
         self,
@@ -467,6 +472,8 @@ class TokenManager:
             raise
         except ActionstepError as exc:
             self._back_off(state, exc)
+            if self.cooldown is not None and isinstance(exc, TransientError) and exc.retry_after:
+                self._spawn(share_cooldown(self.cooldown, key, exc.retry_after))
             raise
         state.refreshed_ok()
         return token
@@ -493,6 +500,7 @@ class TokenManager:
         # With a shared store, a missing record may be a store that lost it: a peer holding a
         # copy writes it back within store_check_interval, so wait up to the quarantine first.
         missing_until = loop.time() + (self.policy.restore_quarantine if self._shared_store else 0)
+        await wait_cooldown(self.cooldown, key)
         async with self.store.lock(key):
             while True:
                 decision = await self._decide(key, state, rejected)

@@ -93,10 +93,18 @@ class RetryPolicy:
     ``backoff_cap``; a ``Retry-After`` from the server replaces the backoff and is spread by up to
     ``retry_after_jitter`` of itself so callers told the same thing do not come back in lockstep.
     ``statuses`` are retried for idempotent methods; POST is only ever retried on 429.
+
+    A 429 *with* ``Retry-After`` is the server saying when to come back, so waiting is the right
+    answer: such retries are bounded by time only, not by ``max_attempts``:
+    ``rate_limited_elapsed`` seconds per call, ``bulk_rate_limited_elapsed`` for the pages of
+    ``iterate()`` and the CLI's export. Failures without an answer and 5xx keep the shorter
+    ``max_attempts`` / ``max_elapsed`` budget.
     """
 
     max_attempts: int = 5
     max_elapsed: float = 60.0
+    rate_limited_elapsed: float = 120.0
+    bulk_rate_limited_elapsed: float = 1800.0
     backoff_base: float = 0.25
     backoff_cap: float = 10.0
     retry_after_jitter: float = 0.2
@@ -107,6 +115,8 @@ class RetryPolicy:
             raise ValueError("max_attempts must be at least 1")
         if self.max_elapsed < 0 or self.backoff_base < 0 or self.backoff_cap < 0:
             raise ValueError("max_elapsed, backoff_base and backoff_cap must not be negative")
+        if self.rate_limited_elapsed < 0 or self.bulk_rate_limited_elapsed < 0:
+            raise ValueError("rate_limited_elapsed budgets must not be negative")
         if not 0.0 <= self.retry_after_jitter <= 1.0:
             raise ValueError("retry_after_jitter must be between 0 and 1")
 
@@ -121,6 +131,11 @@ class RetryPolicy:
     def allows(self, attempt: int, elapsed: float, delay: float) -> bool:
         """Whether another attempt fits the budget after ``attempt`` were made in ``elapsed`` s."""
         return attempt < self.max_attempts and elapsed + delay <= self.max_elapsed
+
+    def allows_rate_limited(self, elapsed: float, delay: float, *, bulk: bool) -> bool:
+        """Whether waiting out one more 429 ``Retry-After`` fits the time budget."""
+        budget = self.bulk_rate_limited_elapsed if bulk else self.rate_limited_elapsed
+        return elapsed + delay <= budget
 
 
 def is_idempotent(method: str) -> bool:
@@ -208,6 +223,7 @@ def next_step(
     reauthorized: bool,
     rng: random.Random | None = None,
     idempotent: bool | None = None,
+    bulk: bool = False,
 ) -> Step:
     """What to do after attempt number ``attempt`` of ``method`` ended in ``outcome``.
 
@@ -215,6 +231,7 @@ def next_step(
     already reported refused during it (a second 401 is final). ``rng`` draws the jitter.
     ``idempotent`` overrides what the method says, for a POST the protocol makes repeatable
     (re-sending part k of a known upload).
+    ``bulk`` chooses the longer time budget for 429s with ``Retry-After``.
     """
     repeatable = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
     if isinstance(outcome, Unanswered):
@@ -231,6 +248,10 @@ def next_step(
         return _REAUTHORIZE
     if status in policy.statuses and (status == 429 or repeatable):
         delay = policy.delay(attempt, outcome.retry_after, rng=rng)
-        if policy.allows(attempt, elapsed, delay):
+        # Retry-After: 0 says nothing about when to come back: that 429 counts attempts.
+        if status == 429 and outcome.retry_after:
+            if policy.allows_rate_limited(elapsed, delay, bulk=bulk):
+                return Sleep(delay)
+        elif policy.allows(attempt, elapsed, delay):
             return Sleep(delay)
     return _FAIL

@@ -16,6 +16,7 @@ import attrs
 from rich.console import Console
 
 from .._client import AsyncResourceClient
+from .._governor import Governor
 from .._manager import TokenManager
 from .._models import Page, Record
 from .._oauth import AuthorizationRequest
@@ -30,6 +31,7 @@ from ._login import LoopbackListener, authorize, browser_available
 from ._output import (
     ExportProgress,
     err_console,
+    explain_stats,
     out_console,
     print_summary,
     region_host,
@@ -352,18 +354,34 @@ async def export(args: argparse.Namespace, settings: Settings) -> int:
             # An unreachable server fails within the normal budget, not the bulk one.
             await client.with_options(retry=PROBE_RETRY).list(args.resources[0], page_size=1)
             with ExportProgress(err, enabled=not args.no_progress) as progress:
-                results = await export_resources(
-                    client,
-                    args.resources,
-                    options,
-                    progress,
-                    warn=lambda text: _say(err, f"warning: {text}"),
-                )
+                watcher = asyncio.ensure_future(_show_pauses(client.governor, err))
+                try:
+                    results = await export_resources(
+                        client.bulk(),
+                        args.resources,
+                        options,
+                        progress,
+                        warn=lambda text: _say(err, f"warning: {text}"),
+                    )
+                finally:
+                    watcher.cancel()
         if args.documents:
             fetched, kept = await export_documents(client, options.out)
             _say(err, f"documents: {fetched:,} downloaded, {kept:,} already there")
         refreshes = manager.refresh_count
-    print_summary(
-        out_console(), results, stats, refreshes=refreshes, elapsed=time.monotonic() - started
-    )
+    out = out_console()
+    print_summary(out, results, stats, refreshes=refreshes, elapsed=time.monotonic() - started)
+    out.print(explain_stats(client.stats))
     return OK
+
+
+async def _show_pauses(governor: Governor, console: Console) -> None:
+    """Say so while a 429's Retry-After holds every request of the export back."""
+    shown = 0.0
+    while True:
+        until = governor.paused_until
+        remaining = until - time.monotonic()
+        if until > shown and remaining > 0:
+            shown = until
+            _say(console, f"rate limited: every request waits {remaining:.1f} s (Retry-After)")
+        await asyncio.sleep(0.2)

@@ -31,6 +31,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from .._client_stats import ClientStats
 from .._tokens import Token
 from ._export import ResourceResult
 from ._stats import RequestStats
@@ -240,3 +241,21 @@ def write_json_lines(records: Iterable[Mapping[str, Any]], stream: TextIO | None
         target.write("\n")
         count += 1
     return count
+
+
+def explain_stats(stats: ClientStats) -> str:
+    """The client's counters, each with what it means, for the end of an export."""
+    retries = stats.retries
+    return "\n".join(
+        [
+            f"requests sent: {stats.requests:,} (every HTTP exchange, retries included)",
+            f"answered 429: {stats.rate_limited:,} (the server's rate limit; each one paused"
+            " every request until its Retry-After passed)",
+            f"retries: {retries['rate_limited']:,} after a 429, {retries['server_error']:,} after"
+            f" a 5xx, {retries['connection']:,} after no answer, {retries['unauthorized']:,} with"
+            " a refreshed token after a 401",
+            f"waited: {stats.waited:,.1f} s (summed over concurrent requests: pacing to the"
+            " learned rate, 429 pauses and retry back-off)",
+            f"token refreshes after a 401: {stats.refreshes:,}",
+        ]
+    )

@@ -20,9 +20,11 @@ from actionstep_async._errors import (
     NotFoundError,
     ResponseDecodeError,
 )
+from actionstep_async._governor import Governor
 from actionstep_async._manager import TokenManager
 from actionstep_async._models import Action, Page, Record
 from actionstep_async._query import F
+from actionstep_async._rate import GovernorPolicy
 from actionstep_async._tokens import Token
 from actionstep_async.testing import FakeActionstep, FaultRule
 
@@ -377,9 +379,13 @@ async def test_client_repr_is_informative(client: AsyncResourceClient) -> None:
 async def test_requests_run_concurrently_up_to_the_limit(
     make_client: MakeClient, fake_actionstep: FakeActionstep
 ) -> None:
-    """With concurrency=4, 16 slow requests take about four rounds."""
+    """With concurrency=4, 16 slow requests take about four rounds.
+
+    The governor starts unpaced here: its slow start would pace the first second on its own.
+    """
     fake_actionstep.add_fault(FaultRule(kind="latency", latency=0.1))
-    client = make_client(concurrency=4)
+    unpaced = Governor(KEY, policy=GovernorPolicy(initial_rate=None))
+    client = make_client(concurrency=4, governor=unpaced)
     started = asyncio.get_running_loop().time()
     await asyncio.gather(*(client.get("actions", i) for i in range(1, 17)))
     elapsed = asyncio.get_running_loop().time() - started

@@ -21,7 +21,13 @@ from actionstep_async._retry import (
 
 # No jitter on Retry-After, and a backoff ceiling of 0 at attempt 1: every Sleep is predictable.
 POLICY = RetryPolicy(
-    max_attempts=3, max_elapsed=10.0, backoff_base=0.0, backoff_cap=0.0, retry_after_jitter=0.0
+    max_attempts=3,
+    max_elapsed=10.0,
+    backoff_base=0.0,
+    backoff_cap=0.0,
+    retry_after_jitter=0.0,
+    rate_limited_elapsed=10.0,
+    bulk_rate_limited_elapsed=100.0,
 )
 
 ANSWERS: list[tuple[str, str, AttemptOutcome, int, float, bool, Step]] = [
@@ -45,9 +51,11 @@ ANSWERS: list[tuple[str, str, AttemptOutcome, int, float, bool, Step]] = [
     ("429 POST sleeps: not processed", "POST", Answered(429, 2.0), 1, 0.0, False, Sleep(2.0)),
     ("429 honours Retry-After", "GET", Answered(429, 1.5), 1, 0.0, False, Sleep(1.5)),
     ("503 honours Retry-After", "GET", Answered(503, 4.0), 2, 0.0, False, Sleep(4.0)),
-    ("attempts spent", "GET", Answered(429, 1.0), 3, 0.0, False, Fail()),
-    ("wait would cross max_elapsed", "GET", Answered(429, 3.0), 1, 7.5, False, Fail()),
-    ("wait ends exactly at max_elapsed", "GET", Answered(429, 3.0), 1, 7.0, False, Sleep(3.0)),
+    ("attempts spent", "GET", Answered(429), 3, 0.0, False, Fail()),
+    ("503 attempts spent", "GET", Answered(503, 1.0), 3, 0.0, False, Fail()),
+    ("Retry-After: attempts do not count", "GET", Answered(429, 1.0), 30, 0.0, False, Sleep(1.0)),
+    ("wait would cross the 429 budget", "GET", Answered(429, 3.0), 1, 7.5, False, Fail()),
+    ("wait ends exactly at the budget", "GET", Answered(429, 3.0), 1, 7.0, False, Sleep(3.0)),
     ("429 after a reauthorization", "GET", Answered(429), 1, 0.0, True, Sleep(0.0)),
 ]
 
@@ -137,3 +145,28 @@ def test_backoff_draws_from_the_rng_within_the_ceiling() -> None:
         assert 0.0 <= step.seconds <= 4.0  # base * 2**(attempt - 1)
         waits.append(step.seconds)
     assert waits[0] == waits[1] != waits[2]
+
+
+BULK: list[tuple[str, AttemptOutcome, int, float, bool, Step]] = [
+    # (case, outcome, attempt, elapsed, bulk, expected)
+    ("single call: past its 429 budget", Answered(429, 5.0), 40, 8.0, False, Fail()),
+    ("bulk: same wait fits", Answered(429, 5.0), 40, 8.0, True, Sleep(5.0)),
+    ("bulk: past the bulk budget", Answered(429, 5.0), 400, 96.0, True, Fail()),
+    ("bulk: 429 without Retry-After counts attempts", Answered(429), 3, 0.0, True, Fail()),
+    ("bulk: 503 keeps the short budget", Answered(503, 1.0), 1, 9.5, True, Fail()),
+    ("bulk: a dropped connection keeps it too", Unanswered(False), 3, 0.0, True, Fail()),
+]
+
+
+@pytest.mark.parametrize(
+    ("outcome", "attempt", "elapsed", "bulk", "expected"),
+    [case[1:] for case in BULK],
+    ids=[case[0] for case in BULK],
+)
+def test_rate_limited_budgets(
+    outcome: AttemptOutcome, attempt: int, elapsed: float, bulk: bool, expected: Step
+) -> None:
+    step = next_step(
+        POLICY, "GET", outcome, attempt=attempt, elapsed=elapsed, reauthorized=False, bulk=bulk
+    )
+    assert step == expected

@@ -196,9 +196,9 @@ async def test_attempt_budget_is_respected(
 async def test_retry_after_longer_than_the_time_budget_fails_fast(
     make_client: MakeClient, fake_actionstep: FakeActionstep
 ) -> None:
-    """A Retry-After beyond max_elapsed raises RateLimitedError at once, with the hint."""
+    """A Retry-After beyond the 429 time budget raises RateLimitedError at once, with the hint."""
     fake_actionstep.add_fault(FaultRule(kind="rate_limit", retry_after=30))
-    client = make_client(retry=RetryPolicy(max_elapsed=2.0))
+    client = make_client(retry=RetryPolicy(rate_limited_elapsed=2.0))
     started = asyncio.get_running_loop().time()
     with pytest.raises(RateLimitedError) as caught:
         await client.get("actions", 1)
@@ -221,10 +221,13 @@ async def test_retry_after_is_honoured(
 async def test_limiter_slot_is_free_while_a_retry_waits(
     make_client: MakeClient, fake_actionstep: FakeActionstep
 ) -> None:
-    """A request sleeping out a Retry-After does not block others (concurrency=1)."""
+    """A request sleeping out a 503's Retry-After does not block others (concurrency=1).
+
+    (A 429's Retry-After pauses every caller of the key: see tests/client/test_governor.py.)
+    """
     client = make_client(concurrency=1)
     fake_actionstep.add_fault(
-        FaultRule(kind="rate_limit", retry_after=1, count=1, resource="actions")
+        FaultRule(kind="status", status=503, retry_after=1, count=1, resource="actions")
     )
     slow = asyncio.ensure_future(client.get("actions", 1))
     await asyncio.sleep(0.1)
@@ -247,7 +250,9 @@ async def test_many_callers_under_a_rate_limit_all_succeed(
     records = await asyncio.gather(*(client.get("actions", i % 50 + 1) for i in range(400)))
     assert len(records) == 400
     assert fake_actionstep.counters.requests[("GET", "actions", 200)] == 400
-    assert client.limiter.decreases >= 1
+    stats = client.stats
+    assert stats.requests == 400 + stats.rate_limited
+    assert stats.retries["rate_limited"] == stats.rate_limited
 
 
 async def test_post_is_never_repeated_after_a_500(

@@ -36,6 +36,7 @@ from actionstep_async import (
     TokenManager,
 )
 from actionstep_async._catalogue import resource_spec
+from actionstep_async._governor import Governor
 from actionstep_async._models import (
     TYPED_MODELS,
     decode_json,
@@ -326,8 +327,11 @@ def harness() -> Iterator[Harness]:
             manager,
             KEY,
             timeout=5.0,
-            retry=RetryPolicy(max_attempts=2, max_elapsed=0.05, backoff_base=0.001),
+            retry=RetryPolicy(
+                max_attempts=2, max_elapsed=0.05, rate_limited_elapsed=0.05, backoff_base=0.001
+            ),
             max_body_bytes=1 << 20,
+            governor=Governor(KEY),
         )
         return Harness(loop, serving, client)
 
@@ -477,6 +481,8 @@ def test_hostile_retry_after_never_hangs_or_escapes(
     if retry_after is not None:
         headers["Retry-After"] = retry_after
     harness.reply = (status, headers, b'{"errors": [{"detail": "slow down"}]}')
+    # Each example is a new server: forget the pause and rate earlier examples' 429s taught.
+    harness.client._governor = Governor(KEY)
     started = time.monotonic()
     with pytest.raises(ActionstepError) as caught:
         harness.run(harness.client.get("actions", 1))

@@ -1,0 +1,258 @@
+"""The per-organisation governor: one rate budget per token key, whoever sends the request.
+
+Every request of every :class:`AsyncResourceClient`, accessor and ``iterate`` for one key goes
+through the key's governor (one per key and event loop, see :func:`governor_for`): a
+concurrency cap, then a slot on the learned rate (:mod:`._rate`). A 429 with ``Retry-After``
+pauses every caller of the key until it has passed, not just the one that got it.
+
+With a ``shared`` budget (``RedisRateBudget``) the rate, the pause and a leased concurrency cap
+live in Redis, so every process on every host stays inside one organisation's limit together.
+When the shared budget fails the governor says so once in a warning and carries on with its own
+per-process state (re-trying the shared one every ``_SHARED_RETRY`` seconds): a Redis outage
+costs the cross-process coordination, never a request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+import weakref
+from collections import deque
+from collections.abc import Callable
+from typing import Final, NamedTuple, Protocol
+
+from ._limits import ConcurrencyLimiter
+from ._rate import GovernorPolicy, accepted_rate, decreased, rate_at, reserve
+
+__all__ = [
+    "BudgetUnavailable",
+    "Governor",
+    "Grant",
+    "Permit",
+    "SharedBudget",
+    "governor_for",
+]
+
+log = logging.getLogger("actionstep_async.governor")
+
+_SHARED_RETRY: Final = 30.0
+"""Seconds the governor works alone after the shared budget failed, before trying it again."""
+_SUCCESS_MEMORY: Final = 4096
+
+
+class BudgetUnavailable(Exception):
+    """The shared budget could not be reached; the governor falls back to its own state."""
+
+
+class Grant(NamedTuple):
+    """A shared budget's answer: with a ``lease``, send after ``wait`` s; without, retry then."""
+
+    wait: float
+    generation: int
+    lease: str | None
+
+
+class SharedBudget(Protocol):
+    """Where processes share one key's rate, pause and concurrency leases (Redis)."""
+
+    async def acquire(
+        self, key: str, lease: str, policy: GovernorPolicy, *, bulk: bool
+    ) -> Grant: ...
+
+    async def paused_for(self, key: str) -> float: ...
+
+    async def release(self, key: str, lease: str, *, ok: bool) -> None: ...
+
+    async def rate_limited(
+        self, key: str, retry_after: float | None, generation: int, policy: GovernorPolicy
+    ) -> None: ...
+
+
+class Permit(NamedTuple):
+    """One request's right to be sent; hand it back to :meth:`Governor.release`."""
+
+    generation: int
+    lease: str | None
+    shared_generation: int
+    waited: float
+
+
+class Governor:
+    """Rate and concurrency budget of one token key in this process (optionally shared).
+
+    ``policy`` tunes the learning (:class:`GovernorPolicy`); ``shared`` is a cross-process
+    budget such as ``actionstep_async.stores.redis_budget.RedisRateBudget``.
+    """
+
+    def __init__(
+        self,
+        key: str,
+        *,
+        policy: GovernorPolicy | None = None,
+        shared: SharedBudget | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.key = key
+        self.policy = policy if policy is not None else GovernorPolicy()
+        self.shared = shared
+        self.state = self.policy.start(clock())
+        self.paused_until = 0.0
+        self.rate_limited = 0
+        self._clock = clock
+        self._tat = 0.0
+        self._cap = ConcurrencyLimiter(self.policy.concurrency)
+        self._successes: deque[float] = deque(maxlen=_SUCCESS_MEMORY)
+        self._shared_down_until = 0.0
+
+    def __repr__(self) -> str:
+        rate = self.rate
+        shown = "unpaced" if rate is None else f"{rate:.2f}/s"
+        shared = "" if self.shared is None else ", shared"
+        return f"Governor(key={self.key!r}, rate={shown}, in_flight={self._cap.in_flight}{shared})"
+
+    @property
+    def rate(self) -> float | None:
+        """Requests per second allowed now (None: nothing learned, unpaced)."""
+        return rate_at(self.state, self._clock(), self.policy)
+
+    @property
+    def in_flight(self) -> int:
+        return self._cap.in_flight
+
+    async def acquire(self, *, bulk: bool = False) -> Permit:
+        """Wait for the cap, the pause and a rate slot, in arrival order.
+
+        Before the key's first 429 only ``bulk`` requests are paced (the slow start).
+        """
+        started = self._clock()
+        epoch = await self._cap.acquire()
+        try:
+            lease, shared_generation = await self._wait_for_slot(bulk)
+        except BaseException:
+            self._cap.release(epoch)
+            raise
+        waited = self._clock() - started
+        return Permit(self.state.generation, lease, shared_generation, waited)
+
+    async def release(self, permit: Permit, status: int | None, retry_after: float | None) -> None:
+        """Hand back ``permit`` with the answer's status (None: no answer) and Retry-After."""
+        self._cap.release(0)
+        now = self._clock()
+        if status is not None and status < 400:
+            self._successes.append(now)
+        if status == 429:
+            self._learn(permit.generation, retry_after, now)
+        await self._release_shared(permit, status, retry_after)
+
+    # -- local state ---------------------------------------------------------------------------
+
+    def _learn(self, generation: int, retry_after: float | None, now: float) -> None:
+        self.rate_limited += 1
+        resume = now + retry_after if retry_after is not None else now
+        if retry_after is not None and resume > self.paused_until:
+            self.paused_until = resume
+            # Callers that reserved a slot re-reserve after the pause, in their old order.
+            self._tat = max(self._tat, resume)
+        measured = accepted_rate(self._successes, now, self.policy.window)
+        self.state = decreased(
+            self.state,
+            now=now,
+            resume_at=resume,
+            sent_generation=generation,
+            measured=measured,
+            policy=self.policy,
+        )
+
+    async def _wait_for_slot(self, bulk: bool) -> tuple[str | None, int]:
+        if self.shared is not None and self._clock() >= self._shared_down_until:
+            try:
+                return await self._shared_slot(self.shared, bulk)
+            except BudgetUnavailable as exc:
+                self._shared_failed(exc)
+        await self._local_slot(bulk)
+        return None, 0
+
+    async def _local_slot(self, bulk: bool) -> None:
+        while True:
+            now = self._clock()
+            paced = bulk or self.state.generation > 0
+            rate = self.rate if paced else None
+            slot = reserve(self._tat, now, rate, not_before=self.paused_until)
+            self._tat = slot.tat
+            if slot.wait <= 0:
+                return
+            await asyncio.sleep(slot.wait)
+            if self._clock() >= self.paused_until:
+                return
+
+    # -- shared budget -------------------------------------------------------------------------
+
+    async def _shared_slot(self, shared: SharedBudget, bulk: bool) -> tuple[str, int]:
+        lease = uuid.uuid4().hex
+        while True:
+            pause = self.paused_until - self._clock()
+            if pause > 0:
+                await asyncio.sleep(pause)
+            grant = await shared.acquire(self.key, lease, self.policy, bulk=bulk)
+            if grant.lease is None:
+                await asyncio.sleep(grant.wait)
+                continue
+            if grant.wait <= 0:
+                return grant.lease, grant.generation
+            await asyncio.sleep(grant.wait)
+            # Another process may have been told to pause while we slept on our slot.
+            if await shared.paused_for(self.key) <= 0:
+                return grant.lease, grant.generation
+            await shared.release(self.key, grant.lease, ok=False)
+
+    async def _release_shared(
+        self, permit: Permit, status: int | None, retry_after: float | None
+    ) -> None:
+        shared, lease = self.shared, permit.lease
+        if shared is None or lease is None:
+            return
+        try:
+            await shared.release(self.key, lease, ok=status is not None and status < 400)
+            if status == 429:
+                await shared.rate_limited(
+                    self.key, retry_after, permit.shared_generation, self.policy
+                )
+        except BudgetUnavailable as exc:
+            self._shared_failed(exc)
+
+    def _shared_failed(self, exc: BudgetUnavailable) -> None:
+        first = self._clock() >= self._shared_down_until
+        self._shared_down_until = self._clock() + _SHARED_RETRY
+        if first:
+            log.warning(
+                "shared rate budget for %r unavailable (%s); pacing this process alone for %.0f s",
+                self.key,
+                exc,
+                _SHARED_RETRY,
+            )
+
+
+_GOVERNORS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Governor]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def governor_for(key: str, given: Governor | None = None) -> Governor:
+    """The governor a request for ``key`` passes on the running loop.
+
+    ``given`` (a client's ``governor=``) is always used, and becomes the loop's governor for
+    the key if it has none yet; otherwise the loop's one, created on first use.
+    """
+    loop = asyncio.get_running_loop()
+    governors = _GOVERNORS.get(loop)
+    if governors is None:
+        governors = _GOVERNORS[loop] = {}
+    if given is not None:
+        governors.setdefault(key, given)
+        return given
+    governor = governors.get(key)
+    if governor is None:
+        governor = governors[key] = Governor(key)
+    return governor

@@ -1,0 +1,250 @@
+"""The per-organisation governor: its pure decisions as tables, then against the real fake."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from actionstep_async import AsyncResourceClient, TokenManager
+from actionstep_async._governor import Governor, governor_for
+from actionstep_async._rate import (
+    GovernorPolicy,
+    Measured,
+    RateState,
+    accepted_rate,
+    decreased,
+    rate_at,
+    reserve,
+)
+from actionstep_async.testing import FakeActionstep, FaultRule
+
+POLICY = GovernorPolicy(
+    growth=0.01, probe_doubling=2.0, start_doubling=0.1, min_rate=0.5, decrease=0.9, window=5.0
+)
+
+RATES: list[tuple[str, RateState, float, float | None]] = [
+    # (case, state, now, expected rate)
+    ("nothing learned: unpaced", RateState(), 5.0, None),
+    ("just decreased", RateState(base=10.0, changed_at=5.0), 5.0, 10.0),
+    ("grows linearly", RateState(base=10.0, changed_at=5.0), 15.0, 11.0),
+    ("no growth before the pause ends", RateState(base=10.0, changed_at=5.0), 4.0, 10.0),
+    ("probing doubles", RateState(base=4.0, changed_at=0.0, probing=True, generation=1), 4.0, 16.0),
+    ("slow start doubles faster", RateState(base=4.0, changed_at=0.0, probing=True), 0.2, 16.0),
+]
+
+
+@pytest.mark.parametrize(
+    ("state", "now", "expected"), [c[1:] for c in RATES], ids=[c[0] for c in RATES]
+)
+def test_rate_at(state: RateState, now: float, expected: float | None) -> None:
+    assert rate_at(state, now, POLICY) == pytest.approx(expected)
+
+
+def test_max_rate_caps_growth_and_the_unlearned_rate() -> None:
+    capped = GovernorPolicy(max_rate=12.0)
+    assert rate_at(RateState(), 0.0, capped) == 12.0
+    assert rate_at(RateState(base=10.0, probing=True), 100.0, capped) == 12.0
+
+
+DECREASES: list[tuple[str, RateState, int, Measured | None, RateState]] = [
+    # (case, state, sent generation, measured, expected); now=10, resume=11
+    (
+        "measured: steady at decrease x accepted",
+        RateState(base=20.0, changed_at=0.0),
+        0,
+        Measured(15.0, 4.0),
+        RateState(base=13.5, changed_at=11.0, generation=1),
+    ),
+    (
+        "measured while probing: steady from there",
+        RateState(base=20.0, changed_at=10.0, probing=True),
+        0,
+        Measured(10.0, 4.0),
+        RateState(base=9.0, changed_at=11.0, generation=1),
+    ),
+    (
+        "measured over a burst only: probe from there",
+        RateState(base=20.0, changed_at=10.0, probing=True),
+        0,
+        Measured(10.0, 2.5),
+        RateState(base=9.0, changed_at=11.0, generation=1, probing=True),
+    ),
+    (
+        "nothing measured: from the current rate",
+        RateState(base=20.0, changed_at=10.0),
+        0,
+        None,
+        RateState(base=18.0, changed_at=11.0, generation=1, probing=True),
+    ),
+    (
+        "nothing to go on: stays unpaced",
+        RateState(),
+        0,
+        None,
+        RateState(generation=1),
+    ),
+    (
+        "a stale 429 changes nothing",
+        RateState(base=20.0, changed_at=0.0, generation=3),
+        2,
+        Measured(1.0, 5.0),
+        RateState(base=20.0, changed_at=0.0, generation=3),
+    ),
+    (
+        "never below the floor",
+        RateState(base=20.0, changed_at=0.0),
+        0,
+        Measured(0.2, 5.0),
+        RateState(base=0.5, changed_at=11.0, generation=1),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("state", "sent", "measured", "expected"),
+    [c[1:] for c in DECREASES],
+    ids=[c[0] for c in DECREASES],
+)
+def test_decreased(
+    state: RateState, sent: int, measured: Measured | None, expected: RateState
+) -> None:
+    got = decreased(
+        state, now=10.0, resume_at=11.0, sent_generation=sent, measured=measured, policy=POLICY
+    )
+    assert got.base == pytest.approx(expected.base)
+    assert (got.changed_at, got.generation, got.probing) == (
+        expected.changed_at,
+        expected.generation,
+        expected.probing,
+    )
+
+
+SLOTS: list[tuple[str, float, float, float | None, float, tuple[float, float]]] = [
+    # (case, tat, now, rate, not_before, (wait, new tat))
+    ("idle: now, next in 1/rate", 0.0, 10.0, 4.0, 0.0, (0.0, 10.25)),
+    ("queued behind others", 11.0, 10.0, 4.0, 0.0, (1.0, 11.25)),
+    ("paused: after the pause", 0.0, 10.0, 4.0, 12.0, (2.0, 12.25)),
+    ("unpaced: only the pause", 0.0, 10.0, None, 12.0, (2.0, 0.0)),
+    ("unpaced, no pause: go", 0.0, 10.0, None, 0.0, (0.0, 0.0)),
+]
+
+
+@pytest.mark.parametrize(
+    ("tat", "now", "rate", "not_before", "expected"),
+    [c[1:] for c in SLOTS],
+    ids=[c[0] for c in SLOTS],
+)
+def test_reserve(
+    tat: float, now: float, rate: float | None, not_before: float, expected: tuple[float, float]
+) -> None:
+    assert tuple(reserve(tat, now, rate, not_before=not_before)) == pytest.approx(expected)
+
+
+ACCEPTED: list[tuple[str, list[float], Measured | None]] = [
+    # (case, success times, expected) at now=10, window=5
+    ("too few", [9.5], None),
+    ("a short span counts as half the window", [9.8, 9.9, 9.95], Measured(0.8, 2.5)),
+    ("old ones are outside the window", [1.0, 2.0, 7.0, 8.0, 9.0, 9.5], Measured(1.0, 3.0)),
+    ("steady: intervals, not events", [6.0, 7.0, 8.0, 9.0], Measured(0.75, 4.0)),
+]
+
+
+@pytest.mark.parametrize(
+    ("times", "expected"), [c[1:] for c in ACCEPTED], ids=[c[0] for c in ACCEPTED]
+)
+def test_accepted_rate(times: list[float], expected: Measured | None) -> None:
+    assert accepted_rate(times, 10.0, 5.0) == expected
+
+
+def test_policy_rejects_nonsense() -> None:
+    with pytest.raises(ValueError, match="decrease"):
+        GovernorPolicy(decrease=1.5)
+    with pytest.raises(ValueError, match="concurrency"):
+        GovernorPolicy(concurrency=0)
+    with pytest.raises(ValueError, match="max_rate"):
+        GovernorPolicy(min_rate=2.0, max_rate=1.0)
+    with pytest.raises(ValueError, match="initial_rate"):
+        GovernorPolicy(initial_rate=0.0)
+
+
+# -- against the fake ---------------------------------------------------------------------------
+
+
+async def _clients(
+    fake: FakeActionstep, count: int
+) -> tuple[TokenManager, list[AsyncResourceClient]]:
+    from actionstep_async import OAuthClient
+
+    oauth = OAuthClient(
+        client_id=fake.client_id,
+        client_secret=fake.client_secret,
+        redirect_uri=fake.redirect_uri,
+        environment=fake.environment,
+    )
+    manager = TokenManager(oauth)
+    await manager.save("org", fake.issue_token(scopes=("all",)))
+    return manager, [AsyncResourceClient(manager, "org") for _ in range(count)]
+
+
+async def test_every_client_of_a_key_shares_one_governor_per_loop() -> None:
+    async with FakeActionstep() as fake:
+        manager, (one, two) = await _clients(fake, 2)
+        async with manager, one, two:
+            assert one.governor is two.governor is governor_for("org")
+            assert one.bulk().governor is one.governor
+            assert governor_for("other") is not one.governor
+
+
+async def test_a_given_governor_must_match_the_key() -> None:
+    async with FakeActionstep() as fake:
+        manager, _ = await _clients(fake, 0)
+        async with manager:
+            with pytest.raises(ValueError, match="another key"):
+                AsyncResourceClient(manager, "org", governor=Governor("elsewhere"))
+
+
+async def test_a_429_with_retry_after_pauses_every_caller_of_the_key() -> None:
+    """One client's 429 (Retry-After: 1) holds back another client's request of the same key."""
+    async with FakeActionstep(records={"actions": 10, "participants": 10}) as fake:
+        manager, (first, second) = await _clients(fake, 2)
+        async with manager, first, second:
+            fake.add_fault(FaultRule(kind="rate_limit", retry_after=1, count=1, resource="actions"))
+            slow = asyncio.ensure_future(first.get("actions", 1))
+            for _ in range(500):
+                if fake.counters.requests[("GET", "actions", 429)]:
+                    break
+                await asyncio.sleep(0.01)
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            await second.get("participants", 1)
+            # The pause started before ``started``; some of it may have run out already.
+            assert loop.time() - started > 0.5
+            assert (await slow).id == 1
+            assert first.stats.rate_limited == 1
+            assert first.stats.retries["rate_limited"] == 1
+            assert second.stats.waited > 0.5
+
+
+async def test_two_concurrent_iterations_of_one_key_stay_inside_the_limit_together() -> None:
+    """Two iterations via two clients share one budget: few 429s, none fail, all records."""
+    records = {"actions": 3000, "participants": 3000}
+    async with FakeActionstep(records=records) as fake:
+        fake.rate_limit(rate=30, burst=5)
+        manager, (first, second) = await _clients(fake, 2)
+        async with manager, first, second:
+
+            async def drain(client: AsyncResourceClient, resource: str) -> int:
+                count = 0
+                async for _ in client.iterate(resource, page_size=50, concurrency=8):
+                    count += 1
+                return count
+
+            got = await asyncio.gather(drain(first, "actions"), drain(second, "participants"))
+        assert list(got) == [3000, 3000]
+        ok = sum(n for (m, r, s), n in fake.counters.requests.items() if s == 200)
+        limited = sum(n for (m, r, s), n in fake.counters.requests.items() if s == 429)
+        assert ok == 120
+        # Each learning step costs a 429 or two; separate budgets would keep colliding.
+        assert limited <= 6, limited
+        assert first.governor.rate is not None
