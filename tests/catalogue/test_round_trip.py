@@ -157,7 +157,9 @@ async def test_reads_are_spec_shaped_plain_and_typed(
 
 @pytest.mark.parametrize(
     "spec",
-    specs(lambda spec: "POST" in spec.methods),
+    # A contact document is created by attaching an uploaded file, which the fake checks and
+    # completes with the server's fields: tests/documents round-trips that create instead.
+    specs(lambda spec: "POST" in spec.methods and spec.name != "contactdocuments"),
 )
 async def test_create_plain_and_typed(
     spec: ResourceSpec, client: AsyncResourceClient, fake_actionstep: FakeActionstep

@@ -188,6 +188,7 @@ async def test_a_redis_outage_degrades_to_the_local_governor(
     assert any("shared rate budget" in record.getMessage() for record in caplog.records)
 
 
+@pytest.mark.slow
 def test_the_readme_rate_limits_example_runs_as_printed() -> None:
     """The README's "Rate limits" block, executed exactly as printed (real Redis, real fake)."""
     import re
