@@ -749,13 +749,8 @@ class AsyncResourceClient(ResourceAccessors, Generic[RecordT]):
             if prepared is None or prepared.token is not token:
                 prepared = self._prepared = _prepare(token)
             attempt += 1
-            url = prepared.base + path
-            sent = prepared.headers if headers is None else _merged(prepared.headers, headers)
-            limit = self.max_body_bytes if max_body_bytes is None else max_body_bytes
-            timeout = self.timeout
-            if attempt > 1:  # a retry may only use what is left of the call's budget
-                timeout = min(timeout, max(policy.max_elapsed - (loop.time() - started), 1e-3))
-            request = Request(method, url, sent, body, timeout, limit)
+            left = policy.max_elapsed - (loop.time() - started) if attempt > 1 else None
+            request = self._request(method, prepared, path, body, headers, max_body_bytes, left)
             outcome, result = await self._exchange(transport, request, limiter, prepared)
             elapsed = loop.time() - started
             step = next_step(
@@ -784,6 +779,24 @@ class AsyncResourceClient(ResourceAccessors, Generic[RecordT]):
                     attempt -= 1  # a refused token is not the server failing: no budget spent
                     continue
             raise self._failure(method, outcome, result, step)
+
+    def _request(
+        self,
+        method: str,
+        prepared: _Prepared,
+        path: str,
+        body: bytes | None,
+        headers: Mapping[str, str] | None,
+        max_body_bytes: int | None,
+        budget_left: float | None,
+    ) -> Request:
+        """One attempt's request; a retry may only use what is left of the call's budget."""
+        sent = prepared.headers if headers is None else _merged(prepared.headers, headers)
+        limit = self.max_body_bytes if max_body_bytes is None else max_body_bytes
+        timeout = self.timeout
+        if budget_left is not None:
+            timeout = min(timeout, max(budget_left, 1e-3))
+        return Request(method, prepared.base + path, sent, body, timeout, limit)
 
     def _check_pause(self, governor: Governor, request: Request) -> None:
         """Fail at once when an earlier 429's pause outlasts this call's whole 429 budget."""
