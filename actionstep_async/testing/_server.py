@@ -538,17 +538,12 @@ class FakeActionstep:
         route = resource if RESOURCE_NAME.fullmatch(resource) else "unknown"
         return await self._serve(request, route, lambda: self._rest(request, resource), rest=True)
 
-    async def _rest(self, request: web.Request, resource: str) -> web.StreamResponse:
-        started = time.perf_counter()
-        method = request.method
-        await self._journal(request)
-        refused = self._check_headers(request, resource)
-        if refused is not None:
-            return refused
+    def _check_route(self, resource: str, method: str) -> web.Response | None:
+        """A 404 for a resource the API does not have, a 405 for a method it lacks, else None."""
         if not RESOURCE_NAME.fullmatch(resource):
             return _json(404, unknown_resource_document(resource))
         if resource == "files":
-            return await self.files.serve(request, request.match_info.get("ids"))
+            return None
         unknown = None if resource in DOCUMENT_RESOURCES else self.rest.unknown(resource)
         if unknown is not None:
             return _reply(unknown)
@@ -556,6 +551,17 @@ class FakeActionstep:
         if spec is not None and method not in spec.methods and method != "OPTIONS":
             allow = ", ".join(sorted(spec.methods))
             return _api_error(405, f"{resource} does not support {method}", {"Allow": allow})
+        return None
+
+    async def _rest(self, request: web.Request, resource: str) -> web.StreamResponse:
+        started = time.perf_counter()
+        method = request.method
+        await self._journal(request)
+        refused = self._check_headers(request, resource) or self._check_route(resource, method)
+        if refused is not None:
+            return refused
+        if resource == "files":
+            return await self.files.serve(request, request.match_info.get("ids"))
         raw_ids = request.match_info.get("ids")
         ids = [part for part in raw_ids.split(",") if part] if raw_ids else None
         url = f"{self.api_endpoint}rest/{resource}" + (f"/{raw_ids}" if raw_ids else "")
