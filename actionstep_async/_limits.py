@@ -91,7 +91,7 @@ class ConcurrencyLimiter:
                 # The permit was handed over just as we were cancelled: pass it on.
                 self._in_flight -= 1
                 self._wake()
-            else:
+            elif waiter in self._waiters:  # a future cancelled under us may be popped already
                 self._waiters.remove(waiter)
             raise
         return self._epoch

@@ -491,7 +491,7 @@ class TokenManager:
         if isinstance(exc, TransientError) and exc.retry_after is not None:
             delay = max(delay, exc.retry_after)
         state.refresh_failed(exc, self.clock() + delay)
-        log.warning(
+        log.info(
             "token refresh failed (%s: %s); next attempt in %.1fs", type(exc).__name__, exc, delay
         )
 
@@ -719,7 +719,7 @@ class TokenManager:
                 if await self._write(key, state, fresh, expected):
                     return
                 winner = await self._load(key)
-            log.warning("token for %r was replaced during our refresh; adopting the winner", key)
+            log.info("token for %r was replaced during our refresh; adopting the winner", key)
             if winner is not None:
                 self._adopt(state, winner)
 
@@ -757,7 +757,7 @@ class TokenManager:
                 log.error("saving refreshed token for %r failed again (%s)", key, exc)
                 continue
             if saved:
-                log.warning("refreshed token for %r saved after %d retries", key, attempt)
+                log.info("refreshed token for %r saved after %d retries", key, attempt)
 
     def _spawn(self, coro: Awaitable[object]) -> None:
         task: asyncio.Task[object] = asyncio.ensure_future(coro)

@@ -377,7 +377,7 @@ class RedisTokenStore:
         except TokenStoreError as exc:
             # Not raised: the caller's work is done. Retried in the background until the TTL
             # would have freed the lock anyway, so a Redis that thaws sooner has no orphan lock.
-            log.warning("could not release the lock %s (retrying until its TTL): %s", name, exc)
+            log.info("could not release the lock %s (retrying until its TTL): %s", name, exc)
             self._spawn_release_retry(name, value)
 
     def _spawn_release_retry(self, name: str, value: str) -> None:

@@ -95,6 +95,20 @@ async def test_cancelled_waiter_does_not_leak_a_slot() -> None:
     assert await limiter.acquire() == 0
 
 
+async def test_a_waiter_future_cancelled_under_it_raises_only_cancellation() -> None:
+    """At shutdown (SIGINT) the loop may cancel the waiter's future itself and a release may pop
+    it before the waiting task resumes: the task sees CancelledError, not a ValueError."""
+    limiter = ConcurrencyLimiter(1)
+    epoch = await limiter.acquire()
+    task = asyncio.ensure_future(limiter.acquire())
+    await asyncio.sleep(0)
+    limiter._waiters[0].cancel()
+    limiter.release(epoch)  # pops the cancelled future
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert limiter.in_flight == 0
+
+
 async def test_adaptive_limiter_halves_once_per_burst_and_grows_back() -> None:
     """429s from one round halve the limit once; after a pause, one slot per round comes back."""
     now = [0.0]

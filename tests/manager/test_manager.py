@@ -129,6 +129,20 @@ async def test_transient_failure_in_advisory_window_keeps_current_token(
     assert (await manager.token("org-a")).access_token == "access-2"
 
 
+async def test_a_handled_refresh_failure_is_logged_as_info_not_warning(
+    refresher: RotatingRefresher, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A transient token-endpoint failure the manager retries is expected: INFO, not WARNING."""
+    manager, first = await manager_with_token(refresher, clock)
+    clock.advance(3600 - 300)
+    refresher.failures.append(TokenEndpointUnavailable("down", status=503, retry_after=30))
+    with caplog.at_level(logging.DEBUG, logger="actionstep_async"):
+        assert (await manager.token("org-a")).access_token == first.access_token
+        await settle()
+    failed = [r for r in caplog.records if "token refresh failed" in r.getMessage()]
+    assert [r.levelno for r in failed] == [logging.INFO]
+
+
 async def test_mandatory_failure_with_unexpired_token_still_serves_it(
     refresher: RotatingRefresher, clock: FakeClock
 ) -> None:
