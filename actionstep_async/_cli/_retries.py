@@ -19,6 +19,9 @@ _REASONS = {
     "ConnectionRefusedError": "connection refused",
     "ServerDisconnectedError": "server disconnected",
     "TimeoutError": "timed out",
+    "ConnectError": "connection refused",  # our error for a connection that never opened
+    "RequestTimeout": "timed out",
+    "TransportError": "connection failed",
 }
 
 

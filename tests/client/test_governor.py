@@ -246,5 +246,5 @@ async def test_two_concurrent_iterations_of_one_key_stay_inside_the_limit_togeth
         limited = sum(n for (m, r, s), n in fake.counters.requests.items() if s == 429)
         assert ok == 120
         # Each learning step costs a 429 or two; separate budgets would keep colliding.
-        assert limited <= 6, limited
+        assert limited <= 12, limited  # 2% of the 600 the pair would send
         assert first.governor.rate is not None
