@@ -732,8 +732,7 @@ class AsyncResourceClient(ResourceAccessors, Generic[RecordT]):
     ) -> Response:
         """Send ``method`` to ``<endpoint>rest/<path>`` until :func:`next_step` says stop.
 
-        ``headers`` (a multipart Content-Type), ``max_body_bytes`` and ``idempotent`` (a POST the
-        protocol makes repeatable) override the client's defaults for this call only."""
+        ``headers``, ``max_body_bytes`` and ``idempotent`` override the defaults for this call."""
         holder = self._holder
         if holder.closed:
             raise UsageError("this AsyncResourceClient is closed; create a new one")
