@@ -124,7 +124,9 @@ async def test_export_of_three_resources_under_a_tight_rate_limit_succeeds_every
         total = sum(n for (_, route, _), n in counts.items() if route != "oauth/token")
         limited = sum(n for (_, _, status), n in counts.items() if status == 429)
         assert total >= 45
-        assert limited / total < 0.05, (limited, total)
+        # Learning an unpublished rate costs a handful of 429s at the start whatever the run's
+        # length; a run this short (about 50 requests) shows them as a large share.
+        assert limited <= 8, (limited, total)
         assert len(_ids(setup.cwd / out / "filenotes.jsonl")) == 3000
 
 

@@ -35,7 +35,7 @@ CHILD = textwrap.dedent(
 
     async def main(host, port, prefix, action):
         redis = Redis(host=host, port=int(port))
-        policy = GovernorPolicy(shared_concurrency=1, lease_ttl=1.0)
+        policy = GovernorPolicy(shared_concurrency=1, lease_ttl=5.0)
         governor = Governor("org", policy=policy, shared=RedisRateBudget(redis, prefix=prefix))
         permit = await governor.acquire()
         print("held", flush=True)
@@ -92,7 +92,9 @@ async def test_a_429_in_one_process_pauses_the_others(
 async def test_a_killed_workers_lease_is_reclaimed(redis_client: Redis, redis_prefix: str) -> None:
     child = _child(redis_prefix, "hang")
     try:
-        governor = _governor(redis_client, redis_prefix, shared_concurrency=1, lease_ttl=1.0)
+        governor = _governor(redis_client, redis_prefix, shared_concurrency=1, lease_ttl=5.0)
+        # The child's lease lives 5 s from its "held": long enough for a loaded machine to get
+        # here while it is still held, short enough for the reclaim below.
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(governor.acquire(), 0.3)  # the child holds the only lease
         child.kill()
