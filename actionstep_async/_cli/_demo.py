@@ -152,6 +152,9 @@ def _export_dir(args: argparse.Namespace, console: Console) -> Iterator[Path]:
             console.print(f"exported files kept in {path}", highlight=False)
         else:
             shutil.rmtree(path, ignore_errors=True)
+            console.print(
+                "exported files removed (--keep or --out DIR keeps them)", highlight=False
+            )
 
 
 async def _connect(
@@ -244,7 +247,10 @@ async def demo(args: argparse.Namespace) -> int:
                     await manager.aclose()
                 refresh_calls = fake.counters.token_calls_by_grant["refresh_token"]
         elapsed = time.monotonic() - started
-        print_summary(out, results, stats, refreshes=manager.refresh_count, elapsed=elapsed)
+        kept = bool(args.out or args.keep)
+        print_summary(
+            out, results, stats, refreshes=manager.refresh_count, elapsed=elapsed, show_paths=kept
+        )
         table, passed = _checks_table(
             results,
             seeded,

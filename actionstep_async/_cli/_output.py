@@ -210,9 +210,12 @@ def print_summary(
     *,
     refreshes: int,
     elapsed: float,
+    show_paths: bool = True,
 ) -> None:
-    """The summary table, then where each file is."""
+    """The summary table, then where each file is (unless the files do not outlive the run)."""
     console.print(summary_table(results, stats, refreshes=refreshes, elapsed=elapsed))
+    if not show_paths:
+        return
     for result in results:
         console.print(f"{result.resource}: {result.path}", highlight=False, soft_wrap=True)
 

@@ -150,10 +150,13 @@ async def test_demo_removes_its_temp_dir_unless_kept(tmp_path: Path) -> None:
     result = await run_cli(*small, env=env, cwd=tmp_path, timeout=90)
     assert result.status == 0, result.stderr
     assert list(temp.iterdir()) == []
+    assert "exported files removed" in result.stdout
+    assert "actions.jsonl" not in result.stdout  # no path to a file that is gone
     kept = await run_cli(*small, "--keep", env=env, cwd=tmp_path, timeout=90)
     assert kept.status == 0, kept.stderr
     assert [p.name.startswith("actionstep-demo-") for p in temp.iterdir()] == [True]
     assert "kept in" in kept.stdout
+    assert "actions.jsonl" in kept.stdout
 
 
 def _readme_exit_codes() -> set[int]:
