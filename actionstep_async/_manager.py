@@ -5,9 +5,9 @@ The algorithm, per token key:
 1. ``token(key)`` returns the cached token while it is fresh: no lock, no store access.
 2. In the *advisory* window near expiry one background refresh starts and callers keep the current
    token; in the *mandatory* window (or once expired) every caller awaits that same refresh.
-3. A refresh is one manager-owned task per key ("single flight"). Callers await it through
-   ``asyncio.shield`` so a cancelled caller never cancels a refresh that may already have spent
-   the refresh token at the server.
+3. A refresh is one manager-owned task per key ("single flight"). Callers queue for it
+   (:class:`._single_flight.Flight`): they wake in arrival order, and a cancelled caller never
+   cancels a refresh that may already have spent the refresh token at the server.
 4. Inside the flight: take the store's lock (cross-process for file and Redis stores), re-read the
    store, adopt a token another process already refreshed, otherwise refresh and compare-and-set.
    A lost compare-and-set means someone else won: their token is adopted, never overwritten.
@@ -56,6 +56,7 @@ from ._refresh_decision import (
 )
 from ._refresh_policy import RefreshPolicy
 from ._retry import backoff_delay
+from ._single_flight import Flight
 from ._tokens import Clock, Token
 from .stores._base import TokenStore, validate_key
 from .stores._memory import MemoryTokenStore
@@ -104,7 +105,7 @@ class _KeyState:
     token: Token | None = None
     advisory_at: float = 0.0
     mandatory_at: float = 0.0
-    flight: asyncio.Task[Token] | None = None
+    flight: Flight[Token] | None = None
     failures: int = 0
     not_before: float = 0.0
     last_error: ActionstepError | None = None
@@ -134,11 +135,11 @@ class _KeyState:
         """Whether ``token`` (by access token) is still the one handed out."""
         return self.token is not None and self.token.access_token == token.access_token
 
-    def start_flight(self, flight: asyncio.Task[Token]) -> None:
+    def start_flight(self, flight: Flight[Token]) -> None:
         self.flight = flight
 
-    def end_flight(self, flight: asyncio.Task[Token]) -> None:
-        if self.flight is flight:
+    def end_flight(self, task: asyncio.Task[Token]) -> None:
+        if self.flight is not None and self.flight.task is task:
             self.flight = None
 
     def refreshed_ok(self) -> None:
@@ -268,8 +269,7 @@ class TokenManager:
                 return stored
             return token_sent
         self._raise_if_remembered(state, now)
-        flight = self._flight(key, state, rejected=token_sent)
-        token = await asyncio.shield(flight)
+        token = await self._flight(key, state, rejected=token_sent).join()
         if token.access_token != token_sent.access_token:
             state.remember_reactive(token.access_token, self.clock())
         return token
@@ -308,7 +308,7 @@ class TokenManager:
             raise ReauthorizationRequired(
                 f"no token is stored for {key!r}; authorize first", key=key
             )
-        return await asyncio.shield(self._flight(key, state, rejected=current))
+        return await self._flight(key, state, rejected=current).join()
 
     async def keep_alive(
         self, keys: Iterable[str] | None = None, *, max_idle: float = KEEP_ALIVE_AGE
@@ -339,7 +339,7 @@ class TokenManager:
             state = self._state(key)
             if state.token is None or is_older(state.token, stored):
                 self._adopt(state, stored)
-            await asyncio.shield(self._flight(key, state, rejected=stored))
+            await self._flight(key, state, rejected=stored).join()
         except ReauthorizationRequired:
             return "dead"
         except ActionstepError as exc:
@@ -356,7 +356,8 @@ class TokenManager:
         """Wait for refreshes and saves in progress; they may already have spent a refresh token."""
         self._closed = True
         pending = [task for task in self._tasks if not task.done()]
-        pending += [s.flight for s in self._states.values() if s.flight and not s.flight.done()]
+        flights = [state.flight.task for state in self._states.values() if state.flight]
+        pending += [task for task in flights if not task.done()]
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
 
@@ -417,7 +418,7 @@ class TokenManager:
             if state.last_error is not None:
                 raise state.last_error
         try:
-            return await asyncio.shield(self._flight(key, state, rejected=None))
+            return await self._flight(key, state, rejected=None).join()
         except (TransientError, TokenStoreError):
             # The refresh failed but our token has not expired yet: it still works.
             if token is not None and self.clock() < token.expires_at:
@@ -425,15 +426,17 @@ class TokenManager:
             raise
 
     @staticmethod
-    def _active_flight(state: _KeyState) -> asyncio.Task[Token] | None:
+    def _active_flight(state: _KeyState) -> Flight[Token] | None:
         flight = state.flight
         # A flight left on another (finished) loop is ignored: tasks are bound to their loop, and
         # one whose loop was closed mid-refresh will never complete.
-        if flight is None or flight.done() or flight.get_loop() is not asyncio.get_running_loop():
+        if flight is None or flight.task.done():
+            return None
+        if flight.task.get_loop() is not asyncio.get_running_loop():
             return None
         return flight
 
-    def _flight(self, key: str, state: _KeyState, *, rejected: Token | None) -> asyncio.Task[Token]:
+    def _flight(self, key: str, state: _KeyState, *, rejected: Token | None) -> Flight[Token]:
         """The one refresh task for ``key``, started if none is running on this loop."""
         flight = self._active_flight(state)
         if flight is not None:
@@ -449,9 +452,10 @@ class TokenManager:
                 " TokenManager per loop (they may share a file or Redis store)"
             )
         self._loop = loop
-        flight = loop.create_task(self._run_flight(key, state, rejected))
+        task = loop.create_task(self._run_flight(key, state, rejected))
+        flight = Flight(task)
         state.start_flight(flight)
-        flight.add_done_callback(lambda task: self._flight_done(state, task))
+        task.add_done_callback(lambda done: self._flight_done(state, done))
         return flight
 
     @staticmethod

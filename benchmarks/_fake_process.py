@@ -14,6 +14,8 @@ import aiohttp
 
 from actionstep_async import Environment, Token
 
+from .peers import REDIRECT_URI
+
 
 class FakeServerProcess:
     """``async with FakeServerProcess(records=100_000) as fake:`` starts and stops the server."""
@@ -43,6 +45,9 @@ class FakeServerProcess:
             "0",
             "--records",
             str(self.records),
+            # The peers' redirect URI (the standalone fake's default is a CLI login's).
+            "--redirect-uri",
+            REDIRECT_URI,
             *self.extra_args,
             stdout=asyncio.subprocess.PIPE,
         )

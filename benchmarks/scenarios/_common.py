@@ -56,6 +56,9 @@ class Fired:
     latencies: list[float]
     wall: float
     cpu: float
+    finished: list[float] = field(default_factory=list)
+    """``perf_counter`` at each request's end; minus ``began``: its time since the batch began."""
+    began: float = 0.0
 
     @property
     def requests(self) -> int:
@@ -74,7 +77,9 @@ async def _timed_get(peer: Peer, action_id: int, fired: Fired) -> None:
         fired.errors[type(exc).__name__] += 1
     else:
         fired.statuses[status] += 1
-    fired.latencies.append(time.perf_counter() - started)
+    ended = time.perf_counter()
+    fired.latencies.append(ended - started)
+    fired.finished.append(ended)
 
 
 def _ids(count: int, records: int) -> Iterator[int]:
@@ -103,6 +108,7 @@ async def fire_all_at_once(peer: Peer, count: int, *, records: int) -> Fired:
     fired = Fired(Counter(), Counter(), [], 0.0, 0.0)
     gc.collect()
     cpu, wall = time.process_time(), time.perf_counter()
+    fired.began = wall
     await asyncio.gather(*(_timed_get(peer, i, fired) for i in _ids(count, records)))
     fired.wall = time.perf_counter() - wall
     fired.cpu = time.process_time() - cpu

@@ -15,7 +15,7 @@ from pathlib import Path
 from .._fake_process import FakeServerProcess
 from ..peers import Setup, open_peer
 from . import _charts
-from ._common import Section, fire_all_at_once, fmt, mint, percentile, table, token_calls
+from ._common import Fired, Section, fire_all_at_once, fmt, mint, percentile, table, token_calls
 
 PEERS = ("authlib", "aiohttp-oauth2-client", "ours-plain")
 AUTHCODE = "aiohttp-oauth2-client-authcode"  # run at the smallest size only: it cannot refresh
@@ -29,6 +29,11 @@ class Sizes:
 
 
 QUICK = Sizes(storms=(200, 1000))
+
+
+def since_storm(fired: Fired) -> list[float]:
+    """Each request's end, in seconds since the storm began."""
+    return [ended - fired.began for ended in fired.finished]
 
 
 async def run(fake: FakeServerProcess, sizes: Sizes, charts: Path) -> Section:
@@ -63,6 +68,7 @@ async def run(fake: FakeServerProcess, sizes: Sizes, charts: Path) -> Section:
                         str(fired.failed),
                         fmt(percentile(fired.latencies, 0.5) * 1000),
                         fmt(percentile(fired.latencies, 0.99) * 1000),
+                        fmt(percentile(since_storm(fired), 0.99) * 1000),
                         fmt(fired.wall, 2),
                     ]
                 )
@@ -72,8 +78,18 @@ async def run(fake: FakeServerProcess, sizes: Sizes, charts: Path) -> Section:
             "N GETs start at once on a token that expired an hour ago (expired at the server"
             " too). Token calls and spent-token reuses come from the fake's counters; latency is"
             " per request from its own start, so it includes waiting for the refresh and for a"
-            f" connection (every client has {POOL} connections)."
+            f" connection (every client has {POOL} connections). *p99 since storm* is the"
+            " 99th percentile of the time from the storm's start to each request's end."
         ),
+    )
+    section.notes.append(
+        "Per-request latency starts when the request's coroutine first runs, and the loop runs"
+        " them one after another: a client that does much of its work before it first waits"
+        " (aiohttp builds the whole request before aiohttp-oauth2-client's middleware waits for"
+        " the token) starts its later requests late, so their clocks skip the work done for those"
+        " ahead. Ours waits for the refresh at once, so every request's clock starts within a"
+        " fraction of a second and includes the whole queue ahead of it (served in arrival order)."
+        " *p99 since storm* counts the same time for every client."
     )
     section.notes.append(
         f"`{AUTHCODE}` is aiohttp-oauth2-client's `AuthorizationCodeGrant` configured as its"
@@ -92,6 +108,7 @@ async def run(fake: FakeServerProcess, sizes: Sizes, charts: Path) -> Section:
                 "failed",
                 "p50 ms",
                 "p99 ms",
+                "p99 since storm ms",
                 "wall s",
             ],
             rows,

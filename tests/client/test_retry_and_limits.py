@@ -109,6 +109,49 @@ async def test_a_waiter_future_cancelled_under_it_raises_only_cancellation() -> 
     assert limiter.in_flight == 0
 
 
+async def test_thousands_of_waiters_keep_their_order_when_many_are_cancelled() -> None:
+    """5,000 waiters, two in three cancelled latest first: the rest get permits first come, first
+    served, no permit leaks, and the cancelled futures do not pile up in the queue."""
+    limiter = ConcurrencyLimiter(4)
+    held = [await limiter.acquire() for _ in range(4)]
+    order: list[int] = []
+
+    async def wait(n: int) -> None:
+        epoch = await limiter.acquire()
+        order.append(n)
+        await asyncio.sleep(0)
+        limiter.release(epoch)
+
+    waiters = [asyncio.ensure_future(wait(n)) for n in range(5000)]
+    await asyncio.sleep(0)
+    cancelled = {n for n in range(5000) if n % 3}
+    for n in sorted(cancelled, reverse=True):
+        waiters[n].cancel()
+    await asyncio.sleep(0)
+    assert len(limiter._waiters) < 5000  # compacted as the cancelled ones came to outnumber
+    assert f"waiting={5000 - len(cancelled)}" in repr(limiter)
+    for epoch in held:
+        limiter.release(epoch)
+    results = await asyncio.gather(*waiters, return_exceptions=True)
+    assert order == [n for n in range(5000) if n not in cancelled]
+    assert sum(isinstance(r, asyncio.CancelledError) for r in results) == len(cancelled)
+    assert limiter.in_flight == 0
+
+
+async def test_a_newcomer_is_not_held_back_by_cancelled_waiters() -> None:
+    """With only cancelled futures left in the queue, a free permit is taken at once."""
+    limiter = ConcurrencyLimiter(1)
+    epoch = await limiter.acquire()
+    waiters = [asyncio.ensure_future(limiter.acquire()) for _ in range(3)]
+    await asyncio.sleep(0)
+    for waiter in waiters:
+        waiter.cancel()
+    await asyncio.gather(*waiters, return_exceptions=True)
+    limiter.release(epoch)
+    assert await asyncio.wait_for(limiter.acquire(), timeout=30) == 0
+    assert limiter.in_flight == 1
+
+
 async def test_adaptive_limiter_halves_once_per_burst_and_grows_back() -> None:
     """429s from one round halve the limit once; after a pause, one slot per round comes back."""
     now = [0.0]

@@ -149,7 +149,7 @@ def api_requests(fake: FakeActionstep, status: int | None = None) -> int:
 
 async def settle(manager: TokenManager) -> None:
     """Wait for the refresh flights the manager has in progress (advisory ones included)."""
-    flights = [s.flight for s in manager._states.values() if s.flight is not None]
+    flights = [s.flight.task for s in manager._states.values() if s.flight is not None]
     await asyncio.gather(*flights, return_exceptions=True)
 
 
