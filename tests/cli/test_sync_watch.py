@@ -40,6 +40,10 @@ async def _read_until(
     return lines
 
 
+def _deltas_seen(count: int) -> Callable[[list[str]], bool]:
+    return lambda seen: sum("actions: delta" in line for line in seen) >= count
+
+
 def _interrupted_cleanly(result: Completed) -> None:
     assert result.status == 130, result.output
     assert "Traceback" not in result.stderr, result.stderr
@@ -72,9 +76,7 @@ async def test_sigint_ends_a_watch_with_130_and_keeps_the_last_checkpoint(
     args = ("sync", "--to", url, "actions", "--watch", "--interval", "0.05", "--no-progress")
     for deltas in (1, 2, 5):  # the signal lands in a sleep or in a delta, whichever is running
         process = await start_cli(*args, env=setup.env, cwd=setup.cwd)
-        lines = await _read_until(
-            process, lambda seen, n=deltas: sum("actions: delta" in s for s in seen) >= n
-        )
+        lines = await _read_until(process, _deltas_seen(deltas))
         process.send_signal(signal.SIGINT)
         _interrupted_cleanly(await finish(process, 120))
         state = await _state(url, "actions")
