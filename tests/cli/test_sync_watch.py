@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from actionstep_async.mirror._plan import State
 from actionstep_async.mirror._store import load_state
 
 from ..mirror.conftest import assert_mirror_equals_fake
-from .helpers import Completed, Setup, finish, free_port, start_cli
+from .helpers import Completed, Setup, finish, free_port, run_cli, start_cli
 
 pytestmark = pytest.mark.slow
 
@@ -146,7 +147,7 @@ async def test_watch_with_a_public_url_applies_hook_events_without_waiting_for_a
     assert len(_ours(setup)) == 4
 
 
-async def test_public_url_needs_watch_a_port_and_the_secret(setup: Setup) -> None:
+async def test_public_url_needs_watch_a_port_the_secret_and_a_free_port(setup: Setup) -> None:
     await setup.store_token()
     base = ("sync", "--to", "sqlite:///m.db", "actions", "--public-url", "https://x.example/h")
     no_watch = await setup.run(*base, "--port", "8080")
@@ -158,6 +159,14 @@ async def test_public_url_needs_watch_a_port_and_the_secret(setup: Setup) -> Non
     no_secret = await setup.run(*base, "--watch", "--port", "8080")
     assert no_secret.status == 2
     assert "ACTIONSTEP_HOOK_SECRET" in no_secret.stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        env = {**setup.env, "ACTIONSTEP_HOOK_SECRET": HOOK_SECRET}
+        busy = await run_cli(*base, "--watch", "--port", port, env=env, cwd=setup.cwd)
+    assert busy.status == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in busy.stderr
     bad = await setup.run("sync", "--to", "sqlite:///m.db", "--watch", "--public-url", "ftp://x")
     assert bad.status == 2
     assert "--public-url" in bad.stderr
