@@ -24,10 +24,10 @@ from ._config import VARIABLES, Settings
 from ._exits import OK, USAGE, CommandError
 from ._output import write_json, write_json_lines
 
-__all__ = ["add_hooks_parser", "hooks_ensure", "hooks_list", "hooks_listen"]
+__all__ = ["add_hooks_parser", "hook_secret", "hooks_ensure", "hooks_list", "hooks_listen"]
 
 
-def _secret(settings: Settings) -> HookSecret:
+def hook_secret(settings: Settings) -> HookSecret:
     try:
         return HookSecret(settings.require("hook_secret"))
     except ConfigurationError as exc:
@@ -49,7 +49,7 @@ def _shown(hook: Subscription, secret: HookSecret | None) -> dict[str, Any]:
 
 
 async def hooks_list(args: argparse.Namespace, settings: Settings) -> int:
-    secret = _secret(settings) if settings.get("hook_secret") else None
+    secret = hook_secret(settings) if settings.get("hook_secret") else None
     async with connect(settings) as (_, client):
         hooks = await client.hooks.list()
     write_json([_shown(hook, secret) for hook in hooks])
@@ -57,7 +57,7 @@ async def hooks_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def hooks_ensure(args: argparse.Namespace, settings: Settings) -> int:
-    secret = _secret(settings)
+    secret = hook_secret(settings)
     async with connect(settings) as (_, client):
         result = await client.hooks.ensure(args.events, args.target, secret=secret)
     write_json(
@@ -94,7 +94,7 @@ async def _print_event(event: WebhookEvent) -> None:
 
 
 async def hooks_listen(args: argparse.Namespace, settings: Settings) -> int:
-    receiver = WebhookReceiver(_print_event, secret=_secret(settings), workers=1)
+    receiver = WebhookReceiver(_print_event, secret=hook_secret(settings), workers=1)
     # No access log: the request line carries the URL token.
     runner = web.AppRunner(receiver.app(args.path), access_log=None, handle_signals=False)
     await runner.setup()

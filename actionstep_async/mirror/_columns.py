@@ -29,6 +29,7 @@ __all__ = [
     "REVISION_COLUMN",
     "ColumnPlan",
     "column_value",
+    "converter",
     "json_type",
     "plan_columns",
     "record_row",
@@ -167,6 +168,14 @@ _CONVERT: Final[Mapping[str, Callable[[object], Any]]] = {
     "enum": _text,
 }
 _TEXT_KINDS: Final = frozenset({"str", "enum"})
+
+
+def converter(kind: FieldKind) -> Callable[[object], Any]:
+    """:func:`column_value` for one kind, resolved once (the write path calls it per field)."""
+    convert = _CONVERT[kind]
+    if kind in _TEXT_KINDS:
+        return lambda value: None if value is None else convert(value)
+    return lambda value: None if value is None or value == "" else convert(value)
 
 
 def column_value(kind: FieldKind, value: object) -> Any:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any, Final, Literal, Protocol
+from typing import Any, Final, Literal, Protocol, TypeVar
 
 import attrs
 from sqlalchemy import MetaData, event
@@ -33,6 +34,7 @@ __all__ = ["HookEvent", "Mirror", "SyncReporter", "SyncResult"]
 
 _SCHEMA_LOCK: Final = "-schema"  # no resource name starts with "-"
 _GET_CHUNK: Final = 50  # a GET of an id list is paged like any list (50 per page)
+_T = TypeVar("_T")
 DEFAULT_OVERLAP: Final = 120.0
 DEFAULT_SCAN_INTERVAL: Final = 86_400.0
 
@@ -104,6 +106,18 @@ except ImportError:  # pragma: no cover - exercised only without the extra
 
     def _json_text(value: object) -> str:
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+@contextlib.asynccontextmanager
+async def _closing(iterator: AsyncIterator[_T]) -> AsyncIterator[AsyncIterator[_T]]:
+    """Close an async iterator when the block ends, not when the garbage collector finds it:
+    a cancelled run (Ctrl-C) cancels and awaits the page requests still in flight first."""
+    try:
+        yield iterator
+    finally:
+        aclose = getattr(iterator, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _: object) -> None:
@@ -303,13 +317,14 @@ class Mirror:
         self, spec: ResourceSpec, filters: Mapping[str, str], run: _Run, **options: Any
     ) -> AsyncIterator[list[Mapping[str, Any]]]:
         batch: list[Mapping[str, Any]] = []
-        async for record in self._iterate(spec, filters, **options):
-            batch.append(record)
-            if len(batch) >= self.batch_size:
-                run.fetched += len(batch)
-                yield batch
-                self.reporter.advance(spec.name, len(batch))
-                batch = []
+        async with _closing(self._iterate(spec, filters, **options)) as records:
+            async for record in records:
+                batch.append(record)
+                if len(batch) >= self.batch_size:
+                    run.fetched += len(batch)
+                    yield batch
+                    self.reporter.advance(spec.name, len(batch))
+                    batch = []
         if batch:
             run.fetched += len(batch)
             yield batch
@@ -329,14 +344,16 @@ class Mirror:
             await save_state(conn, state)
         self.reporter.begin(spec.name, total=total, done=0)
         ordered = True
-        async for batch in self._batches(spec, resume_filters(state.cursor), run):
-            cursor = state.cursor
-            if ordered:
-                cursor, ordered = advance_cursor(cursor, (r.get("id") for r in batch))
-            state = attrs.evolve(state, cursor=cursor if ordered else None)
-            async with self.engine.begin() as conn:
-                run.written += await table.upsert(conn, batch)
-                await save_state(conn, state)
+        batches = self._batches(spec, resume_filters(state.cursor), run)
+        async with _closing(batches):
+            async for batch in batches:
+                cursor = state.cursor
+                if ordered:
+                    cursor, ordered = advance_cursor(cursor, (r.get("id") for r in batch))
+                state = attrs.evolve(state, cursor=cursor if ordered else None)
+                async with self.engine.begin() as conn:
+                    run.written += await table.upsert(conn, batch)
+                    await save_state(conn, state)
         state = State(spec.name, organisation, phase="delta", checkpoint=state.since)
         async with self.engine.begin() as conn:
             await save_state(conn, state)
@@ -353,8 +370,9 @@ class Mirror:
         state = attrs.evolve(state, checkpoint=later(state.checkpoint, newest))
         if total == 0:
             return state
-        async with self.engine.begin() as conn:
-            async for batch in self._batches(spec, filters, run):
+        batches = self._batches(spec, filters, run)
+        async with self.engine.begin() as conn, _closing(batches):
+            async for batch in batches:
                 run.written += await table.upsert(conn, batch)
             await save_state(conn, state)
         return state
@@ -365,8 +383,9 @@ class Mirror:
         self.reporter.begin(spec.name, total=0, done=0)
         seen: set[int | str] = set()
         state = attrs.evolve(state, phase="delta", scanned_at=time.time())
-        async with self.engine.begin() as conn:
-            async for batch in self._batches(spec, {}, run):
+        batches = self._batches(spec, {}, run)
+        async with self.engine.begin() as conn, _closing(batches):
+            async for batch in batches:
                 seen.update(table.key(record.get("id")) for record in batch)
                 run.written += await table.upsert(conn, batch)
             run.deleted += await table.delete(conn, await table.ids(conn) - seen)
@@ -378,16 +397,17 @@ class Mirror:
         """List every id (``fields=id``): drop rows the server no longer has, fetch any missing."""
         spec = table.spec
         remote: set[int | str] = set()
-        async for record in self._iterate(spec, {}, fields=["id"]):
-            remote.add(table.key(record.get("id")))
+        async with _closing(self._iterate(spec, {}, fields=["id"])) as records:
+            async for record in records:
+                remote.add(table.key(record.get("id")))
         state = attrs.evolve(state, scanned_at=time.time())
         async with self.engine.begin() as conn:
             local = await table.ids(conn)
             missing = sorted(remote - local, key=str)
             for start in range(0, len(missing), _GET_CHUNK):
-                records = await self.client.get(spec.name, missing[start : start + _GET_CHUNK])
-                run.fetched += len(records)
-                run.written += await table.upsert(conn, records)
+                fetched = await self.client.get(spec.name, missing[start : start + _GET_CHUNK])
+                run.fetched += len(fetched)
+                run.written += await table.upsert(conn, fetched)
             run.deleted += await table.delete(conn, local - remote)
             await save_state(conn, state)
         run.scanned = True

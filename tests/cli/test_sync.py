@@ -7,7 +7,6 @@ import random
 import re
 import signal
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -16,26 +15,11 @@ from sqlalchemy import select
 from actionstep_async.mirror import Mirror
 from actionstep_async.mirror._columns import REVISION_COLUMN
 
-from ..mirror.conftest import (
-    assert_mirror_equals_fake,
-    create_postgres_database,
-    drop_postgres_database,
-)
+from ..mirror.conftest import assert_mirror_equals_fake
+from ..mirror.databases import database_url as database_url  # the shared fixture
 from .helpers import Setup, start_cli
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'mirror.db'}"
-        return
-    name = await create_postgres_database()
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        await drop_postgres_database(name)
 
 
 async def _check(setup: Setup, url: str, *resources: str) -> None:
