@@ -21,7 +21,6 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from .._catalogue import FieldKind, ResourceSpec
-from .._models import Record
 
 __all__ = [
     "RECORD_COLUMN",
@@ -32,7 +31,6 @@ __all__ = [
     "converter",
     "json_type",
     "plan_columns",
-    "record_row",
     "snake_case",
     "sql_type",
     "unknown_column",
@@ -229,22 +227,3 @@ def unknown_column(wire: str, taken: Iterable[str]) -> str | None:
         return None
     name = snake_case(wire)
     return None if name in set(taken) or name in RESERVED else name
-
-
-def record_row(
-    plan: ColumnPlan, record: Mapping[str, Any], extra: Mapping[str, str]
-) -> dict[str, Any]:
-    """The row for one record. ``extra`` maps wire names outside the catalogue to their columns."""
-    # A plain dict copy: Record's Mapping methods run in Python, several times slower per field.
-    raw = dict(record._data) if isinstance(record, Record) else dict(record)
-    links = raw.get("links")
-    links = links if isinstance(links, dict) else {}
-    row: dict[str, Any] = {"id": column_value(plan.id_kind, raw.get("id")), RECORD_COLUMN: raw}
-    for column, wire, kind in plan.fields:
-        row[column] = column_value(kind, raw.get(wire))
-    for column, wire, kind in plan.links:
-        row[column] = column_value(kind, links.get(wire))
-    for wire, column in extra.items():
-        value = raw.get(wire)
-        row[column] = None if value is None else _text(value)
-    return row

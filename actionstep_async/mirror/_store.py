@@ -34,12 +34,11 @@ from ._columns import (
     column_value,
     json_type,
     plan_columns,
-    record_row,
     sql_type,
     unknown_column,
 )
 from ._plan import State
-from ._writer import FAST_DRIVERS, Writer, build_writer
+from ._writer import Writer, build_writer
 
 __all__ = ["STATE_TABLE", "ResourceTable", "load_state", "save_state", "state_table"]
 
@@ -175,27 +174,9 @@ class ResourceTable:
         if not records:
             return 0
         await self._learn_fields(conn, records)
-        if conn.dialect.driver in FAST_DRIVERS:
-            return await self._write_fast(conn, records)
-        rows = {}
-        for record in records:
-            row = record_row(self.plan, record, self.extra)
-            row[REVISION_COLUMN] = 1
-            rows[row["id"]] = row  # a record repeated across pages: the later copy wins
-        table = self.table
-        statement = _insert(conn, table)
-        excluded = statement.excluded
-        update = {name: excluded[name] for name in next(iter(rows.values())) if name != "id"}
-        update[REVISION_COLUMN] = table.c[REVISION_COLUMN] + 1
-        statement = statement.on_conflict_do_update(
-            index_elements=["id"],
-            set_=update,
-            where=table.c[RECORD_COLUMN].is_distinct_from(excluded[RECORD_COLUMN]),
-        ).returning(table.c.id)
-        result = await conn.execute(statement, list(rows.values()))
-        return len(result.all())
+        return await self._write(conn, records)
 
-    async def _write_fast(self, conn: AsyncConnection, records: Sequence[Mapping[str, Any]]) -> int:
+    async def _write(self, conn: AsyncConnection, records: Sequence[Mapping[str, Any]]) -> int:
         dialect = conn.dialect
         key = (dialect.name, tuple(self.table.columns.keys()))
         writer = self._writers.get(key)

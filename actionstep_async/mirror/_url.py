@@ -18,9 +18,8 @@ _ASYNC_DRIVERS: Final = {
     "postgresql": "postgresql+asyncpg",
     "postgres": "postgresql+asyncpg",
 }
-_SUPPORTED: Final = frozenset(
-    {"sqlite+aiosqlite", "postgresql+asyncpg", "postgresql+psycopg", "postgresql+psycopg_async"}
-)
+# asyncpg only for PostgreSQL: the write path hands it whole columns as arrays in one statement.
+_SUPPORTED: Final = frozenset({"sqlite+aiosqlite", "postgresql+asyncpg"})
 
 
 @attrs.frozen

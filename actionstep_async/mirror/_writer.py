@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any
 
 import attrs
 from sqlalchemy import Table
@@ -35,9 +35,7 @@ from ._columns import (
     converter,
 )
 
-__all__ = ["FAST_DRIVERS", "Writer", "build_writer"]
-
-FAST_DRIVERS: Final = frozenset({"aiosqlite", "asyncpg"})
+__all__ = ["Writer", "build_writer"]
 
 RowBuilder = Callable[[Mapping[str, Any], Mapping[str, Any]], tuple[Any, ...]]
 """(record, its links) -> the row's values, as the driver takes them, in column order."""

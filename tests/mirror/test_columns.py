@@ -16,7 +16,6 @@ from actionstep_async.mirror._columns import (
     DecimalText,
     column_value,
     plan_columns,
-    record_row,
     snake_case,
     unknown_column,
 )
@@ -132,21 +131,3 @@ def test_plan_names_fields_by_attribute_and_links_with_an_id_suffix() -> None:
 )
 def test_unknown_column(wire: str, taken: set[str], expected: str | None) -> None:
     assert unknown_column(wire, taken) == expected
-
-
-def test_record_row_keeps_everything_in_the_json_and_routes_unknown_fields() -> None:
-    record = {
-        "id": 5,
-        "text": "Called the client",
-        "newThing": 12,
-        "links": {"action": "7", "participant": None},
-    }
-    plan = plan_columns(CATALOGUE["filenotes"])
-    row = record_row(plan, record, {"newThing": "new_thing"})
-    assert row["_record"] == record
-    assert row["id"] == 5
-    assert row["text"] == "Called the client"
-    assert row["action_id"] == "7"
-    assert row["participant_id"] is None
-    assert row["new_thing"] == "12"
-    assert row["entered_timestamp"] is None

@@ -270,6 +270,7 @@ async def test_unknown_resources_are_refused(client: AsyncResourceClient, sqlite
         ("sqlite://", "needs a file"),
         ("sqlite:///:memory:", "needs a file"),
         ("no url at all", "not a database URL"),
+        ("postgresql+psycopg://u@h/db", "unsupported database"),
     ],
 )
 def test_bad_database_urls(url: str, message: str) -> None:
@@ -283,7 +284,7 @@ def test_bad_database_urls(url: str, message: str) -> None:
         ("sqlite:///actionstep.db", "sqlite+aiosqlite"),
         ("postgresql://u@h/db", "postgresql+asyncpg"),
         ("postgres://u@h/db", "postgresql+asyncpg"),
-        ("postgresql+psycopg://u@h/db", "postgresql+psycopg"),
+        ("postgresql+asyncpg://u@h/db", "postgresql+asyncpg"),
     ],
 )
 def test_plain_urls_get_async_drivers(url: str, driver: str) -> None:
