@@ -751,6 +751,8 @@ class AsyncResourceClient(ResourceAccessors, Generic[RecordT]):
             left = policy.max_elapsed - (loop.time() - started) if attempt > 1 else None
             request = self._request(method, prepared, path, body, headers, max_body_bytes, left)
             outcome, result = await self._exchange(transport, request, limiter, prepared)
+            if isinstance(result, Response) and 200 <= result.status < 300:
+                return result  # what next_step says for any 2xx, without asking it
             elapsed = loop.time() - started
             step = next_step(
                 policy,
