@@ -230,16 +230,22 @@ def typed_links(value: object) -> Any:
     if type(value) is not dict:
         raise ValueError("links: expected an object")
     # A cached id is never falsy (ints start at 1: "0" stays a string), so ``or`` falls back
-    # only on a miss; a non-str item misses too and _cached_id converts or refuses it.
+    # only on a miss; a list is looked up with one C-level map and converted item by item only
+    # when one of its ids is not cached yet (or is not a string: a miss too).
     get = _ID_CACHE.get
-    return {
-        name: (get(ids) or _cached_id(ids))
-        if type(ids) is str
-        else [(get(item) or _cached_id(item)) if type(item) is str else to_id(item) for item in ids]
-        if type(ids) is list
-        else (None if ids is None else to_id(ids))
-        for name, ids in value.items()
-    }
+    links: dict[str, Any] = {}
+    for name, ids in value.items():
+        if type(ids) is str:
+            links[name] = get(ids) or _cached_id(ids)
+        elif type(ids) is list:
+            try:
+                found = list(map(get, ids))
+            except TypeError:  # an unhashable item: _cached_id refuses it below
+                found = [None]
+            links[name] = found if None not in found else [_cached_id(item) for item in ids]
+        else:
+            links[name] = None if ids is None else to_id(ids)
+    return links
 
 
 def _extra(raw: dict[str, Any], known: frozenset[str]) -> Mapping[str, Any]:
@@ -287,7 +293,8 @@ def compile_decoder(
         "links": typed_links, "EMPTY": EMPTY, "known": known, "extra": _extra, "fail": fail,
         "resource": resource, "has_id": has_id, "plan": plan,
     }  # fmt: skip
-    lines = [f"            'id': to_id(raw['id']) if {has_id} else None,"]
+    ident = "i if type(i := raw['id']) is int else to_id(i)" if has_id else "None"
+    lines = [f"            'id': {ident},"]
     for index, (attr, wire, exact, convert, _) in enumerate(plan):
         code, namespace[f"c{index}"] = _field_code(index, wire, exact, convert)
         namespace[f"t{index}"] = exact

@@ -79,6 +79,10 @@ def test_links_become_typed_ids_and_wire_values_round_trip() -> None:
         "d": 7,
     }
     assert typed_links(None) == {}
+    assert typed_links({"a": ["7", 8], "b": ["7"]}) == {"a": [7, 8], "b": [7]}
+    for bad in (["1", None], [{"id": 1}], [True]):
+        with pytest.raises(ValueError, match="id"):
+            typed_links({"a": bad})
     with pytest.raises(ValueError, match="links"):
         typed_links(["x"])
     assert wire_value(True) == "T"
