@@ -319,6 +319,9 @@ def structure_record(resource: str, data: object, *, typed: bool) -> Record | Mo
     return Record(resource, data)
 
 
+_DICT_ONLY: Final = frozenset({dict})
+
+
 def _structure_all(resource: str, raws: list[Any], typed: bool) -> tuple[AnyRecord, ...]:
     """:func:`structure_record` for every record of a page, with the per-record lookups and
     checks hoisted out of the loop (the list decode hot path); the same records and errors."""
@@ -328,7 +331,7 @@ def _structure_all(resource: str, raws: list[Any], typed: bool) -> tuple[AnyReco
             return tuple(map(structure, raws))
         except DecodeError as exc:
             raise ResponseDecodeError(str(exc)) from exc.__cause__
-    if (not typed or resource != "timerecords") and all(type(raw) is dict for raw in raws):
+    if (not typed or resource != "timerecords") and set(map(type, raws)) <= _DICT_ONLY:
         return tuple(map(Record, repeat(resource, len(raws)), raws))
     return tuple(structure_record(resource, raw, typed=typed) for raw in raws)
 
@@ -389,12 +392,13 @@ def _paging(resource: str, document: Mapping[str, Any], count: int, page: int, s
 def _link_types(document: Mapping[str, Any]) -> dict[str, str]:
     """``{"actions.assignedTo": "participants"}`` from the top-level ``links`` templates."""
     links = document.get("links")
-    result: dict[str, str] = {}
-    if isinstance(links, dict):
-        for key, template in links.items():
-            if isinstance(template, dict) and isinstance(template.get("type"), str):
-                result[key] = template["type"]
-    return result
+    if not isinstance(links, dict):
+        return {}
+    return {
+        key: kind
+        for key, template in links.items()
+        if isinstance(template, dict) and isinstance(kind := template.get("type"), str)
+    }
 
 
 AnyRecord: TypeAlias = "Record | Model"
