@@ -69,7 +69,6 @@ from ._paging import Seen, check_same_totals, planned_pages
 from ._query import FieldsArg, FiltersArg, Names, build_query
 from ._redact import redact_value
 from ._retry import (
-    DONE,
     Answered,
     AttemptOutcome,
     Fail,
@@ -751,6 +750,8 @@ class AsyncResourceClient(ResourceAccessors, Generic[RecordT]):
             left = policy.max_elapsed - (loop.time() - started) if attempt > 1 else None
             request = self._request(method, prepared, path, body, headers, max_body_bytes, left)
             outcome, result = await self._exchange(transport, request, limiter, prepared)
+            if isinstance(result, Response) and 200 <= result.status < 300:
+                return result  # next_step says DONE for every 2xx and for nothing else
             elapsed = loop.time() - started
             step = next_step(
                 policy,
@@ -763,8 +764,6 @@ class AsyncResourceClient(ResourceAccessors, Generic[RecordT]):
                 idempotent=idempotent,
                 bulk=self._bulk,
             )
-            if step is DONE and isinstance(result, Response):
-                return result
             if isinstance(step, Sleep):
                 self._log_retry(request, result, step, attempt)
                 await self._back_off(outcome, step.seconds)

@@ -19,6 +19,7 @@ __all__ = [
     "Id",
     "Model",
     "Timestamp",
+    "compile_decoder",
     "explain",
     "fast_bool",
     "to_bool",
@@ -228,38 +229,96 @@ def typed_links(value: object) -> Any:
         return {}
     if type(value) is not dict:
         raise ValueError("links: expected an object")
-    links: dict[str, Any] = {}
+    # A cached id is never falsy (ints start at 1: "0" stays a string), so ``or`` falls back
+    # only on a miss; a list is looked up with one C-level map and converted item by item only
+    # when one of its ids is not cached yet (or is not a string: a miss too).
     get = _ID_CACHE.get
+    links: dict[str, Any] = {}
     for name, ids in value.items():
         if type(ids) is str:
-            found = get(ids)
-            links[name] = found if found is not None else _cached_id(ids)
+            links[name] = get(ids) or _cached_id(ids)
         elif type(ids) is list:
-            links[name] = [_cached_id(item) for item in ids]
+            try:
+                found = list(map(get, ids))
+            except TypeError:  # an unhashable item: _cached_id refuses it below
+                found = [None]
+            links[name] = found if None not in found else [_cached_id(item) for item in ids]
         else:
             links[name] = None if ids is None else to_id(ids)
     return links
 
 
-def build(cls: type[M], has_id: bool, plan: Plan, known: frozenset[str], raw: Any) -> M:
-    """One model instance from a wire record, following the model's plan.
+def _extra(raw: dict[str, Any], known: frozenset[str]) -> Mapping[str, Any]:
+    return MappingProxyType({k: raw[k] for k in raw.keys() - known})
 
-    This is the typed decode hot path: one dict lookup and one type check per field, a call only
-    for values that need converting, and the instance built by setting its ``__dict__`` at once
+
+def _field_code(index: int, wire: str, exact: type, convert: Converter) -> tuple[str, object]:
+    """One field's expression in a compiled decoder (``v`` holds the wire value), and what its
+    name ``c<index>`` stands for there."""
+    table: object = getattr(convert, "__self__", None)
+    target: object = convert
+    if type(table) is dict and getattr(convert, "__name__", "") == "__getitem__":
+        # A flag or enum table: subscripting it is cheaper than calling its bound __getitem__.
+        converted, target = f"c{index}[v]", table
+    elif convert is to_timestamp:
+        # Most timestamps carry a time part: parse those without a Python-level call.
+        converted = f"(iso(v) if type(v) is str and len(v) > 10 else c{index}(v))"
+    else:
+        converted = f"c{index}(v)"
+    get = f"(v := get({wire!r}))"
+    if exact is NEVER:
+        return f"None if {get} is None else {converted}", target
+    return f"v if {get} is None or type(v) is t{index} else {converted}", target
+
+
+def compile_decoder(
+    cls: type[M],
+    resource: str,
+    has_id: bool,
+    plan: Plan,
+    known: frozenset[str],
+    fail: Callable[[str, Any, bool, Plan], Exception],
+) -> Callable[[Any], M]:
+    """A decoder for ``cls`` specialised to its plan: the typed decode hot path.
+
+    It decodes exactly as following the plan field by field would, written out as one
+    expression per field (a dict lookup, a type check, a converter only when needed) so no loop
+    or tuple unpacking runs per field; the instance is built by setting its ``__dict__`` at once
     (the models are frozen attrs classes; ``__init__`` would set each attribute separately).
+    Any failure becomes ``fail(resource, raw, has_id, plan)``, which names the field that
+    does not fit.
     """
-    get = raw.get
-    values: dict[str, Any] = {"id": to_id(raw["id"]) if has_id else None}
-    for attr, wire, exact, convert, _ in plan:
-        value = get(wire)
-        values[attr] = value if value is None or type(value) is exact else convert(value)
-    values["links"] = typed_links(get("links"))
-    values["extra"] = (
-        EMPTY if raw.keys() <= known else MappingProxyType({k: raw[k] for k in raw.keys() - known})
+    namespace: dict[str, Any] = {
+        "cls": cls, "new": _new, "set": _set, "iso": _fromisoformat, "to_id": to_id,
+        "links": typed_links, "EMPTY": EMPTY, "known": known, "extra": _extra, "fail": fail,
+        "resource": resource, "has_id": has_id, "plan": plan,
+    }  # fmt: skip
+    ident = "i if type(i := raw['id']) is int else to_id(i)" if has_id else "None"
+    lines = [f"            'id': {ident},"]
+    for index, (attr, wire, exact, convert, _) in enumerate(plan):
+        code, namespace[f"c{index}"] = _field_code(index, wire, exact, convert)
+        namespace[f"t{index}"] = exact
+        lines.append(f"            {attr!r}: {code},")
+    source = "\n".join(
+        [
+            "def decode(raw):",
+            "    try:",
+            "        get = raw.get",
+            "        values = {",
+            *lines,
+            "            'links': links(get('links')),",
+            "            'extra': EMPTY if raw.keys() <= known else extra(raw, known),",
+            "        }",
+            "    except (KeyError, ValueError, TypeError, AttributeError) as exc:",
+            "        raise fail(resource, raw, has_id, plan) from exc",
+            "    record = new(cls)",
+            "    set(record, '__dict__', values)",
+            "    return record",
+        ]
     )
-    record = _new(cls)
-    _set(record, "__dict__", values)
-    return record
+    exec(compile(source, f"<decoder of {cls.__qualname__}>", "exec"), namespace)
+    decode: Callable[[Any], M] = namespace["decode"]
+    return decode
 
 
 def explain(resource: str, raw: object, has_id: bool, plan: Plan) -> str:

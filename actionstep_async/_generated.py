@@ -24,7 +24,7 @@ from ._convert import (
     Model,
     Plan,
     Timestamp,
-    build,
+    compile_decoder,
     explain,
     fast_bool,
     to_bool,
@@ -261,14 +261,15 @@ _PLAN_ACTIONBILLSETTINGS: Final[Plan] = (
 )
 
 
-def structure_actionbillsettings(raw: Any) -> ActionBillSetting:
-    """Decode one record; a DecodeError names the field that does not fit."""
-    try:
-        return build(
-            ActionBillSetting, True, _PLAN_ACTIONBILLSETTINGS, _KNOWN_ACTIONBILLSETTINGS, raw
-        )
-    except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise _fail("actionbillsettings", raw, True, _PLAN_ACTIONBILLSETTINGS) from exc
+structure_actionbillsettings: Final = compile_decoder(
+    ActionBillSetting,
+    "actionbillsettings",
+    True,
+    _PLAN_ACTIONBILLSETTINGS,
+    _KNOWN_ACTIONBILLSETTINGS,
+    _fail,
+)
+"""Decode one record; a DecodeError names the field that does not fit."""
 
 
 class ActionFolderLinks(TypedDict, total=False):
@@ -294,12 +295,10 @@ _KNOWN_ACTIONFOLDERS: Final = frozenset(("id", "name", "links"))
 _PLAN_ACTIONFOLDERS: Final[Plan] = (("name", "name", str, to_str, to_str),)
 
 
-def structure_actionfolders(raw: Any) -> ActionFolder:
-    """Decode one record; a DecodeError names the field that does not fit."""
-    try:
-        return build(ActionFolder, True, _PLAN_ACTIONFOLDERS, _KNOWN_ACTIONFOLDERS, raw)
-    except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise _fail("actionfolders", raw, True, _PLAN_ACTIONFOLDERS) from exc
+structure_actionfolders: Final = compile_decoder(
+    ActionFolder, "actionfolders", True, _PLAN_ACTIONFOLDERS, _KNOWN_ACTIONFOLDERS, _fail
+)
+"""Decode one record; a DecodeError names the field that does not fit."""
 
 
 class ActionNetDocsSettingLinks(TypedDict, total=False):
@@ -383,18 +382,15 @@ _PLAN_ACTIONNETDOCSSETTINGS: Final[Plan] = (
 )
 
 
-def structure_actionnetdocssettings(raw: Any) -> ActionNetDocsSetting:
-    """Decode one record; a DecodeError names the field that does not fit."""
-    try:
-        return build(
-            ActionNetDocsSetting,
-            True,
-            _PLAN_ACTIONNETDOCSSETTINGS,
-            _KNOWN_ACTIONNETDOCSSETTINGS,
-            raw,
-        )
-    except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise _fail("actionnetdocssettings", raw, True, _PLAN_ACTIONNETDOCSSETTINGS) from exc
+structure_actionnetdocssettings: Final = compile_decoder(
+    ActionNetDocsSetting,
+    "actionnetdocssettings",
+    True,
+    _PLAN_ACTIONNETDOCSSETTINGS,
+    _KNOWN_ACTIONNETDOCSSETTINGS,
+    _fail,
+)
+"""Decode one record; a DecodeError names the field that does not fit."""
 
 
 class ActionParticipantLinks(TypedDict, total=False):
@@ -435,14 +431,15 @@ _PLAN_ACTIONPARTICIPANTS: Final[Plan] = (
 )
 
 
-def structure_actionparticipants(raw: Any) -> ActionParticipant:
-    """Decode one record; a DecodeError names the field that does not fit."""
-    try:
-        return build(
-            ActionParticipant, True, _PLAN_ACTIONPARTICIPANTS, _KNOWN_ACTIONPARTICIPANTS, raw
-        )
-    except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise _fail("actionparticipants", raw, True, _PLAN_ACTIONPARTICIPANTS) from exc
+structure_actionparticipants: Final = compile_decoder(
+    ActionParticipant,
+    "actionparticipants",
+    True,
+    _PLAN_ACTIONPARTICIPANTS,
+    _KNOWN_ACTIONPARTICIPANTS,
+    _fail,
+)
+"""Decode one record; a DecodeError names the field that does not fit."""
 
 
 class ActionLinks(TypedDict, total=False):
@@ -620,12 +617,10 @@ _PLAN_ACTIONS: Final[Plan] = (
 )
 
 
-def structure_actions(raw: Any) -> Action:
-    """Decode one record; a DecodeError names the field that does not fit."""
-    try:
-        return build(Action, True, _PLAN_ACTIONS, _KNOWN_ACTIONS, raw)
-    except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise _fail("actions", raw, True, _PLAN_ACTIONS) from exc
+structure_actions: Final = compile_decoder(
+    Action, "actions", True, _PLAN_ACTIONS, _KNOWN_ACTIONS, _fail
+)
+"""Decode one record; a DecodeError names the field that does not fit."""
 
 
 class ActionTypeParticipantTypeLinks(TypedDict, total=False):
@@ -685,20 +680,15 @@ _PLAN_ACTIONTYPEPARTICIPANTTYPES: Final[Plan] = (
 )
 
 
-def structure_actiontypeparticipanttypes(raw: Any) -> ActionTypeParticipantType:
-    """Decode one record; a DecodeError names the field that does not fit."""
-    try:
-        return build(
-            ActionTypeParticipantType,
-            True,
-            _PLAN_ACTIONTYPEPARTICIPANTTYPES,
-            _KNOWN_ACTIONTYPEPARTICIPANTTYPES,
-            raw,
-        )
-    except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise _fail(
-            "actiontypeparticipanttypes", raw, True, _PLAN_ACTIONTYPEPARTICIPANTTYPES
-        ) from exc
+structure_actiontypeparticipanttypes: Final = compile_decoder(
+    ActionTypeParticipantType,
+    "actiontypeparticipanttypes",
+    True,
+    _PLAN_ACTIONTYPEPARTICIPANTTYPES,
+    _KNOWN_ACTIONTYPEPARTICIPANTTYPES,
+    _fail,
+)
+"""Decode one record; a DecodeError names the field that does not fit."""
 
 
 class ActionTypeLinks(TypedDict, total=False):
@@ -812,12 +802,10 @@ _PLAN_ACTIONTYPES: Final[Plan] = (
 )
 
 
-def structure_actiontypes(raw: Any) -> ActionType:
-    """Decode one record; a DecodeError names the field that does not fit."""
-    try:
-        return build(ActionType, True, _PLAN_ACTIONTYPES, _KNOWN_ACTIONTYPES, raw)
-    except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise _fail("actiontypes", raw, True, _PLAN_ACTIONTYPES) from exc
+structure_actiontypes: Final = compile_decoder(
+    ActionType, "actiontypes", True, _PLAN_ACTIONTYPES, _KNOWN_ACTIONTYPES, _fail
+)
+"""Decode one record; a DecodeError names the field that does not fit."""
 
 
 class BillLinks(TypedDict, total=False):
@@ -906,12 +894,8 @@ _PLAN_BILLS: Final[Plan] = (
 )
 
 
-def structure_bills(raw: Any) -> Bill:
-    """Decode one record; a DecodeError names the field that does not fit."""
-    try:
-        return build(Bill, True, _PLAN_BILLS, _KNOWN_BILLS, raw)
-    except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise _fail("bills", raw, True, _PLAN_BILLS) from exc
+structure_bills: Final = compile_decoder(Bill, "bills", True, _PLAN_BILLS, _KNOWN_BILLS, _fail)
+"""Decode one record; a DecodeError names the field that does not fit."""
 
 
 class ContactDocumentLinks(TypedDict, total=False):
@@ -1027,12 +1011,15 @@ _PLAN_CONTACTDOCUMENTS: Final[Plan] = (
 )
 
 
-def structure_contactdocuments(raw: Any) -> ContactDocument:
-    """Decode one record; a DecodeError names the field that does not fit."""
-    try:
-        return build(ContactDocument, True, _PLAN_CONTACTDOCUMENTS, _KNOWN_CONTACTDOCUMENTS, raw)
-    except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise _fail("contactdocuments", raw, True, _PLAN_CONTACTDOCUMENTS) from exc
+structure_contactdocuments: Final = compile_decoder(
+    ContactDocument,
+    "contactdocuments",
+    True,
+    _PLAN_CONTACTDOCUMENTS,
+    _KNOWN_CONTACTDOCUMENTS,
+    _fail,
+)
+"""Decode one record; a DecodeError names the field that does not fit."""
 
 
 class ContactFolderLinks(TypedDict, total=False):
@@ -1084,12 +1071,10 @@ _KNOWN_CONTACTFOLDERS: Final = frozenset(("id", "name", "links"))
 _PLAN_CONTACTFOLDERS: Final[Plan] = (("name", "name", str, to_str, to_str),)
 
 
-def structure_contactfolders(raw: Any) -> ContactFolder:
-    """Decode one record; a DecodeError names the field that does not fit."""
-    try:
-        return build(ContactFolder, True, _PLAN_CONTACTFOLDERS, _KNOWN_CONTACTFOLDERS, raw)
-    except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise _fail("contactfolders", raw, True, _PLAN_CONTACTFOLDERS) from exc
+structure_contactfolders: Final = compile_decoder(
+    ContactFolder, "contactfolders", True, _PLAN_CONTACTFOLDERS, _KNOWN_CONTACTFOLDERS, _fail
+)
+"""Decode one record; a DecodeError names the field that does not fit."""
 
 
 class ContactNoteLinks(TypedDict, total=False):
@@ -1177,12 +1162,10 @@ _PLAN_CONTACTNOTES: Final[Plan] = (
 )
 
 
-def structure_contactnotes(raw: Any) -> ContactNote:
-    """Decode one record; a DecodeError names the field that does not fit."""
-    try:
-        return build(ContactNote, True, _PLAN_CONTACTNOTES, _KNOWN_CONTACTNOTES, raw)
-    except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise _fail("contactnotes", raw, True, _PLAN_CONTACTNOTES) from exc
+structure_contactnotes: Final = compile_decoder(
+    ContactNote, "contactnotes", True, _PLAN_CONTACTNOTES, _KNOWN_CONTACTNOTES, _fail
+)
+"""Decode one record; a DecodeError names the field that does not fit."""
 
 
 class ContactRelationshipLinks(TypedDict, total=False):
@@ -1221,14 +1204,15 @@ _KNOWN_CONTACTRELATIONSHIPS: Final = frozenset(("id", "relationship", "links"))
 _PLAN_CONTACTRELATIONSHIPS: Final[Plan] = (("relationship", "relationship", str, to_str, to_str),)
 
 
-def structure_contactrelationships(raw: Any) -> ContactRelationship:
-    """Decode one record; a DecodeError names the field that does not fit."""
-    try:
-        return build(
-            ContactRelationship, True, _PLAN_CONTACTRELATIONSHIPS, _KNOWN_CONTACTRELATIONSHIPS, raw
-        )
-    except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise _fail("contactrelationships", raw, True, _PLAN_CONTACTRELATIONSHIPS) from exc
+structure_contactrelationships: Final = compile_decoder(
+    ContactRelationship,
+    "contactrelationships",
+    True,
+    _PLAN_CONTACTRELATIONSHIPS,
+    _KNOWN_CONTACTRELATIONSHIPS,
+    _fail,
+)
+"""Decode one record; a DecodeError names the field that does not fit."""
 
 
 class CulturalIdentityLinks(TypedDict, total=False):
@@ -1251,12 +1235,15 @@ _KNOWN_CULTURALIDENTITY: Final = frozenset(("identity", "links"))
 _PLAN_CULTURALIDENTITY: Final[Plan] = (("identity", "identity", str, to_str, to_str),)
 
 
-def structure_culturalidentity(raw: Any) -> CulturalIdentity:
-    """Decode one record; a DecodeError names the field that does not fit."""
-    try:
-        return build(CulturalIdentity, False, _PLAN_CULTURALIDENTITY, _KNOWN_CULTURALIDENTITY, raw)
-    except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise _fail("culturalidentity", raw, False, _PLAN_CULTURALIDENTITY) from exc
+structure_culturalidentity: Final = compile_decoder(
+    CulturalIdentity,
+    "culturalidentity",
+    False,
+    _PLAN_CULTURALIDENTITY,
+    _KNOWN_CULTURALIDENTITY,
+    _fail,
+)
+"""Decode one record; a DecodeError names the field that does not fit."""
 
 
 class DataCollectionFieldDropdownChoiceLinks(TypedDict, total=False):
@@ -1330,23 +1317,15 @@ _PLAN_DATACOLLECTIONFIELDDROPDOWNCHOICES: Final[Plan] = (
 )
 
 
-def structure_datacollectionfielddropdownchoices(raw: Any) -> DataCollectionFieldDropdownChoice:
-    """Decode one record; a DecodeError names the field that does not fit."""
-    try:
-        return build(
-            DataCollectionFieldDropdownChoice,
-            True,
-            _PLAN_DATACOLLECTIONFIELDDROPDOWNCHOICES,
-            _KNOWN_DATACOLLECTIONFIELDDROPDOWNCHOICES,
-            raw,
-        )
-    except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise _fail(
-            "datacollectionfielddropdownchoices",
-            raw,
-            True,
-            _PLAN_DATACOLLECTIONFIELDDROPDOWNCHOICES,
-        ) from exc
+structure_datacollectionfielddropdownchoices: Final = compile_decoder(
+    DataCollectionFieldDropdownChoice,
+    "datacollectionfielddropdownchoices",
+    True,
+    _PLAN_DATACOLLECTIONFIELDDROPDOWNCHOICES,
+    _KNOWN_DATACOLLECTIONFIELDDROPDOWNCHOICES,
+    _fail,
+)
+"""Decode one record; a DecodeError names the field that does not fit."""
 
 
 class DataCollectionFieldLinks(TypedDict, total=False):
@@ -1541,14 +1520,15 @@ _PLAN_DATACOLLECTIONFIELDS: Final[Plan] = (
 )
 
 
-def structure_datacollectionfields(raw: Any) -> DataCollectionField:
-    """Decode one record; a DecodeError names the field that does not fit."""
-    try:
-        return build(
-            DataCollectionField, True, _PLAN_DATACOLLECTIONFIELDS, _KNOWN_DATACOLLECTIONFIELDS, raw
-        )
-    except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise _fail("datacollectionfields", raw, True, _PLAN_DATACOLLECTIONFIELDS) from exc
+structure_datacollectionfields: Final = compile_decoder(
+    DataCollectionField,
+    "datacollectionfields",
+    True,
+    _PLAN_DATACOLLECTIONFIELDS,
+    _KNOWN_DATACOLLECTIONFIELDS,
+    _fail,
+)
+"""Decode one record; a DecodeError names the field that does not fit."""
 
 
 class DataCollectionRecordLinks(TypedDict, total=False):
@@ -1592,18 +1572,15 @@ _PLAN_DATACOLLECTIONRECORDS: Final[Plan] = (
 )
 
 
-def structure_datacollectionrecords(raw: Any) -> DataCollectionRecord:
-    """Decode one record; a DecodeError names the field that does not fit."""
-    try:
-        return build(
-            DataCollectionRecord,
-            True,
-            _PLAN_DATACOLLECTIONRECORDS,
-            _KNOWN_DATACOLLECTIONRECORDS,
-            raw,
-        )
-    except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise _fail("datacollectionrecords", raw, True, _PLAN_DATACOLLECTIONRECORDS) from exc
+structure_datacollectionrecords: Final = compile_decoder(
+    DataCollectionRecord,
+    "datacollectionrecords",
+    True,
+    _PLAN_DATACOLLECTIONRECORDS,
+    _KNOWN_DATACOLLECTIONRECORDS,
+    _fail,
+)
+"""Decode one record; a DecodeError names the field that does not fit."""
 
 
 class DataCollectionRecordValueLinks(TypedDict, total=False):
@@ -1675,20 +1652,15 @@ _PLAN_DATACOLLECTIONRECORDVALUES: Final[Plan] = (
 )
 
 
-def structure_datacollectionrecordvalues(raw: Any) -> DataCollectionRecordValue:
-    """Decode one record; a DecodeError names the field that does not fit."""
-    try:
-        return build(
-            DataCollectionRecordValue,
-            True,
-            _PLAN_DATACOLLECTIONRECORDVALUES,
-            _KNOWN_DATACOLLECTIONRECORDVALUES,
-            raw,
-        )
-    except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise _fail(
-            "datacollectionrecordvalues", raw, True, _PLAN_DATACOLLECTIONRECORDVALUES
-        ) from exc
+structure_datacollectionrecordvalues: Final = compile_decoder(
+    DataCollectionRecordValue,
+    "datacollectionrecordvalues",
+    True,
+    _PLAN_DATACOLLECTIONRECORDVALUES,
+    _KNOWN_DATACOLLECTIONRECORDVALUES,
+    _fail,
+)
+"""Decode one record; a DecodeError names the field that does not fit."""
 
 
 class DataCollectionLinks(TypedDict, total=False):
@@ -1770,12 +1742,10 @@ _PLAN_DATACOLLECTIONS: Final[Plan] = (
 )
 
 
-def structure_datacollections(raw: Any) -> DataCollection:
-    """Decode one record; a DecodeError names the field that does not fit."""
-    try:
-        return build(DataCollection, True, _PLAN_DATACOLLECTIONS, _KNOWN_DATACOLLECTIONS, raw)
-    except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise _fail("datacollections", raw, True, _PLAN_DATACOLLECTIONS) from exc
+structure_datacollections: Final = compile_decoder(
+    DataCollection, "datacollections", True, _PLAN_DATACOLLECTIONS, _KNOWN_DATACOLLECTIONS, _fail
+)
+"""Decode one record; a DecodeError names the field that does not fit."""
 
 
 class DisabilityStatusLinks(TypedDict, total=False):
@@ -1798,12 +1768,15 @@ _KNOWN_DISABILITYSTATUS: Final = frozenset(("status", "links"))
 _PLAN_DISABILITYSTATUS: Final[Plan] = (("status", "status", str, to_str, to_str),)
 
 
-def structure_disabilitystatus(raw: Any) -> DisabilityStatus:
-    """Decode one record; a DecodeError names the field that does not fit."""
-    try:
-        return build(DisabilityStatus, False, _PLAN_DISABILITYSTATUS, _KNOWN_DISABILITYSTATUS, raw)
-    except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise _fail("disabilitystatus", raw, False, _PLAN_DISABILITYSTATUS) from exc
+structure_disabilitystatus: Final = compile_decoder(
+    DisabilityStatus,
+    "disabilitystatus",
+    False,
+    _PLAN_DISABILITYSTATUS,
+    _KNOWN_DISABILITYSTATUS,
+    _fail,
+)
+"""Decode one record; a DecodeError names the field that does not fit."""
 
 
 class DisbursementLinks(TypedDict, total=False):
@@ -1910,12 +1883,10 @@ _PLAN_DISBURSEMENTS: Final[Plan] = (
 )
 
 
-def structure_disbursements(raw: Any) -> Disbursement:
-    """Decode one record; a DecodeError names the field that does not fit."""
-    try:
-        return build(Disbursement, True, _PLAN_DISBURSEMENTS, _KNOWN_DISBURSEMENTS, raw)
-    except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise _fail("disbursements", raw, True, _PLAN_DISBURSEMENTS) from exc
+structure_disbursements: Final = compile_decoder(
+    Disbursement, "disbursements", True, _PLAN_DISBURSEMENTS, _KNOWN_DISBURSEMENTS, _fail
+)
+"""Decode one record; a DecodeError names the field that does not fit."""
 
 
 class FileNoteLinks(TypedDict, total=False):
@@ -1999,12 +1970,10 @@ _PLAN_FILENOTES: Final[Plan] = (
 )
 
 
-def structure_filenotes(raw: Any) -> FileNote:
-    """Decode one record; a DecodeError names the field that does not fit."""
-    try:
-        return build(FileNote, True, _PLAN_FILENOTES, _KNOWN_FILENOTES, raw)
-    except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise _fail("filenotes", raw, True, _PLAN_FILENOTES) from exc
+structure_filenotes: Final = compile_decoder(
+    FileNote, "filenotes", True, _PLAN_FILENOTES, _KNOWN_FILENOTES, _fail
+)
+"""Decode one record; a DecodeError names the field that does not fit."""
 
 
 class GenderTypeLinks(TypedDict, total=False):
@@ -2073,12 +2042,10 @@ _PLAN_GENDERTYPES: Final[Plan] = (
 )
 
 
-def structure_gendertypes(raw: Any) -> GenderType:
-    """Decode one record; a DecodeError names the field that does not fit."""
-    try:
-        return build(GenderType, False, _PLAN_GENDERTYPES, _KNOWN_GENDERTYPES, raw)
-    except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise _fail("gendertypes", raw, False, _PLAN_GENDERTYPES) from exc
+structure_gendertypes: Final = compile_decoder(
+    GenderType, "gendertypes", False, _PLAN_GENDERTYPES, _KNOWN_GENDERTYPES, _fail
+)
+"""Decode one record; a DecodeError names the field that does not fit."""
 
 
 class ParticipantAdditionalNotificationMethodLinks(TypedDict, total=False):
@@ -2177,25 +2144,15 @@ _PLAN_PARTICIPANTADDITIONALNOTIFICATIONMETHODS: Final[Plan] = (
 )
 
 
-def structure_participantadditionalnotificationmethods(
-    raw: Any,
-) -> ParticipantAdditionalNotificationMethod:
-    """Decode one record; a DecodeError names the field that does not fit."""
-    try:
-        return build(
-            ParticipantAdditionalNotificationMethod,
-            False,
-            _PLAN_PARTICIPANTADDITIONALNOTIFICATIONMETHODS,
-            _KNOWN_PARTICIPANTADDITIONALNOTIFICATIONMETHODS,
-            raw,
-        )
-    except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise _fail(
-            "participantadditionalnotificationmethods",
-            raw,
-            False,
-            _PLAN_PARTICIPANTADDITIONALNOTIFICATIONMETHODS,
-        ) from exc
+structure_participantadditionalnotificationmethods: Final = compile_decoder(
+    ParticipantAdditionalNotificationMethod,
+    "participantadditionalnotificationmethods",
+    False,
+    _PLAN_PARTICIPANTADDITIONALNOTIFICATIONMETHODS,
+    _KNOWN_PARTICIPANTADDITIONALNOTIFICATIONMETHODS,
+    _fail,
+)
+"""Decode one record; a DecodeError names the field that does not fit."""
 
 
 class ParticipantDataFieldDropdownChoiceLinks(TypedDict, total=False):
@@ -2260,23 +2217,15 @@ _PLAN_PARTICIPANTDATAFIELDDROPDOWNCHOICES: Final[Plan] = (
 )
 
 
-def structure_participantdatafielddropdownchoices(raw: Any) -> ParticipantDataFieldDropdownChoice:
-    """Decode one record; a DecodeError names the field that does not fit."""
-    try:
-        return build(
-            ParticipantDataFieldDropdownChoice,
-            False,
-            _PLAN_PARTICIPANTDATAFIELDDROPDOWNCHOICES,
-            _KNOWN_PARTICIPANTDATAFIELDDROPDOWNCHOICES,
-            raw,
-        )
-    except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise _fail(
-            "participantdatafielddropdownchoices",
-            raw,
-            False,
-            _PLAN_PARTICIPANTDATAFIELDDROPDOWNCHOICES,
-        ) from exc
+structure_participantdatafielddropdownchoices: Final = compile_decoder(
+    ParticipantDataFieldDropdownChoice,
+    "participantdatafielddropdownchoices",
+    False,
+    _PLAN_PARTICIPANTDATAFIELDDROPDOWNCHOICES,
+    _KNOWN_PARTICIPANTDATAFIELDDROPDOWNCHOICES,
+    _fail,
+)
+"""Decode one record; a DecodeError names the field that does not fit."""
 
 
 class ParticipantDefaultTypeLinks(TypedDict, total=False):
@@ -2312,18 +2261,15 @@ _KNOWN_PARTICIPANTDEFAULTTYPES: Final = frozenset(("id", "links"))
 _PLAN_PARTICIPANTDEFAULTTYPES: Final[Plan] = ()
 
 
-def structure_participantdefaulttypes(raw: Any) -> ParticipantDefaultType:
-    """Decode one record; a DecodeError names the field that does not fit."""
-    try:
-        return build(
-            ParticipantDefaultType,
-            True,
-            _PLAN_PARTICIPANTDEFAULTTYPES,
-            _KNOWN_PARTICIPANTDEFAULTTYPES,
-            raw,
-        )
-    except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise _fail("participantdefaulttypes", raw, True, _PLAN_PARTICIPANTDEFAULTTYPES) from exc
+structure_participantdefaulttypes: Final = compile_decoder(
+    ParticipantDefaultType,
+    "participantdefaulttypes",
+    True,
+    _PLAN_PARTICIPANTDEFAULTTYPES,
+    _KNOWN_PARTICIPANTDEFAULTTYPES,
+    _fail,
+)
+"""Decode one record; a DecodeError names the field that does not fit."""
 
 
 class ParticipantRelationshipTypeLinks(TypedDict, total=False):
@@ -2399,20 +2345,15 @@ _PLAN_PARTICIPANTRELATIONSHIPTYPES: Final[Plan] = (
 )
 
 
-def structure_participantrelationshiptypes(raw: Any) -> ParticipantRelationshipType:
-    """Decode one record; a DecodeError names the field that does not fit."""
-    try:
-        return build(
-            ParticipantRelationshipType,
-            False,
-            _PLAN_PARTICIPANTRELATIONSHIPTYPES,
-            _KNOWN_PARTICIPANTRELATIONSHIPTYPES,
-            raw,
-        )
-    except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise _fail(
-            "participantrelationshiptypes", raw, False, _PLAN_PARTICIPANTRELATIONSHIPTYPES
-        ) from exc
+structure_participantrelationshiptypes: Final = compile_decoder(
+    ParticipantRelationshipType,
+    "participantrelationshiptypes",
+    False,
+    _PLAN_PARTICIPANTRELATIONSHIPTYPES,
+    _KNOWN_PARTICIPANTRELATIONSHIPTYPES,
+    _fail,
+)
+"""Decode one record; a DecodeError names the field that does not fit."""
 
 
 class ParticipantLinks(TypedDict, total=False):
@@ -2913,12 +2854,10 @@ _PLAN_PARTICIPANTS: Final[Plan] = (
 )
 
 
-def structure_participants(raw: Any) -> Participant:
-    """Decode one record; a DecodeError names the field that does not fit."""
-    try:
-        return build(Participant, True, _PLAN_PARTICIPANTS, _KNOWN_PARTICIPANTS, raw)
-    except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise _fail("participants", raw, True, _PLAN_PARTICIPANTS) from exc
+structure_participants: Final = compile_decoder(
+    Participant, "participants", True, _PLAN_PARTICIPANTS, _KNOWN_PARTICIPANTS, _fail
+)
+"""Decode one record; a DecodeError names the field that does not fit."""
 
 
 class ParticipantTypeDataFieldLinks(TypedDict, total=False):
@@ -3074,20 +3013,15 @@ _PLAN_PARTICIPANTTYPEDATAFIELDS: Final[Plan] = (
 )
 
 
-def structure_participanttypedatafields(raw: Any) -> ParticipantTypeDataField:
-    """Decode one record; a DecodeError names the field that does not fit."""
-    try:
-        return build(
-            ParticipantTypeDataField,
-            True,
-            _PLAN_PARTICIPANTTYPEDATAFIELDS,
-            _KNOWN_PARTICIPANTTYPEDATAFIELDS,
-            raw,
-        )
-    except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise _fail(
-            "participanttypedatafields", raw, True, _PLAN_PARTICIPANTTYPEDATAFIELDS
-        ) from exc
+structure_participanttypedatafields: Final = compile_decoder(
+    ParticipantTypeDataField,
+    "participanttypedatafields",
+    True,
+    _PLAN_PARTICIPANTTYPEDATAFIELDS,
+    _KNOWN_PARTICIPANTTYPEDATAFIELDS,
+    _fail,
+)
+"""Decode one record; a DecodeError names the field that does not fit."""
 
 
 class PhoneRecordLinks(TypedDict, total=False):
@@ -3209,12 +3143,10 @@ _PLAN_PHONERECORDS: Final[Plan] = (
 )
 
 
-def structure_phonerecords(raw: Any) -> PhoneRecord:
-    """Decode one record; a DecodeError names the field that does not fit."""
-    try:
-        return build(PhoneRecord, True, _PLAN_PHONERECORDS, _KNOWN_PHONERECORDS, raw)
-    except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise _fail("phonerecords", raw, True, _PLAN_PHONERECORDS) from exc
+structure_phonerecords: Final = compile_decoder(
+    PhoneRecord, "phonerecords", True, _PLAN_PHONERECORDS, _KNOWN_PHONERECORDS, _fail
+)
+"""Decode one record; a DecodeError names the field that does not fit."""
 
 
 class PrimaryLanguageLinks(TypedDict, total=False):
@@ -3237,12 +3169,10 @@ _KNOWN_PRIMARYLANGUAGE: Final = frozenset(("language", "links"))
 _PLAN_PRIMARYLANGUAGE: Final[Plan] = (("language", "language", str, to_str, to_str),)
 
 
-def structure_primarylanguage(raw: Any) -> PrimaryLanguage:
-    """Decode one record; a DecodeError names the field that does not fit."""
-    try:
-        return build(PrimaryLanguage, False, _PLAN_PRIMARYLANGUAGE, _KNOWN_PRIMARYLANGUAGE, raw)
-    except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise _fail("primarylanguage", raw, False, _PLAN_PRIMARYLANGUAGE) from exc
+structure_primarylanguage: Final = compile_decoder(
+    PrimaryLanguage, "primarylanguage", False, _PLAN_PRIMARYLANGUAGE, _KNOWN_PRIMARYLANGUAGE, _fail
+)
+"""Decode one record; a DecodeError names the field that does not fit."""
 
 
 class QuickCodeLinks(TypedDict, total=False):
@@ -3329,12 +3259,10 @@ _PLAN_QUICKCODES: Final[Plan] = (
 )
 
 
-def structure_quickcodes(raw: Any) -> QuickCode:
-    """Decode one record; a DecodeError names the field that does not fit."""
-    try:
-        return build(QuickCode, True, _PLAN_QUICKCODES, _KNOWN_QUICKCODES, raw)
-    except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise _fail("quickcodes", raw, True, _PLAN_QUICKCODES) from exc
+structure_quickcodes: Final = compile_decoder(
+    QuickCode, "quickcodes", True, _PLAN_QUICKCODES, _KNOWN_QUICKCODES, _fail
+)
+"""Decode one record; a DecodeError names the field that does not fit."""
 
 
 class RestHookLinks(TypedDict, total=False):
@@ -3405,12 +3333,10 @@ _PLAN_RESTHOOKS: Final[Plan] = (
 )
 
 
-def structure_resthooks(raw: Any) -> RestHook:
-    """Decode one record; a DecodeError names the field that does not fit."""
-    try:
-        return build(RestHook, True, _PLAN_RESTHOOKS, _KNOWN_RESTHOOKS, raw)
-    except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise _fail("resthooks", raw, True, _PLAN_RESTHOOKS) from exc
+structure_resthooks: Final = compile_decoder(
+    RestHook, "resthooks", True, _PLAN_RESTHOOKS, _KNOWN_RESTHOOKS, _fail
+)
+"""Decode one record; a DecodeError names the field that does not fit."""
 
 
 class TaskLinks(TypedDict, total=False):
@@ -3640,12 +3566,8 @@ _PLAN_TASKS: Final[Plan] = (
 )
 
 
-def structure_tasks(raw: Any) -> Task:
-    """Decode one record; a DecodeError names the field that does not fit."""
-    try:
-        return build(Task, True, _PLAN_TASKS, _KNOWN_TASKS, raw)
-    except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise _fail("tasks", raw, True, _PLAN_TASKS) from exc
+structure_tasks: Final = compile_decoder(Task, "tasks", True, _PLAN_TASKS, _KNOWN_TASKS, _fail)
+"""Decode one record; a DecodeError names the field that does not fit."""
 
 
 class TimeEntryLinks(TypedDict, total=False):
@@ -3913,12 +3835,10 @@ _PLAN_TIMEENTRIES: Final[Plan] = (
 )
 
 
-def structure_timeentries(raw: Any) -> TimeEntry:
-    """Decode one record; a DecodeError names the field that does not fit."""
-    try:
-        return build(TimeEntry, True, _PLAN_TIMEENTRIES, _KNOWN_TIMEENTRIES, raw)
-    except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise _fail("timeentries", raw, True, _PLAN_TIMEENTRIES) from exc
+structure_timeentries: Final = compile_decoder(
+    TimeEntry, "timeentries", True, _PLAN_TIMEENTRIES, _KNOWN_TIMEENTRIES, _fail
+)
+"""Decode one record; a DecodeError names the field that does not fit."""
 
 
 class UtbmsCodeLinks(TypedDict, total=False):
@@ -3993,12 +3913,10 @@ _PLAN_UTBMSCODES: Final[Plan] = (
 )
 
 
-def structure_utbmscodes(raw: Any) -> UtbmsCode:
-    """Decode one record; a DecodeError names the field that does not fit."""
-    try:
-        return build(UtbmsCode, True, _PLAN_UTBMSCODES, _KNOWN_UTBMSCODES, raw)
-    except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise _fail("utbmscodes", raw, True, _PLAN_UTBMSCODES) from exc
+structure_utbmscodes: Final = compile_decoder(
+    UtbmsCode, "utbmscodes", True, _PLAN_UTBMSCODES, _KNOWN_UTBMSCODES, _fail
+)
+"""Decode one record; a DecodeError names the field that does not fit."""
 
 
 class ActionBillSettingAccessor(Accessor[ActionBillSetting]):

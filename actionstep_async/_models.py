@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
+from itertools import repeat
 from types import MappingProxyType
 from typing import Any, Final, TypeAlias, TypeVar, overload
 
@@ -95,7 +96,10 @@ def inexact_ids(resource: str, document: Any) -> bool:
         return False
     raw = document.get(resource)
     records = raw if isinstance(raw, list) else [raw]
-    return any(isinstance(item, dict) and type(item.get("id")) is float for item in records)
+    try:  # C-level iteration when every record is an object (the usual case)
+        return float in map(type, map(dict.get, records, repeat("id")))
+    except TypeError:
+        return any(isinstance(item, dict) and type(item.get("id")) is float for item in records)
 
 
 def decode_json_exact(body: bytes, *, content_type: str, what: str) -> Any:
@@ -315,6 +319,23 @@ def structure_record(resource: str, data: object, *, typed: bool) -> Record | Mo
     return Record(resource, data)
 
 
+_DICT_ONLY: Final = frozenset({dict})
+
+
+def _structure_all(resource: str, raws: list[Any], typed: bool) -> tuple[AnyRecord, ...]:
+    """:func:`structure_record` for every record of a page, with the per-record lookups and
+    checks hoisted out of the loop (the list decode hot path); the same records and errors."""
+    structure = STRUCTURERS.get(resource) if typed else None
+    if structure is not None:
+        try:
+            return tuple(map(structure, raws))
+        except DecodeError as exc:
+            raise ResponseDecodeError(str(exc)) from exc.__cause__
+    if (not typed or resource != "timerecords") and set(map(type, raws)) <= _DICT_ONLY:
+        return tuple(map(Record, repeat(resource, len(raws)), raws))
+    return tuple(structure_record(resource, raw, typed=typed) for raw in raws)
+
+
 # -- the envelope -------------------------------------------------------------------------------
 
 
@@ -371,12 +392,13 @@ def _paging(resource: str, document: Mapping[str, Any], count: int, page: int, s
 def _link_types(document: Mapping[str, Any]) -> dict[str, str]:
     """``{"actions.assignedTo": "participants"}`` from the top-level ``links`` templates."""
     links = document.get("links")
-    result: dict[str, str] = {}
-    if isinstance(links, dict):
-        for key, template in links.items():
-            if isinstance(template, dict) and isinstance(template.get("type"), str):
-                result[key] = template["type"]
-    return result
+    if not isinstance(links, dict):
+        return {}
+    return {
+        key: kind
+        for key, template in links.items()
+        if isinstance(template, dict) and isinstance(kind := template.get("type"), str)
+    }
 
 
 AnyRecord: TypeAlias = "Record | Model"
@@ -459,7 +481,7 @@ def make_page(
 ) -> Page[AnyRecord]:
     """Decode a list response (``None`` for a 204) into a Page."""
     raws = primary_records(resource, document)
-    records = tuple(structure_record(resource, raw, typed=typed) for raw in raws)
+    records = _structure_all(resource, raws, typed)
     if not isinstance(document, dict):
         return Page(resource, records, Paging(0, 0, page, page_size))
     linked: dict[str, tuple[AnyRecord, ...]] = {}
@@ -467,7 +489,7 @@ def make_page(
     if isinstance(side, dict):
         for kind, items in side.items():
             listed = items if isinstance(items, list) else [items]
-            linked[kind] = tuple(structure_record(kind, item, typed=typed) for item in listed)
+            linked[kind] = _structure_all(kind, listed, typed)
     paging = _paging(resource, document, len(records), page, page_size)
     return Page(resource, records, paging, linked, _link_types(document))
 

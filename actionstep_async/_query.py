@@ -296,6 +296,14 @@ def build_query(
     page_size: int | None = None,
 ) -> str:
     """The encoded query string (without ``?``), ready to append to a resource URL."""
+    if filters is None and include is None and fields is None and sort is None:
+        # A plain page request (the list hot path): digits need no quoting.
+        plain = []
+        if page is not None:
+            plain.append(f"page={int(_int('page', page, 1, None))}")
+        if page_size is not None:
+            plain.append(f"pageSize={int(_int('page_size', page_size, 1, MAX_PAGE_SIZE))}")
+        return "&".join(plain)
     pairs: list[tuple[str, str]] = [(f.key, f.value) for f in encode_filters(filters)]
     if include is not None:
         pairs.append(("include", ",".join(_names(include, what="includes", pattern=_INCLUDE))))

@@ -22,52 +22,22 @@ import argparse
 import asyncio
 import contextlib
 import statistics
-import subprocess
-import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
 import orjson
 
-from actionstep_async import AsyncResourceClient, Environment, OAuthClient, Token, TokenManager
+from actionstep_async import AsyncResourceClient
+
+from ._client_setup import KEY, bench_manager, fake_server, issue_token
 
 PAGES = 50  # 1,000 actions: the pages cycle, so the fake serves them from its cache
 PAIRS = (("plain", "bare-orjson"), ("typed", "bare-json"), ("typed", "bare-orjson"))
 TARGETS = {("plain", "bare-orjson"): 1.10, ("typed", "bare-json"): 1.30}
 
 Call = Callable[[int], Awaitable[Any]]
-
-
-@contextlib.contextmanager
-def fake_server(records: int) -> Iterator[str]:
-    """Start ``python -m actionstep_async.testing`` on a free port; yield its base URL."""
-    command = [sys.executable, "-m", "actionstep_async.testing", "--port", "0"]
-    command += ["--records", str(records), "--resources", "actions"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        if "listening on" not in line:
-            raise RuntimeError(f"fake server did not start: {line!r}")
-        yield line.rsplit(" ", 1)[1].strip()
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
-async def issue_token(session: aiohttp.ClientSession, base_url: str) -> Token:
-    async with session.post(f"{base_url}/_fake/token", json={"scopes": ["all"]}) as response:
-        document = await response.json()
-    return Token(
-        access_token=document["access_token"],
-        refresh_token=document["refresh_token"],
-        expires_at=document["expires_at"],
-        issued_at=document["issued_at"],
-        api_endpoint=document["api_endpoint"],
-        scopes=tuple(document["scopes"]),
-    )
 
 
 async def measure(count: int, concurrency: int, call: Call) -> float:
@@ -87,14 +57,7 @@ async def measure(count: int, concurrency: int, call: Call) -> float:
 async def variants(base_url: str) -> AsyncIterator[dict[str, Call]]:
     async with aiohttp.ClientSession() as session:
         token = await issue_token(session, base_url)
-        oauth = OAuthClient(
-            client_id="test-client-id",
-            client_secret="test-client-secret",
-            redirect_uri="http://127.0.0.1/callback",
-            environment=Environment.local(base_url),
-        )
-        manager = TokenManager(oauth)
-        await manager.save("bench", token)
+        manager = await bench_manager(base_url, token)
         headers = {
             "Authorization": f"Bearer {token.access_token}",
             "Accept": "application/vnd.api+json",
@@ -111,7 +74,7 @@ async def variants(base_url: str) -> AsyncIterator[dict[str, Call]]:
                 response.raise_for_status()
                 return orjson.loads(await response.read())["actions"]
 
-        async with AsyncResourceClient(manager, "bench", concurrency=64) as client:
+        async with AsyncResourceClient(manager, KEY, concurrency=64) as client:
 
             async def plain(page: int) -> Any:
                 return await client.list("actions", page=page, page_size=20)
@@ -129,7 +92,7 @@ async def variants(base_url: str) -> AsyncIterator[dict[str, Call]]:
 
 
 async def main(args: argparse.Namespace) -> None:
-    with fake_server(PAGES * 20) as base_url:
+    with fake_server(PAGES * 20, "actions") as base_url:
         async with variants(base_url) as calls:
             for call in calls.values():  # warm-up: connections, the fake's cache, code paths
                 await measure(min(args.requests, 500), args.concurrency, call)

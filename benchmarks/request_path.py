@@ -5,7 +5,7 @@ The fake server runs in another process so only the client's own work is measure
 with C concurrent callers; the trio runs interleaved R times after a warm-up and the medians are
 compared::
 
-    python benchmarks/request_path.py [--requests 5000] [--concurrency 64] [--repeats 3]
+    python -m benchmarks.request_path [--requests 5000] [--concurrency 64] [--repeats 3]
 
 "bare" is what a careful user would write by hand: one ClientSession, a fixed bearer header, a
 pre-built header dict, ``read()`` and the same JSON parser the client uses.
@@ -18,19 +18,15 @@ import asyncio
 import contextlib
 import json
 import statistics
-import subprocess
-import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
 
 from actionstep_async._client import AsyncResourceClient
-from actionstep_async._environment import Environment
-from actionstep_async._manager import TokenManager
-from actionstep_async._oauth import OAuthClient
-from actionstep_async._tokens import Token
+
+from ._client_setup import KEY, bench_manager, fake_server, issue_token
 
 try:
     import orjson
@@ -38,36 +34,6 @@ try:
     loads: Callable[[bytes], Any] = orjson.loads
 except ImportError:  # pragma: no cover
     loads = json.loads
-
-
-@contextlib.contextmanager
-def fake_server(records: int) -> Iterator[str]:
-    """Start ``python -m actionstep_async.testing`` on a free port; yield its base URL."""
-    command = [sys.executable, "-m", "actionstep_async.testing", "--port", "0"]
-    command += ["--records", str(records), "--resources", "actions,participants,actiontypes"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        if "listening on" not in line:
-            raise RuntimeError(f"fake server did not start: {line!r}")
-        yield line.rsplit(" ", 1)[1].strip()
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
-async def issue_token(session: aiohttp.ClientSession, base_url: str) -> Token:
-    async with session.post(f"{base_url}/_fake/token", json={"scopes": ["all"]}) as response:
-        document = await response.json()
-    return Token(
-        access_token=document["access_token"],
-        refresh_token=document["refresh_token"],
-        expires_at=document["expires_at"],
-        issued_at=document["issued_at"],
-        api_endpoint=document["api_endpoint"],
-        scopes=tuple(document["scopes"]),
-    )
 
 
 async def run_callers(count: int, concurrency: int, call: Callable[[int], Awaitable[Any]]) -> None:
@@ -91,14 +57,7 @@ async def measure(count: int, concurrency: int, call: Callable[[int], Awaitable[
 async def variants(base_url: str) -> AsyncIterator[dict[str, Callable[[int], Awaitable[Any]]]]:
     async with aiohttp.ClientSession() as bare_session:
         token = await issue_token(bare_session, base_url)
-        oauth = OAuthClient(
-            client_id="test-client-id",
-            client_secret="test-client-secret",
-            redirect_uri="http://127.0.0.1/callback",
-            environment=Environment.local(base_url),
-        )
-        manager = TokenManager(oauth)
-        await manager.save("bench", token)
+        manager = await bench_manager(base_url, token)
         headers = {
             "Authorization": f"Bearer {token.access_token}",
             "Accept": "application/vnd.api+json",
@@ -112,8 +71,8 @@ async def variants(base_url: str) -> AsyncIterator[dict[str, Callable[[int], Awa
                 return loads(await response.read())["actions"]
 
         async with (
-            AsyncResourceClient(manager, "bench", concurrency=64) as plain,
-            AsyncResourceClient(manager, "bench", concurrency=64, typed=True) as typed,
+            AsyncResourceClient(manager, KEY, concurrency=64) as plain,
+            AsyncResourceClient(manager, KEY, concurrency=64, typed=True) as typed,
         ):
 
             async def plain_get(i: int) -> Any:
@@ -126,7 +85,7 @@ async def variants(base_url: str) -> AsyncIterator[dict[str, Callable[[int], Awa
 
 
 async def main(args: argparse.Namespace) -> None:
-    with fake_server(5000) as base_url:
+    with fake_server(5000, "actions,participants,actiontypes") as base_url:
         async with variants(base_url) as calls:
             for call in calls.values():  # warm-up: connections, caches, code paths
                 await measure(min(args.requests, 1000), args.concurrency, call)

@@ -443,12 +443,10 @@ def _decoder(res: Resource) -> list[str]:
         f"_PLAN_{key}: Final[Plan] = ({plan}{_comma(plan)})",
         "",
         "",
-        f"def structure_{res.name}(raw: Any) -> {m}:",
-        '    """Decode one record; a DecodeError names the field that does not fit."""',
-        "    try:",
-        f"        return build({m}, {has_id}, _PLAN_{key}, _KNOWN_{key}, raw)",
-        "    except (KeyError, ValueError, TypeError, AttributeError) as exc:",
-        f"        raise _fail({res.name!r}, raw, {has_id}, _PLAN_{key}) from exc",
+        f"structure_{res.name}: Final = compile_decoder(",
+        f"    {m}, {res.name!r}, {has_id}, _PLAN_{key}, _KNOWN_{key}, _fail",
+        ")",
+        '"""Decode one record; a DecodeError names the field that does not fit."""',
         "",
         "",
     ]
@@ -606,7 +604,8 @@ def render_mixin(resources: Sequence[Resource]) -> list[str]:
 
 
 CONVERT_NAMES: tuple[str, ...] = (
-    *("EMPTY", "NEVER", "Id", "Model", "Plan", "Timestamp", "build", "explain", "fast_bool"),
+    *("EMPTY", "NEVER", "Id", "Model", "Plan", "Timestamp", "compile_decoder", "explain"),
+    "fast_bool",
     *sorted(set(CONVERTERS.values())),
     "to_id",
 )
