@@ -26,8 +26,8 @@ import tempfile
 import time
 import uuid
 from collections.abc import Sequence
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from ._fake_process import FakeServerProcess
 
