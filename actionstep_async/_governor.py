@@ -25,7 +25,15 @@ from collections.abc import Callable
 from typing import Final, NamedTuple, Protocol
 
 from ._limits import ConcurrencyLimiter
-from ._rate import GovernorPolicy, accepted_rate, carried, decreased, rate_at, reserve
+from ._rate import (
+    GovernorPolicy,
+    accepted_rate,
+    carried,
+    decreased,
+    given_back,
+    rate_at,
+    reserve,
+)
 
 __all__ = [
     "BudgetUnavailable",
@@ -200,10 +208,7 @@ class Governor:
             try:
                 await asyncio.sleep(slot.wait)
             except asyncio.CancelledError:
-                if rate is not None:
-                    # A caller that gives up (an iterate() broken out of) hands its slot back:
-                    # the schedule closes up instead of leaving a hole in the key's budget.
-                    self._tat = max(self._clock(), self._tat - 1.0 / rate)
+                self._tat = given_back(self._tat, self._clock(), rate)
                 raise
             if self._clock() >= self.paused_until:
                 return
@@ -262,8 +267,10 @@ class Governor:
         first = now >= self._shared_down_until
         self._shared_down_until = now + _SHARED_RETRY
         if first:
-            # Carry on from what the shared budget taught: this process's share of it.
-            own = accepted_rate(self._successes, now, _SHARE_WINDOW)
+            # Carry on from what the shared budget taught: this process's share of it, the
+            # rate of its successes up to the last one (an idle spell is no lower share).
+            last = self._successes[-1] if self._successes else now
+            own = accepted_rate(self._successes, last, _SHARE_WINDOW)
             self.state = carried(
                 self.state, now=now, own=own, shared=self._shared_rate, policy=self.policy
             )

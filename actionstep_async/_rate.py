@@ -47,6 +47,7 @@ __all__ = [
     "accepted_rate",
     "carried",
     "decreased",
+    "given_back",
     "rate_at",
     "reserve",
 ]
@@ -185,9 +186,9 @@ def decreased(
 
     The measured accepted rate (capped by the rate we were sending at: a burst the server
     absorbed is not the limit) becomes the ceiling and the new base is ``decrease`` x it. Without
-    a measurement the base is ``decrease`` x the current rate and the rate probes upwards
-    again, keeping the old ceiling (with neither, still unpaced). Growth restarts at
-    ``resume_at`` (when the server's Retry-After has passed).
+    a measurement the base is ``decrease`` x the current rate, and the current rate caps the
+    ceiling (none yet: the rate probes upwards again; with neither, still unpaced). Growth
+    restarts at ``resume_at`` (when the server's Retry-After has passed).
     """
     if sent_generation != state.generation:
         return state
@@ -200,16 +201,20 @@ def decreased(
         reference = min(reference, current)
     if policy.max_rate is not None:
         reference = min(reference, policy.max_rate)
-    # A measurement over a burst only (the minimum span) is no limit: probe from there.
-    probing = measured is None or measured.span <= MIN_SPAN
-    return RateState(
-        base=max(policy.min_rate, reference * policy.decrease),
-        changed_at=max(now, resume_at),
-        generation=state.generation + 1,
-        probing=probing,
-        ceiling=state.ceiling if probing else max(policy.min_rate, reference),
-        settled=state.settled if probing else not state.probing,
-    )
+    base = max(policy.min_rate, reference * policy.decrease)
+    resume = max(now, resume_at)
+    generation = state.generation + 1
+    if measured is None or measured.span <= MIN_SPAN:
+        # Nothing measured beyond a burst. From a steady rate with no ceiling yet: probe from
+        # here. Otherwise the rate just refused is an upper bound on the limit, so that 429s
+        # right after every pause (a server with a tiny burst) still converge.
+        if state.ceiling is None and not state.probing:
+            return RateState(base, resume, generation, probing=True)
+        refused = max(policy.min_rate, reference)
+        ceiling = refused if state.ceiling is None else min(state.ceiling, refused)
+        return RateState(base, resume, generation, ceiling=ceiling, settled=state.settled)
+    ceiling = max(policy.min_rate, reference)
+    return RateState(base, resume, generation, ceiling=ceiling, settled=not state.probing)
 
 
 def carried(
@@ -255,3 +260,14 @@ def reserve(tat: float, now: float, rate: float | None, *, not_before: float = 0
         return Slot(start - now, tat)
     send = max(tat, start)
     return Slot(send - now, send + 1.0 / rate)
+
+
+def given_back(tat: float, now: float, rate: float | None) -> float:
+    """The schedule's next free time after a caller gives up the slot it reserved at ``rate``.
+
+    The schedule closes up by one interval (never into the past), so a cancelled wait (an
+    ``iterate()`` broken out of) leaves no hole in the key's budget.
+    """
+    if rate is None or tat <= now:
+        return tat
+    return max(now, tat - 1.0 / rate)

@@ -211,10 +211,19 @@ if most > 0 and reference > most then
   reference = most
 end
 local floor = tonumber(ARGV[7])
-local ceiling = h[7] or '0'
+local ceiling = tonumber(h[7] or '0')
 local settled = h[8] or '0'
-if probing == '0' then
-  ceiling = tostring(math.max(floor, reference))
+if probing == '1' and (ceiling > 0 or h[6] == '1') then
+  -- Nothing measured, but a ceiling or a probe: the refused rate caps the limit.
+  probing = '0'
+  local refused = math.max(floor, reference)
+  if ceiling > 0 then
+    ceiling = math.min(ceiling, refused)
+  else
+    ceiling = refused
+  end
+elseif probing == '0' then
+  ceiling = math.max(floor, reference)
   settled = '1'
   if h[6] == '1' then
     settled = '0'
@@ -222,7 +231,7 @@ if probing == '0' then
 end
 redis.call('HSET', KEYS[1], 'base', tostring(math.max(floor, reference * tonumber(ARGV[6]))),
   'changed', tostring(math.max(now, resume)), 'gen', gen + 1, 'probing', probing,
-  'ceiling', ceiling, 'settled', settled)
+  'ceiling', tostring(ceiling), 'settled', settled)
 redis.call('EXPIRE', KEYS[1], ARGV[9])
 return 1
 """
