@@ -309,7 +309,7 @@ class RedisRateBudget:
     async def give_back(self, key: str, lease: str, interval: float) -> None:
         """Return an unused send slot (``interval`` s of the schedule) and its lease."""
         name = self.rate_key(key)
-        args = [lease, interval]
+        args: list[str | float] = [lease, interval]
         await _guard(self._give_back(keys=[name, name + ":leases"], args=args))
 
     async def rate_limited(
