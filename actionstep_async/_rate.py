@@ -18,8 +18,10 @@ Actionstep's limits are per organisation, unpublished and dynamic, so the rate i
   slowly (``growth`` of the plateau per second) once the ceiling is *settled* (measured at a
   steady rate), since each probe that overshoots costs everyone a ``Retry-After``; ten times
   faster, after only ``recovery`` s, while it is the rough figure of the slow start, which
-  ramps through the window it is measured over. The next 429 measures again: a limit that
-  drops is followed down at once.
+  ramps through the window it is measured over. After ``QUIET`` seconds without a 429 the
+  rate also doubles every ``QUIET_DOUBLING`` seconds: a process that learned a small share of
+  a limit it shared (without a shared budget) regains it once the others are done. The next
+  429 measures again: a limit that drops is followed down at once.
 * When there was nothing to measure (too few successes) the rate instead doubles every
   ``probe_doubling`` seconds from its guess, so a poor guess costs seconds, not minutes. A 429
   for a request sent before the last decrease (an older ``generation``) says nothing new.
@@ -55,6 +57,9 @@ __all__ = [
 
 MIN_SPAN: Final = 0.5
 """Seconds: the shortest span a rate is measured over (redis_budget's Lua has it too)."""
+QUIET: Final = 30.0
+"""Seconds without a 429 after which a learned rate starts doubling (the Lua has it too)."""
+QUIET_DOUBLING: Final = 10.0
 _UNSETTLED: Final = 10.0
 """How much faster the rate probes beyond a ceiling measured during a ramp (see above)."""
 
@@ -144,6 +149,11 @@ def rate_at(state: RateState, now: float, policy: GovernorPolicy) -> float | Non
         else:
             beyond, growth = max(0.0, since - policy.recovery), _UNSETTLED * policy.growth
         grown = target - gap + target * growth * beyond
+        # Long without a 429, the rate is likely far below the limit (the others sharing it
+        # without a shared budget have finished, or the limit rose): double every
+        # QUIET_DOUBLING s.
+        quiet = max(0.0, since - QUIET) / QUIET_DOUBLING
+        grown *= math.pow(2.0, min(quiet, 30.0))
     return grown if policy.max_rate is None else min(grown, policy.max_rate)
 
 

@@ -78,6 +78,8 @@ local function rate_at(h, now)
       growth = growth * 10
     end
     rate = target - gap + target * growth * beyond
+    -- 30 and 10: _rate.QUIET and _rate.QUIET_DOUBLING
+    rate = rate * 2 ^ math.min(math.max(0, since - 30) / 10, 30)
   end
   local most = tonumber(ARGV[3])
   if most > 0 and rate > most then

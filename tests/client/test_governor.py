@@ -56,6 +56,13 @@ RATES: list[tuple[str, RateState, float, float | None]] = [
         9.5 - 0.5 * math.exp(-13.0) + 9.5 * 0.1 * 12,
     ),
     ("a base above the plateau is its own target", attrs.evolve(LEARNED, base=12.0), 6.0, 12.0),
+    # Long without a 429 (30 s), it doubles every 10 s.
+    (
+        "long quiet: doubling",
+        LEARNED,
+        55.0,
+        (9.5 - 0.5 * math.exp(-50.0) + 9.5 * 0.01 * 47) * 2.0**2,
+    ),
 ]
 
 
