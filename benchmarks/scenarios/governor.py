@@ -74,7 +74,8 @@ def _intro(sizes: Sizes) -> str:
         " `RedisRateBudget`; `alone`: each has only its per-process governor; `single`: one"
         f" process reads all {sizes.pages * sizes.processes:,} pages. Throughput is successful"
         " requests per second from the common start to the last success, against R."
-        " Standalone: `python -m benchmarks.governor --rate 20 --pages 150 --chart"
+        " Produced by `python -m benchmarks --only 6` (or the whole suite); standalone:"
+        " `python -m benchmarks.governor --rate 20 --pages 150 --chart"
         " benchmarks/charts/governor.png`."
     )
 
@@ -89,6 +90,9 @@ def _verdicts(figures: dict[str, tuple[float, float]], before: float, after: flo
         f" {shared_share:.2%} 429s (target: >= 0.90 R with < 2%).",
         f"{'**PASS**' if single_ratio >= 0.90 else '**FAIL**'} single process:"
         f" {single_ratio:.2f} R (target: >= 0.90 R).",
-        f"Without sharing: {alone_ratio:.2f} R with {alone_share:.2%} 429s.",
+        f"Without sharing: {alone_ratio:.2f} R with {alone_share:.2%} 429s. Each process"
+        " learns its own share of the limit and the others' overshoots cost it 429s; when the"
+        " first ones finish, the rest regain the freed budget only after 30 s without a 429"
+        " (the tail in the chart).",
         f"Load average (1 min) {before:.1f} before the scenario, {after:.1f} after.",
     ]
