@@ -7,9 +7,10 @@ pauses every caller of the key until it has passed, not just the one that got it
 
 With a ``shared`` budget (``RedisRateBudget``) the rate, the pause and a leased concurrency cap
 live in Redis, so every process on every host stays inside one organisation's limit together.
-When the shared budget fails the governor says so once in a warning and carries on with its own
-per-process state (re-trying the shared one every ``_SHARED_RETRY`` seconds): a Redis outage
-costs the cross-process coordination, never a request.
+When the shared budget fails the governor says so once in a warning and carries on alone
+(re-trying the shared one every ``_SHARED_RETRY`` seconds), starting from the rate this process
+was getting from the shared budget and learning from 429s as usual: a Redis outage costs the
+cross-process coordination, never a request.
 """
 
 from __future__ import annotations
@@ -24,7 +25,15 @@ from collections.abc import Callable
 from typing import Final, NamedTuple, Protocol
 
 from ._limits import ConcurrencyLimiter
-from ._rate import GovernorPolicy, accepted_rate, decreased, rate_at, reserve
+from ._rate import (
+    GovernorPolicy,
+    accepted_rate,
+    carried,
+    decreased,
+    given_back,
+    rate_at,
+    reserve,
+)
 
 __all__ = [
     "BudgetUnavailable",
@@ -40,6 +49,8 @@ log = logging.getLogger("actionstep_async.governor")
 _SHARED_RETRY: Final = 30.0
 """Seconds the governor works alone after the shared budget failed, before trying it again."""
 _SUCCESS_MEMORY: Final = 4096
+_SHARE_WINDOW: Final = 10.0
+"""Seconds of this process's successes that measure its share when the shared budget fails."""
 
 
 class BudgetUnavailable(Exception):
@@ -47,11 +58,15 @@ class BudgetUnavailable(Exception):
 
 
 class Grant(NamedTuple):
-    """A shared budget's answer: with a ``lease``, send after ``wait`` s; without, retry then."""
+    """A shared budget's answer: with a ``lease``, send after ``wait`` s; without, retry then.
+
+    ``rate`` is the shared rate the slot was spaced at (None: unpaced, or no slot).
+    """
 
     wait: float
     generation: int
     lease: str | None
+    rate: float | None = None
 
 
 class SharedBudget(Protocol):
@@ -64,6 +79,8 @@ class SharedBudget(Protocol):
     async def paused_for(self, key: str) -> float: ...
 
     async def release(self, key: str, lease: str, *, ok: bool) -> None: ...
+
+    async def give_back(self, key: str, lease: str, interval: float) -> None: ...
 
     async def rate_limited(
         self, key: str, retry_after: float | None, generation: int, policy: GovernorPolicy
@@ -105,6 +122,7 @@ class Governor:
         self._cap = ConcurrencyLimiter(self.policy.concurrency)
         self._successes: deque[float] = deque(maxlen=_SUCCESS_MEMORY)
         self._shared_down_until = 0.0
+        self._shared_rate: float | None = None
 
     def __repr__(self) -> str:
         rate = self.rate
@@ -155,7 +173,9 @@ class Governor:
             self.paused_until = resume
             # Callers that reserved a slot re-reserve after the pause, in their old order.
             self._tat = max(self._tat, resume)
-        measured = accepted_rate(self._successes, now, self.policy.window)
+        measured = accepted_rate(
+            self._successes, now, self.policy.window, since=self.state.changed_at
+        )
         self.state = decreased(
             self.state,
             now=now,
@@ -178,12 +198,18 @@ class Governor:
         while True:
             now = self._clock()
             paced = bulk or self.state.generation > 0
-            rate = self.rate if paced else None
+            # Spaced at the rate of the slot's own time (see _rate.reserve's callers).
+            at = max(self._tat, now, self.paused_until)
+            rate = rate_at(self.state, at, self.policy) if paced else None
             slot = reserve(self._tat, now, rate, not_before=self.paused_until)
             self._tat = slot.tat
             if slot.wait <= 0:
                 return
-            await asyncio.sleep(slot.wait)
+            try:
+                await asyncio.sleep(slot.wait)
+            except asyncio.CancelledError:
+                self._tat = given_back(self._tat, self._clock(), rate)
+                raise
             if self._clock() >= self.paused_until:
                 return
 
@@ -199,13 +225,27 @@ class Governor:
             if grant.lease is None:
                 await asyncio.sleep(grant.wait)
                 continue
+            self._shared_rate = grant.rate
             if grant.wait <= 0:
                 return grant.lease, grant.generation
-            await asyncio.sleep(grant.wait)
+            try:
+                await asyncio.sleep(grant.wait)
+            except asyncio.CancelledError:
+                await self._give_back(shared, grant)
+                raise
             # Another process may have been told to pause while we slept on our slot.
             if await shared.paused_for(self.key) <= 0:
                 return grant.lease, grant.generation
             await shared.release(self.key, grant.lease, ok=False)
+
+    async def _give_back(self, shared: SharedBudget, grant: Grant) -> None:
+        """Hand back an unused slot and its lease (the caller was cancelled while waiting)."""
+        assert grant.lease is not None
+        interval = 0.0 if grant.rate is None else 1.0 / grant.rate
+        try:
+            await shared.give_back(self.key, grant.lease, interval)
+        except BudgetUnavailable as exc:
+            self._shared_failed(exc)
 
     async def _release_shared(
         self, permit: Permit, status: int | None, retry_after: float | None
@@ -223,9 +263,17 @@ class Governor:
             self._shared_failed(exc)
 
     def _shared_failed(self, exc: BudgetUnavailable) -> None:
-        first = self._clock() >= self._shared_down_until
-        self._shared_down_until = self._clock() + _SHARED_RETRY
+        now = self._clock()
+        first = now >= self._shared_down_until
+        self._shared_down_until = now + _SHARED_RETRY
         if first:
+            # Carry on from what the shared budget taught: this process's share of it, the
+            # rate of its successes up to the last one (an idle spell is no lower share).
+            last = self._successes[-1] if self._successes else now
+            own = accepted_rate(self._successes, last, _SHARE_WINDOW)
+            self.state = carried(
+                self.state, now=now, own=own, shared=self._shared_rate, policy=self.policy
+            )
             log.warning(
                 "shared rate budget for %r unavailable (%s); pacing this process alone for %.0f s",
                 self.key,

@@ -6,17 +6,29 @@ Actionstep's limits are per organisation, unpublished and dynamic, so the rate i
   upwards, doubling every ``start_doubling`` s until the key's first 429 ever (TCP's slow
   start: a fleet of workers starting together does not stampede). Single calls are not paced
   before that first 429; ``initial_rate=None`` starts bulk work unpaced too.
-* A 429 sets the rate to ``decrease`` times the rate the server was *accepting* just before
-  (successes per second over the last ``window`` seconds, short so that a ramp-up is not
-  averaged in): that measures the limit itself, so one 429 lands near it instead of halving
-  towards it step by step as plain AIMD does.
-* From there the rate grows linearly by ``growth`` of itself per second, probing for more
-  headroom; the next 429 measures again. When there was nothing to measure (too few
-  successes) the rate instead doubles every ``probe_doubling`` seconds from its guess, so a
-  poor guess costs seconds, not minutes. A 429 for a
-  request sent before the last decrease (an older ``generation``) says nothing new.
+* A 429 measures the limit: the rate the server was *accepting* just before it (successes per
+  second over the last ``window`` seconds since the last pause, never more than the rate we
+  were sending at; a long window keeps the burst the server absorbed from counting as rate). That
+  becomes the key's ``ceiling``, the last known limit, and the rate restarts at ``decrease``
+  times it, so one 429 lands near the limit instead of halving towards it step by step as
+  plain AIMD does.
+* From there the rate recovers quickly towards ``plateau`` x the ceiling (closing the gap with
+  a time constant of ``recovery`` seconds: the 429 came from overshooting the limit, not from
+  being far below it), holds there, and only after ``3 x recovery`` s probes beyond it:
+  slowly (``growth`` of the plateau per second) once the ceiling is *settled* (measured at a
+  steady rate), since each probe that overshoots costs everyone a ``Retry-After``; ten times
+  faster, after only ``recovery`` s, while it is the rough figure of the slow start, which
+  ramps through the window it is measured over. After ``QUIET`` seconds without a 429 the
+  rate also doubles every ``QUIET_DOUBLING`` seconds: a process that learned a small share of
+  a limit it shared (without a shared budget) regains it once the others are done. The next
+  429 measures again: a limit that drops is followed down at once.
+* When there was nothing to measure (too few successes) the rate instead doubles every
+  ``probe_doubling`` seconds from its guess, so a poor guess costs seconds, not minutes. A 429
+  for a request sent before the last decrease (an older ``generation``) says nothing new.
 * Requests are spaced by a GCRA-style schedule: each caller reserves the next free slot in
-  arrival order (FIFO) and sleeps until it, so waiting callers never race each other.
+  arrival order (FIFO) and sleeps until it, so waiting callers never race each other. A slot's
+  spacing is the rate *at the slot's time*, so callers queued during the slow start do not
+  hold the whole queue to the rate of the moment they arrived.
 
 The Redis budget (``actionstep_async.stores.redis_budget``) runs the same formulas in Lua on
 Redis's clock; keep the two in step.
@@ -26,7 +38,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 import attrs
 
@@ -35,10 +47,21 @@ __all__ = [
     "Measured",
     "RateState",
     "accepted_rate",
+    "carried",
     "decreased",
+    "given_back",
     "rate_at",
     "reserve",
 ]
+
+
+MIN_SPAN: Final = 0.5
+"""Seconds: the shortest span a rate is measured over (redis_budget's Lua has it too)."""
+QUIET: Final = 30.0
+"""Seconds without a 429 after which a learned rate starts doubling (the Lua has it too)."""
+QUIET_DOUBLING: Final = 10.0
+_UNSETTLED: Final = 10.0
+"""How much faster the rate probes beyond a ceiling measured during a ramp (see above)."""
 
 
 def _positive(_: object, attribute: attrs.Attribute[float], value: float) -> None:
@@ -59,20 +82,23 @@ class GovernorPolicy:
     budget, ``shared_concurrency`` across all processes; a lease lives ``lease_ttl`` seconds
     past its request's start, so a killed worker's slots come back). ``decrease`` and
     ``growth`` are the learning rule above; ``min_rate`` is the floor in requests per second and
-    ``max_rate`` an optional ceiling (a limit you already know).
+    ``max_rate`` an optional ceiling (a limit you already know); ``plateau`` and ``recovery``
+    shape the return towards the last measured limit.
     """
 
     concurrency: int = 128
     shared_concurrency: int = 256
     decrease: float = attrs.field(default=0.9, validator=_fraction)
-    growth: float = attrs.field(default=0.005, validator=_positive)
-    window: float = attrs.field(default=0.5, validator=_positive)
+    growth: float = attrs.field(default=0.002, validator=_positive)
+    window: float = attrs.field(default=5.0, validator=_positive)
     min_rate: float = attrs.field(default=0.2, validator=_positive)
     max_rate: float | None = None
     lease_ttl: float = attrs.field(default=60.0, validator=_positive)
     probe_doubling: float = attrs.field(default=1.0, validator=_positive)
     initial_rate: float | None = 10.0
     start_doubling: float = attrs.field(default=1.0, validator=_positive)
+    plateau: float = attrs.field(default=0.97, validator=_fraction)
+    recovery: float = attrs.field(default=1.5, validator=_positive)
 
     def start(self, now: float) -> RateState:
         """The state of a key nothing has been learned about yet."""
@@ -91,24 +117,43 @@ class GovernorPolicy:
 
 @attrs.frozen
 class RateState:
-    """What has been learned: ``base`` req/s (None: not yet) set at ``changed_at``."""
+    """What has been learned: ``base`` req/s (None: not yet) set at ``changed_at``.
+
+    ``ceiling`` is the limit the last 429 measured (None: none measured yet), ``settled`` when
+    it was measured at a steady rate rather than during a ramp.
+    """
 
     base: float | None = None
     changed_at: float = 0.0
     generation: int = 0
     probing: bool = False
+    ceiling: float | None = None
+    settled: bool = False
 
 
 def rate_at(state: RateState, now: float, policy: GovernorPolicy) -> float | None:
-    """The allowed rate at ``now`` (None: unpaced), grown linearly since the last decrease."""
+    """The allowed rate at ``now`` (None: unpaced), grown since the last decrease."""
     if state.base is None:
         return policy.max_rate
     since = max(0.0, now - state.changed_at)
     if state.probing:
         doubling = policy.start_doubling if state.generation == 0 else policy.probe_doubling
         grown = state.base * math.pow(2.0, min(since / doubling, 30.0))
-    else:
+    elif state.ceiling is None:
         grown = state.base * (1.0 + policy.growth * since)
+    else:
+        target = max(state.base, policy.plateau * state.ceiling)
+        gap = (target - state.base) * math.exp(-since / policy.recovery)
+        if state.settled:
+            beyond, growth = max(0.0, since - 3.0 * policy.recovery), policy.growth
+        else:
+            beyond, growth = max(0.0, since - policy.recovery), _UNSETTLED * policy.growth
+        grown = target - gap + target * growth * beyond
+        # Long without a 429, the rate is likely far below the limit (the others sharing it
+        # without a shared budget have finished, or the limit rose): double every
+        # QUIET_DOUBLING s.
+        quiet = max(0.0, since - QUIET) / QUIET_DOUBLING
+        grown *= math.pow(2.0, min(quiet, 30.0))
     return grown if policy.max_rate is None else min(grown, policy.max_rate)
 
 
@@ -119,17 +164,21 @@ class Measured(NamedTuple):
     span: float
 
 
-def accepted_rate(successes: Sequence[float], now: float, window: float) -> Measured | None:
+def accepted_rate(
+    successes: Sequence[float], now: float, window: float, *, since: float = 0.0
+) -> Measured | None:
     """Successes per second over the last ``window`` s of ``successes`` (ascending times).
 
-    None with fewer than 2 successes. A span under half the window is counted as half the
-    window (a burst right at the start must not look like a huge rate).
+    Only successes from ``since`` on count (the end of the last pause: before it the server
+    was answering at another rate). None with fewer than 2 successes. A span under
+    ``MIN_SPAN`` is counted as ``MIN_SPAN`` (a burst right at the start must not look like a
+    huge rate).
     """
-    start = now - window
+    start = max(now - window, since)
     recent = [stamp for stamp in successes if stamp >= start]
     if len(recent) < 2:
         return None
-    span = max(now - recent[0], window / 2)
+    span = max(now - recent[0], MIN_SPAN)
     # n successes span n - 1 intervals: n / span would overstate the rate by n / (n - 1).
     return Measured((len(recent) - 1) / span, span)
 
@@ -145,9 +194,11 @@ def decreased(
 ) -> RateState:
     """The state after a 429 for a request sent in ``sent_generation``.
 
-    The new base is ``decrease`` x the measured accepted rate, else x the current rate (with
-    neither, still unpaced); growth restarts at ``resume_at`` (when the server's Retry-After
-    has passed).
+    The measured accepted rate (capped by the rate we were sending at: a burst the server
+    absorbed is not the limit) becomes the ceiling and the new base is ``decrease`` x it. Without
+    a measurement the base is ``decrease`` x the current rate, and the current rate caps the
+    ceiling (none yet: the rate probes upwards again; with neither, still unpaced). Growth
+    restarts at ``resume_at`` (when the server's Retry-After has passed).
     """
     if sent_generation != state.generation:
         return state
@@ -156,14 +207,48 @@ def decreased(
     if reference is None:
         # Nothing to go on yet (a 429 within the first burst): pause, but stay unpaced.
         return RateState(generation=state.generation + 1)
-    base = reference * policy.decrease
+    if current is not None:
+        reference = min(reference, current)
     if policy.max_rate is not None:
-        base = min(base, policy.max_rate)
+        reference = min(reference, policy.max_rate)
+    base = max(policy.min_rate, reference * policy.decrease)
+    resume = max(now, resume_at)
+    generation = state.generation + 1
+    if measured is None or measured.span <= MIN_SPAN:
+        # Nothing measured beyond a burst. From a steady rate with no ceiling yet: probe from
+        # here. Otherwise the rate just refused is an upper bound on the limit, so that 429s
+        # right after every pause (a server with a tiny burst) still converge.
+        if state.ceiling is None and not state.probing:
+            return RateState(base, resume, generation, probing=True)
+        refused = max(policy.min_rate, reference)
+        ceiling = refused if state.ceiling is None else min(state.ceiling, refused)
+        return RateState(base, resume, generation, ceiling=ceiling, settled=state.settled)
+    ceiling = max(policy.min_rate, reference)
+    return RateState(base, resume, generation, ceiling=ceiling, settled=not state.probing)
+
+
+def carried(
+    state: RateState,
+    *,
+    now: float,
+    own: Measured | None,
+    shared: float | None,
+    policy: GovernorPolicy,
+) -> RateState:
+    """The per-process state to go on with when the shared budget fails.
+
+    ``own`` is what this process has been getting (its share of the organisation's rate, so
+    that N processes falling back together stay near the limit together), else the last
+    ``shared`` rate. From there it grows and learns from 429s like any learned rate; with
+    neither, ``state`` is kept. A new generation: 429s of shared requests are stale locally.
+    """
+    reference = own.rate if own is not None else shared
+    if reference is None:
+        return state
+    if policy.max_rate is not None:
+        reference = min(reference, policy.max_rate)
     return RateState(
-        base=max(policy.min_rate, base),
-        changed_at=max(now, resume_at),
-        generation=state.generation + 1,
-        probing=measured is None or measured.span <= policy.window / 2,
+        base=max(policy.min_rate, reference), changed_at=now, generation=state.generation + 1
     )
 
 
@@ -185,3 +270,14 @@ def reserve(tat: float, now: float, rate: float | None, *, not_before: float = 0
         return Slot(start - now, tat)
     send = max(tat, start)
     return Slot(send - now, send + 1.0 / rate)
+
+
+def given_back(tat: float, now: float, rate: float | None) -> float:
+    """The schedule's next free time after a caller gives up the slot it reserved at ``rate``.
+
+    The schedule closes up by one interval (never into the past), so a cancelled wait (an
+    ``iterate()`` broken out of) leaves no hole in the key's budget.
+    """
+    if rate is None or tat <= now:
+        return tat
+    return max(now, tat - 1.0 / rate)

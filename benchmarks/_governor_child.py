@@ -28,10 +28,13 @@ class Recording:
     def __init__(self, inner: AiohttpTransport) -> None:
         self.inner = inner
         self.events: list[tuple[float, int]] = []
+        self.latencies: list[float] = []
 
     async def send(self, request: Request, /) -> Response:
+        sent = time.time()
         response = await self.inner.send(request)
         self.events.append((time.time(), response.status))
+        self.latencies.append(time.time() - sent)
         return response
 
 
@@ -66,7 +69,10 @@ async def main(spec: dict[str, Any]) -> None:
     async with TokenManager(oauth) as manager:
         await manager.save("org", token)
         client = AsyncResourceClient(manager, "org", transport=transport, governor=governor)
-        await asyncio.sleep(max(0.0, spec["go"] - time.time()))
+        # Ready: tell the parent, which answers with the common start time once all are.
+        print("ready", flush=True)
+        go = float(await asyncio.to_thread(sys.stdin.readline))
+        await asyncio.sleep(max(0.0, go - time.time()))
         read = 0
         async for _ in client.iterate("actions", page_size=PAGE_SIZE, concurrency=4):
             read += 1
@@ -81,6 +87,7 @@ async def main(spec: dict[str, Any]) -> None:
     state = client.governor.state
     document = {
         "events": transport.events,
+        "latencies": transport.latencies,
         "read": read,
         "base": state.base,
         "gen": state.generation,

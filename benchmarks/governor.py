@@ -27,6 +27,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from ._fake_process import FakeServerProcess
 
@@ -43,16 +44,21 @@ async def run_mode(
     processes = 1 if mode == "single" else args.processes
     pages = args.pages * args.processes // processes
     prefix = f"actionstep-bench-{uuid.uuid4().hex}:" if mode == "shared" else ""
-    go = time.time() + 3.0
     children = []
     for number in range(processes):
         out = scratch / f"{mode}-{number}.json"
-        spec = {"token": token, "pages": pages, "prefix": prefix, "go": go, "out": str(out)}
+        spec = {"token": token, "pages": pages, "prefix": prefix, "out": str(out)}
         children.append(
             await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "benchmarks._governor_child", json.dumps(spec)
+                sys.executable,
+                "-m",
+                "benchmarks._governor_child",
+                json.dumps(spec),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
             )
         )
+    go = await _start_together(children)
     codes = [await child.wait() for child in children]
     if any(codes):
         raise RuntimeError(f"{mode}: workers exited with {codes}")
@@ -61,10 +67,40 @@ async def run_mode(
         document = json.loads((scratch / f"{mode}-{number}.json").read_text())
         events.extend((stamp - go, status) for stamp, status in document["events"])
         if args.verbose:
-            print(mode, number, "learned", document["base"], document["gen"], document["shared"])
+            _describe(mode, number, document, go)
     if prefix:
         await _clean_redis(prefix)
     return sorted(events)
+
+
+def _describe(mode: str, number: int, document: dict[str, Any], go: float) -> None:
+    stamps = [stamp for stamp, _ in document["events"]]
+    latencies = sorted(document["latencies"])
+    print(
+        f"{mode} {number}: first {stamps[0] - go:.2f} s, last {stamps[-1] - go:.2f} s,"
+        f" median latency {latencies[len(latencies) // 2] * 1000:.0f} ms,"
+        f" learned {document['base']} (generation {document['gen']}), shared {document['shared']}"
+    )
+
+
+async def _start_together(children: Sequence[asyncio.subprocess.Process]) -> float:
+    """Wait until every worker has started up, then give them one start time.
+
+    Starting eight interpreters on a loaded machine takes seconds; the clock starts when all
+    are ready to send, so start-up is not counted as the governor's time.
+    """
+    for child in children:
+        assert child.stdout is not None
+        line = await child.stdout.readline()
+        if line.strip() != b"ready":
+            raise RuntimeError(f"a worker did not start: {line!r}")
+    go = time.time() + 0.5
+    for child in children:
+        assert child.stdin is not None
+        child.stdin.write(f"{go}\n".encode())
+        await child.stdin.drain()
+        child.stdin.close()
+    return go
 
 
 async def _clean_redis(prefix: str) -> None:

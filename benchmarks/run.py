@@ -5,6 +5,10 @@
     python -m benchmarks --only 1,3      # some scenarios
     python -m benchmarks --no-write      # print tables, leave RESULTS.md and charts alone
 
+RESULTS.md keeps the sections this run did not produce (the standalone benchmarks' own
+sections, such as the full-field page, the mirror and the documents, are written by hand from
+their commands); see ``merged``.
+
 The fake runs in its own process, so its CPU never counts against the clients. The exit status
 is 0 when every scenario ran; claim checks (ratios, token calls) are reported, not enforced.
 """
@@ -26,7 +30,14 @@ from pathlib import Path
 from types import ModuleType
 
 from ._fake_process import FakeServerProcess
-from .scenarios import bulk_read, cross_process, refresh_storm, request_path, revoked_token
+from .scenarios import (
+    bulk_read,
+    cross_process,
+    governor,
+    refresh_storm,
+    request_path,
+    revoked_token,
+)
 from .scenarios._common import Section, background_cores, cpu_snapshot
 
 HERE = Path(__file__).resolve().parent
@@ -39,6 +50,7 @@ SCENARIOS: dict[str, ModuleType] = {
     "3": revoked_token,
     "4": cross_process,
     "5": bulk_read,
+    "6": governor,
 }
 TITLES = {
     "1": "1. Request path",
@@ -46,6 +58,7 @@ TITLES = {
     "3": "3. Revoked token",
     "4": "4. Cross-process refresh",
     "5": "5. Bulk read",
+    "6": governor.TITLE,
 }
 PACKAGES = (
     "actionstep-async",
@@ -65,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     description = "Benchmark actionstep-async against its peers; write RESULTS.md and charts."
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=description)
     parser.add_argument("--quick", action="store_true", help="tiny sizes (harness smoke test)")
-    parser.add_argument("--only", default="", help="comma list of scenario numbers (1-5)")
+    parser.add_argument("--only", default="", help="comma list of scenario numbers (1-6)")
     parser.add_argument("--no-write", action="store_true", help="do not write RESULTS.md/charts")
     return parser
 
@@ -135,6 +148,16 @@ def claims(sections: Sequence[Section]) -> list[str]:
                 f"{label}: {'error' if calls is None else calls}" for label, calls in ours.items()
             )
             lines.append(f"{verdict(ok)} {what}: exactly 1 token call ({detail}).")
+    rate = by_title.get(TITLES["6"], {}).get("figures")
+    if rate:
+        (shared, share), (single, _) = rate["shared"], rate["single"]
+        processes = by_title[TITLES["6"]]["processes"]
+        lines.append(
+            f"{verdict(shared >= 0.90 and share < 0.02 and single >= 0.90)} one rate budget:"
+            f" {processes} processes sharing the Redis governor reach {shared:.2f} R"
+            f" with {share:.2%}"
+            f" 429s, one process {single:.2f} R (claim: >= 0.90 R, < 2% 429s)."
+        )
     bulk = by_title.get(TITLES["5"], {})
     if "adaptive_ok" in bulk:
         lines.append(
@@ -180,6 +203,41 @@ def report(sections: Sequence[Section], *, wall: float, command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+CLAIMS = "Our claims in this run"
+
+
+def _split(text: str) -> tuple[str, list[tuple[str, str]]]:
+    """RESULTS.md as its header and its ``## `` sections (title, whole text), in order."""
+    parts = ("\n" + text).split("\n## ")
+    header, sections = parts[0].lstrip("\n"), []
+    for part in parts[1:]:
+        title = part.split("\n", 1)[0].strip()
+        sections.append((title, "## " + part.rstrip("\n") + "\n"))
+    return header, sections
+
+
+def merged(old: str, fresh: str, *, whole: bool) -> str:
+    """``fresh`` merged into ``old`` RESULTS.md: the sections this run produced replace theirs.
+
+    Sections it did not produce (those written by the standalone benchmarks, or not chosen
+    with ``--only``) are kept. A whole run also rewrites the header and the claims; an
+    ``--only`` run keeps them.
+    """
+    old_header, old_sections = _split(old)
+    fresh_header, fresh_sections = _split(fresh)
+    if not whole:
+        fresh_sections = [(title, text) for title, text in fresh_sections if title != CLAIMS]
+    produced = dict(fresh_sections)
+    if whole:
+        kept = [(t, x) for t, x in old_sections if t not in produced]
+        ordered = fresh_sections + kept
+        header = fresh_header
+    else:
+        ordered = [(t, produced.pop(t, x)) for t, x in old_sections] + list(produced.items())
+        header = old_header or fresh_header
+    return header.rstrip("\n") + "\n\n" + "\n".join(text for _, text in ordered)
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # unwinds through the `async with`, which stops the fake server
 
@@ -202,6 +260,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"- {line}")
     print(f"\ntotal wall time {wall:.0f} s")
     if not args.no_write:
-        RESULTS.write_text(report(sections, wall=wall, command=command.strip()))
+        fresh = report(sections, wall=wall, command=command.strip())
+        old = RESULTS.read_text() if RESULTS.exists() else ""
+        RESULTS.write_text(merged(old, fresh, whole=not args.only))
         print(f"wrote {RESULTS.relative_to(HERE.parent)}")
     return 1 if any(section.error for section in sections) else 0

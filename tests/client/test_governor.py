@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import math
 
+import attrs
 import pytest
 
 from actionstep_async import AsyncResourceClient, TokenManager
@@ -13,15 +15,25 @@ from actionstep_async._rate import (
     Measured,
     RateState,
     accepted_rate,
+    carried,
     decreased,
+    given_back,
     rate_at,
     reserve,
 )
 from actionstep_async.testing import FakeActionstep, FaultRule
 
 POLICY = GovernorPolicy(
-    growth=0.01, probe_doubling=2.0, start_doubling=0.1, min_rate=0.5, decrease=0.9, window=5.0
+    growth=0.01,
+    probe_doubling=2.0,
+    start_doubling=0.1,
+    min_rate=0.5,
+    decrease=0.9,
+    window=5.0,
+    plateau=0.95,
+    recovery=1.0,
 )
+LEARNED = RateState(base=9.0, changed_at=5.0, ceiling=10.0, settled=True)
 
 RATES: list[tuple[str, RateState, float, float | None]] = [
     # (case, state, now, expected rate)
@@ -31,6 +43,26 @@ RATES: list[tuple[str, RateState, float, float | None]] = [
     ("no growth before the pause ends", RateState(base=10.0, changed_at=5.0), 4.0, 10.0),
     ("probing doubles", RateState(base=4.0, changed_at=0.0, probing=True, generation=1), 4.0, 16.0),
     ("slow start doubles faster", RateState(base=4.0, changed_at=0.0, probing=True), 0.2, 16.0),
+    # With a measured ceiling: back towards plateau x ceiling (9.5) with time constant 1 s ...
+    ("after a 429: the new base", LEARNED, 5.0, 9.0),
+    ("one time constant later", LEARNED, 6.0, 9.5 - 0.5 * math.exp(-1.0)),
+    ("holds near the plateau", LEARNED, 8.0, 9.5 - 0.5 * math.exp(-3.0)),
+    # ... then, after 3 time constants, beyond it by growth x plateau per second.
+    ("then probes beyond, slowly", LEARNED, 18.0, 9.5 - 0.5 * math.exp(-13.0) + 9.5 * 0.01 * 10),
+    (
+        "a rough ceiling is probed sooner and faster",
+        attrs.evolve(LEARNED, settled=False),
+        18.0,
+        9.5 - 0.5 * math.exp(-13.0) + 9.5 * 0.1 * 12,
+    ),
+    ("a base above the plateau is its own target", attrs.evolve(LEARNED, base=12.0), 6.0, 12.0),
+    # Long without a 429 (30 s), it doubles every 10 s.
+    (
+        "long quiet: doubling",
+        LEARNED,
+        55.0,
+        (9.5 - 0.5 * math.exp(-50.0) + 9.5 * 0.01 * 47) * 2.0**2,
+    ),
 ]
 
 
@@ -50,32 +82,60 @@ def test_max_rate_caps_growth_and_the_unlearned_rate() -> None:
 DECREASES: list[tuple[str, RateState, int, Measured | None, RateState]] = [
     # (case, state, sent generation, measured, expected); now=10, resume=11
     (
-        "measured: steady at decrease x accepted",
+        "measured: the ceiling, and the base at decrease x it",
         RateState(base=20.0, changed_at=0.0),
         0,
         Measured(15.0, 4.0),
-        RateState(base=13.5, changed_at=11.0, generation=1),
+        RateState(base=13.5, changed_at=11.0, generation=1, ceiling=15.0, settled=True),
     ),
     (
-        "measured while probing: steady from there",
+        "measured while probing: a rough ceiling",
         RateState(base=20.0, changed_at=10.0, probing=True),
         0,
         Measured(10.0, 4.0),
-        RateState(base=9.0, changed_at=11.0, generation=1),
+        RateState(base=9.0, changed_at=11.0, generation=1, ceiling=10.0),
     ),
     (
-        "measured over a burst only: probe from there",
+        "never above the rate that was sent (a burst the server absorbed)",
+        RateState(base=10.0, changed_at=10.0, ceiling=12.0, settled=True),
+        0,
+        Measured(14.0, 3.0),
+        RateState(base=9.0, changed_at=11.0, generation=1, ceiling=10.0, settled=True),
+    ),
+    (
+        "a burst only while probing: the refused rate is a rough ceiling",
         RateState(base=20.0, changed_at=10.0, probing=True),
         0,
-        Measured(10.0, 2.5),
+        Measured(10.0, 0.5),
+        RateState(base=9.0, changed_at=11.0, generation=1, ceiling=10.0),
+    ),
+    (
+        "a burst only at a steady rate: probe from there",
+        RateState(base=20.0, changed_at=10.0),
+        0,
+        Measured(10.0, 0.5),
         RateState(base=9.0, changed_at=11.0, generation=1, probing=True),
     ),
     (
-        "nothing measured: from the current rate",
+        "nothing measured: probe again from the current rate",
         RateState(base=20.0, changed_at=10.0),
         0,
         None,
         RateState(base=18.0, changed_at=11.0, generation=1, probing=True),
+    ),
+    (
+        "nothing measured, with a ceiling: the refused rate caps it",
+        RateState(base=20.0, changed_at=10.0, ceiling=25.0, settled=True),
+        0,
+        None,
+        RateState(base=18.0, changed_at=11.0, generation=1, ceiling=20.0, settled=True),
+    ),
+    (
+        "a burst only, with a lower ceiling: the ceiling stays",
+        RateState(base=20.0, changed_at=10.0, ceiling=15.0),
+        0,
+        Measured(30.0, 0.5),
+        RateState(base=18.0, changed_at=11.0, generation=1, ceiling=15.0),
     ),
     (
         "nothing to go on: stays unpaced",
@@ -96,7 +156,7 @@ DECREASES: list[tuple[str, RateState, int, Measured | None, RateState]] = [
         RateState(base=20.0, changed_at=0.0),
         0,
         Measured(0.2, 5.0),
-        RateState(base=0.5, changed_at=11.0, generation=1),
+        RateState(base=0.5, changed_at=11.0, generation=1, ceiling=0.5, settled=True),
     ),
 ]
 
@@ -113,10 +173,12 @@ def test_decreased(
         state, now=10.0, resume_at=11.0, sent_generation=sent, measured=measured, policy=POLICY
     )
     assert got.base == pytest.approx(expected.base)
-    assert (got.changed_at, got.generation, got.probing) == (
+    assert got.ceiling == pytest.approx(expected.ceiling)
+    assert (got.changed_at, got.generation, got.probing, got.settled) == (
         expected.changed_at,
         expected.generation,
         expected.probing,
+        expected.settled,
     )
 
 
@@ -144,7 +206,7 @@ def test_reserve(
 ACCEPTED: list[tuple[str, list[float], Measured | None]] = [
     # (case, success times, expected) at now=10, window=5
     ("too few", [9.5], None),
-    ("a short span counts as half the window", [9.8, 9.9, 9.95], Measured(0.8, 2.5)),
+    ("a short span counts as the minimum span", [9.8, 9.9, 9.95], Measured(4.0, 0.5)),
     ("old ones are outside the window", [1.0, 2.0, 7.0, 8.0, 9.0, 9.5], Measured(1.0, 3.0)),
     ("steady: intervals, not events", [6.0, 7.0, 8.0, 9.0], Measured(0.75, 4.0)),
 ]
@@ -155,6 +217,44 @@ ACCEPTED: list[tuple[str, list[float], Measured | None]] = [
 )
 def test_accepted_rate(times: list[float], expected: Measured | None) -> None:
     assert accepted_rate(times, 10.0, 5.0) == expected
+
+
+def test_accepted_rate_counts_only_since_the_last_pause() -> None:
+    assert accepted_rate([6.0, 7.0, 8.0, 9.0, 9.5], 10.0, 5.0, since=8.5) == Measured(1.0, 1.0)
+
+
+CARRIED: list[tuple[str, Measured | None, float | None, RateState]] = [
+    # (case, own share, last shared rate, expected) at now=10, from SHARED_STATE
+    ("this process's share", Measured(5.0, 10.0), 20.0, RateState(5.0, 10.0, 4)),
+    ("no successes of its own: the shared rate", None, 20.0, RateState(20.0, 10.0, 4)),
+    ("never below the floor", Measured(0.1, 10.0), None, RateState(0.5, 10.0, 4)),
+    ("nothing to go on: as it was", None, None, RateState(20.0, 0.0, 3, ceiling=25.0)),
+]
+SHARED_STATE = RateState(base=20.0, changed_at=0.0, generation=3, ceiling=25.0)
+
+
+@pytest.mark.parametrize(
+    ("own", "shared", "expected"), [c[1:] for c in CARRIED], ids=[c[0] for c in CARRIED]
+)
+def test_carried(own: Measured | None, shared: float | None, expected: RateState) -> None:
+    got = carried(SHARED_STATE, now=10.0, own=own, shared=shared, policy=POLICY)
+    assert got == expected
+
+
+GIVEN_BACK: list[tuple[str, float, float, float | None, float]] = [
+    # (case, tat, now, rate, expected tat)
+    ("closes up one interval", 12.0, 10.0, 4.0, 11.75),
+    ("never into the past", 10.1, 10.0, 4.0, 10.0),
+    ("a slot already passed: nothing to give", 9.0, 10.0, 4.0, 9.0),
+    ("unpaced: no slot", 12.0, 10.0, None, 12.0),
+]
+
+
+@pytest.mark.parametrize(
+    ("tat", "now", "rate", "expected"), [c[1:] for c in GIVEN_BACK], ids=[c[0] for c in GIVEN_BACK]
+)
+def test_given_back(tat: float, now: float, rate: float | None, expected: float) -> None:
+    assert given_back(tat, now, rate) == pytest.approx(expected)
 
 
 def test_policy_rejects_nonsense() -> None:
@@ -211,8 +311,9 @@ async def test_a_429_with_retry_after_pauses_every_caller_of_the_key() -> None:
         async with manager, first, second:
             fake.add_fault(FaultRule(kind="rate_limit", retry_after=1, count=1, resource="actions"))
             slow = asyncio.ensure_future(first.get("actions", 1))
-            for _ in range(500):
-                if fake.counters.requests[("GET", "actions", 429)]:
+            # Wait for the client to have handled the 429 (the fake counts it before that).
+            for _ in range(3000):
+                if first.governor.rate_limited:
                     break
                 await asyncio.sleep(0.01)
             loop = asyncio.get_running_loop()

@@ -124,6 +124,26 @@ async def test_rate_limited_sets_a_shared_rate_on_redis_time(
     assert int(state[b"gen"]) == grant.generation + 1
 
 
+async def test_a_slot_given_back_closes_up_the_schedule(
+    redis_client: Redis, redis_prefix: str
+) -> None:
+    budget = RedisRateBudget(redis_client, prefix=redis_prefix)
+    policy = GovernorPolicy(initial_rate=2.0)  # slow start at 2/s: slots 0.5 s apart
+    first = await budget.acquire("org", "lease-1", policy, bulk=True)
+    second = await budget.acquire("org", "lease-2", policy, bulk=True)
+    assert second.lease == "lease-2"
+    assert second.rate is not None
+    assert second.wait > 0
+    key = budget.rate_key("org")
+    before = float(await redis_client.hget(key, "tat") or 0)
+    await budget.give_back("org", "lease-2", 1 / second.rate)
+    after = float(await redis_client.hget(key, "tat") or 0)
+    assert after == pytest.approx(before - 1 / second.rate, abs=1e-3)  # Lua's tostring: 14 digits
+    assert await redis_client.zrange(key + ":leases", 0, -1) == [b"lease-1"]
+    await budget.release("org", "lease-1", ok=True)
+    assert first.lease == "lease-1"
+
+
 async def test_token_cooldown_is_shared(redis_client: Redis, redis_prefix: str) -> None:
     budget = RedisRateBudget(redis_client, prefix=redis_prefix)
     assert await budget.cooling_for("org") == 0.0
@@ -204,3 +224,49 @@ def test_the_readme_rate_limits_example_runs_as_printed() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "read 400 records" in result.stderr
+
+
+def _oauth(fake: FakeActionstep) -> OAuthClient:
+    return OAuthClient(
+        client_id=fake.client_id,
+        client_secret=fake.client_secret,
+        redirect_uri=fake.redirect_uri,
+        environment=fake.environment,
+    )
+
+
+@pytest.mark.slow
+async def test_after_a_redis_outage_the_fallback_starts_from_its_share_and_learns(
+    private_redis: tuple[subprocess.Popen[bytes], int], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redis made unreachable: the per-process governor paces at what this process was getting
+    from the shared budget (not unpaced, not from scratch) and learns from the 429s of a
+    tighter limit while Redis stays down."""
+    server, port = private_redis
+    redis = Redis(host="127.0.0.1", port=port, socket_timeout=1.0, socket_connect_timeout=1.0)
+    async with FakeActionstep(records={"actions": 400}) as fake:
+        fake.rate_limit(rate=100, burst=5)
+        shared = RedisRateBudget(redis, prefix="fallback:")
+        governor = Governor("org", policy=GovernorPolicy(initial_rate=50.0), shared=shared)
+        async with TokenManager(_oauth(fake)) as manager:
+            await manager.save("org", fake.issue_token(scopes=("all",)))
+            async with AsyncResourceClient(manager, "org", governor=governor) as client:
+                caplog.set_level(logging.WARNING, logger="actionstep_async.governor")
+                first = [r async for r in client.iterate("actions", page_size=20)]
+                server.kill()
+                server.wait(timeout=30)
+                fake.rate_limit(rate=5, burst=1)  # the limit drops while Redis is down
+                limited_before = governor.rate_limited
+                second = [r async for r in client.iterate("actions", page_size=20)]
+                carried = governor.state
+    await redis.aclose()
+    assert len(first) == len(second) == 400
+    assert any("shared rate budget" in record.getMessage() for record in caplog.records)
+    state = governor.state
+    assert state.generation >= 1  # paced, from what it had learned
+    assert state.base is not None
+    # The carried share overshot the new limit; its 429s taught the local governor a ceiling.
+    assert governor.rate_limited > limited_before
+    assert state.ceiling is not None
+    assert carried.base is not None
+    assert carried.base < 100  # never above what the server accepted
