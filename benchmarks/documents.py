@@ -28,13 +28,12 @@ from typing import Any
 
 import aiohttp
 
-from actionstep_async import AsyncResourceClient, OAuthClient, Token, TokenManager
+from actionstep_async import AsyncResourceClient, Token
 from actionstep_async._documents import PART_SIZE, multipart_body, part_count
 from actionstep_async._tokens import dump_token, load_token
 
+from ._client_setup import KEY, bench_manager
 from ._fake_process import FakeServerProcess
-
-KEY = "bench"
 
 
 def _make_file(path: Path, size: int) -> None:
@@ -50,16 +49,7 @@ def _make_file(path: Path, size: int) -> None:
 
 
 async def _ours(token: Token, base_url: str, source: Path, out: Path) -> dict[str, float]:
-    from actionstep_async import Environment
-
-    oauth = OAuthClient(
-        client_id="test-client-id",
-        client_secret="test-client-secret",
-        redirect_uri="http://127.0.0.1/callback",
-        environment=Environment.local(base_url),
-    )
-    manager = TokenManager(oauth)
-    await manager.save(KEY, token)
+    manager = await bench_manager(base_url, token)
     async with AsyncResourceClient(manager, KEY) as client:
         started = time.perf_counter()
         record = await client.documents.upload(source, name="Bench", action=1)
