@@ -31,6 +31,7 @@ from ._rate import (
     carried,
     decreased,
     given_back,
+    measure_window,
     rate_at,
     reserve,
 )
@@ -173,9 +174,8 @@ class Governor:
             self.paused_until = resume
             # Callers that reserved a slot re-reserve after the pause, in their old order.
             self._tat = max(self._tat, resume)
-        measured = accepted_rate(
-            self._successes, now, self.policy.window, since=self.state.changed_at
-        )
+        window = measure_window(self.state, self.policy)
+        measured = accepted_rate(self._successes, now, window, since=self.state.changed_at)
         self.state = decreased(
             self.state,
             now=now,

@@ -50,6 +50,7 @@ __all__ = [
     "carried",
     "decreased",
     "given_back",
+    "measure_window",
     "rate_at",
     "reserve",
 ]
@@ -181,6 +182,19 @@ def accepted_rate(
     span = max(now - recent[0], MIN_SPAN)
     # n successes span n - 1 intervals: n / span would overstate the rate by n / (n - 1).
     return Measured((len(recent) - 1) / span, span)
+
+
+def measure_window(state: RateState, policy: GovernorPolicy) -> float:
+    """Seconds of successes a 429 measures the accepted rate over.
+
+    ``window`` at a steady rate; during a ramp (doubling every ``d`` s) only the last ``d`` s:
+    over a longer window the ramp's average is far below the rate the server was accepting at
+    its end (a 5 s window over the slow start reads about 0.4 of it, one doubling about 0.7).
+    """
+    if not state.probing:
+        return policy.window
+    doubling = policy.start_doubling if state.generation == 0 else policy.probe_doubling
+    return min(policy.window, doubling)
 
 
 def decreased(

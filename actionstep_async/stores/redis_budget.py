@@ -181,6 +181,14 @@ if gen ~= tonumber(ARGV[5]) then
   return 0
 end
 local window = tonumber(ARGV[8])
+if h[6] == '1' then
+  -- _rate.measure_window: during a ramp only its last doubling period counts.
+  local doubling = tonumber(ARGV[2])
+  if gen == 0 then
+    doubling = tonumber(ARGV[11])
+  end
+  window = math.min(window, doubling)
+end
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - 60)
 local start = math.max(now - window, tonumber(h[3] or '0'))
 local current = rate_at(h, now)

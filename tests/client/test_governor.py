@@ -18,6 +18,7 @@ from actionstep_async._rate import (
     carried,
     decreased,
     given_back,
+    measure_window,
     rate_at,
     reserve,
 )
@@ -255,6 +256,44 @@ GIVEN_BACK: list[tuple[str, float, float, float | None, float]] = [
 )
 def test_given_back(tat: float, now: float, rate: float | None, expected: float) -> None:
     assert given_back(tat, now, rate) == pytest.approx(expected)
+
+
+SLOW_PROBE = attrs.evolve(POLICY, probe_doubling=8.0)
+MEASURE_WINDOWS: list[tuple[str, GovernorPolicy, RateState, float]] = [
+    # (case, policy, state, seconds a 429 measures over); POLICY: window 5, doublings 0.1 and 2
+    ("learned, steady", POLICY, LEARNED, 5.0),
+    ("nothing learned, unpaced", POLICY, RateState(), 5.0),
+    ("slow start: its doubling period", POLICY, RateState(base=10.0, probing=True), 0.1),
+    ("probing after a pause: its doubling", POLICY, RateState(10.0, 0.0, 3, probing=True), 2.0),
+    ("a doubling longer than the window", SLOW_PROBE, RateState(10.0, 0.0, 3, probing=True), 5.0),
+]
+
+
+@pytest.mark.parametrize(
+    ("policy", "state", "expected"),
+    [c[1:] for c in MEASURE_WINDOWS],
+    ids=[c[0] for c in MEASURE_WINDOWS],
+)
+def test_measure_window(policy: GovernorPolicy, state: RateState, expected: float) -> None:
+    assert measure_window(state, policy) == expected
+
+
+def test_a_ramp_is_measured_near_its_end_not_at_its_average() -> None:
+    """Successes of the default slow start (10/s doubling every second) up to 3.5 s: its last
+    doubling reads most of the final rate, the whole 5 s window under half of it."""
+    policy = GovernorPolicy()
+    times: list[float] = []
+    t = 0.0
+    while t < 3.5:
+        times.append(t)
+        t += 1.0 / (10.0 * 2.0**t)
+    final = 10.0 * 2.0**3.5
+    ramp = policy.start(0.0)
+    short = accepted_rate(times, 3.5, measure_window(ramp, policy))
+    whole = accepted_rate(times, 3.5, policy.window)
+    assert short is not None
+    assert whole is not None
+    assert short.rate > 0.65 * final > 0.45 * final > whole.rate
 
 
 def test_policy_rejects_nonsense() -> None:
