@@ -216,17 +216,37 @@ def _split(text: str) -> tuple[str, list[tuple[str, str]]]:
     return header, sections
 
 
+def _claim_name(line: str) -> str | None:
+    """``- **PASS** refresh storm: ...`` -> ``refresh storm`` (None for other lines)."""
+    if not line.startswith("- **"):
+        return None
+    return line.split("** ", 1)[-1].split(":", 1)[0]
+
+
+def _claims_merged(old: str, fresh: str) -> str:
+    """The old claims section with the claims this (partial) run checked replaced."""
+    checked = {_claim_name(line): line for line in fresh.splitlines() if _claim_name(line)}
+    lines = [checked.pop(_claim_name(line), line) for line in old.splitlines()]
+    body = "\n".join(lines).rstrip("\n")
+    extra = "".join(f"\n{line}" for line in checked.values())
+    return body + extra + "\n"
+
+
 def merged(old: str, fresh: str, *, whole: bool) -> str:
     """``fresh`` merged into ``old`` RESULTS.md: the sections this run produced replace theirs.
 
     Sections it did not produce (those written by the standalone benchmarks, or not chosen
     with ``--only``) are kept. A whole run also rewrites the header and the claims; an
-    ``--only`` run keeps them.
+    ``--only`` run keeps the header and replaces only the claims it checked.
     """
     old_header, old_sections = _split(old)
     fresh_header, fresh_sections = _split(fresh)
     if not whole:
-        fresh_sections = [(title, text) for title, text in fresh_sections if title != CLAIMS]
+        old_claims = dict(old_sections).get(CLAIMS)
+        fresh_sections = [
+            (title, _claims_merged(old_claims, text) if title == CLAIMS and old_claims else text)
+            for title, text in fresh_sections
+        ]
     produced = dict(fresh_sections)
     if whole:
         kept = [(t, x) for t, x in old_sections if t not in produced]
