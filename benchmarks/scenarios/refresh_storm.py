@@ -31,6 +31,37 @@ class Sizes:
 QUICK = Sizes(storms=(200, 1000))
 
 
+COLUMNS = (
+    "concurrent",
+    "client",
+    "token calls",
+    "spent-token reuses",
+    "failed",
+    "p50 ms",
+    "p99 ms",
+    "p99 since storm ms",
+    "wall s",
+)
+NOTES: tuple[str, ...] = (
+    (
+        "Per-request latency starts when the request's coroutine first runs, and the loop runs"
+        " them one after another: a client that does much of its work before it first waits"
+        " (aiohttp builds the whole request before aiohttp-oauth2-client's middleware waits for"
+        " the token) starts its later requests late, so their clocks skip the work done for those"
+        " ahead. Ours waits for the refresh at once, so every request's clock starts within a"
+        " fraction of a second and includes the whole queue ahead of it (served in arrival order)."
+        " *p99 since storm* counts the same time for every client."
+    ),
+    (
+        f"`{AUTHCODE}` is aiohttp-oauth2-client's `AuthorizationCodeGrant` configured as its"
+        " README shows (`client_secret` as an extra argument). Its refresh request omits"
+        " `client_id`, which the token endpoint refuses, and with no backoff every request"
+        " tries again. The `aiohttp-oauth2-client` rows use a 5-line `OAuth2Grant` subclass"
+        " that sends `client_id` and `client_secret` with the refresh."
+    ),
+)
+
+
 def since_storm(fired: Fired) -> list[float]:
     """Each request's end, in seconds since the storm began."""
     return [ended - fired.began for ended in fired.finished]
@@ -82,38 +113,8 @@ async def run(fake: FakeServerProcess, sizes: Sizes, charts: Path) -> Section:
             " 99th percentile of the time from the storm's start to each request's end."
         ),
     )
-    section.notes.append(
-        "Per-request latency starts when the request's coroutine first runs, and the loop runs"
-        " them one after another: a client that does much of its work before it first waits"
-        " (aiohttp builds the whole request before aiohttp-oauth2-client's middleware waits for"
-        " the token) starts its later requests late, so their clocks skip the work done for those"
-        " ahead. Ours waits for the refresh at once, so every request's clock starts within a"
-        " fraction of a second and includes the whole queue ahead of it (served in arrival order)."
-        " *p99 since storm* counts the same time for every client."
-    )
-    section.notes.append(
-        f"`{AUTHCODE}` is aiohttp-oauth2-client's `AuthorizationCodeGrant` configured as its"
-        " README shows (`client_secret` as an extra argument). Its refresh request omits"
-        " `client_id`, which the token endpoint refuses, and with no backoff every request"
-        " tries again. The `aiohttp-oauth2-client` rows use a 5-line `OAuth2Grant` subclass"
-        " that sends `client_id` and `client_secret` with the refresh."
-    )
-    section.tables.append(
-        table(
-            [
-                "concurrent",
-                "client",
-                "token calls",
-                "spent-token reuses",
-                "failed",
-                "p50 ms",
-                "p99 ms",
-                "p99 since storm ms",
-                "wall s",
-            ],
-            rows,
-        )
-    )
+    section.notes.extend(NOTES)
+    section.tables.append(table(list(COLUMNS), rows))
     biggest = max(sizes.storms)
     path = charts / "refresh_storm_latency.png"
     _charts.latency_cdf(
