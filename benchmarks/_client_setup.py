@@ -9,7 +9,8 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import aiohttp
 
@@ -35,17 +36,22 @@ def fake_server(records: int, resources: str) -> Iterator[str]:
         process.wait(timeout=10)
 
 
-async def issue_token(session: aiohttp.ClientSession, base_url: str) -> Token:
-    async with session.post(f"{base_url}/_fake/token", json={"scopes": ["all"]}) as response:
-        document = await response.json()
+def token_from(document: Mapping[str, Any]) -> Token:
+    """The Token in a ``/_fake/token`` answer."""
     return Token(
         access_token=document["access_token"],
         refresh_token=document["refresh_token"],
         expires_at=document["expires_at"],
         issued_at=document["issued_at"],
         api_endpoint=document["api_endpoint"],
+        orgkey=document.get("orgkey"),
         scopes=tuple(document["scopes"]),
     )
+
+
+async def issue_token(session: aiohttp.ClientSession, base_url: str) -> Token:
+    async with session.post(f"{base_url}/_fake/token", json={"scopes": ["all"]}) as response:
+        return token_from(await response.json())
 
 
 async def bench_manager(base_url: str, token: Token) -> TokenManager:

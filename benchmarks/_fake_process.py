@@ -14,6 +14,7 @@ import aiohttp
 
 from actionstep_async import Environment, Token
 
+from ._client_setup import token_from
 from .peers import REDIRECT_URI
 
 
@@ -85,12 +86,4 @@ class FakeServerProcess:
 
     async def mint_token(self, *, expires_in: float | None = None) -> Token:
         data = await self.control("POST", "token", {"expires_in": expires_in})
-        return Token(
-            access_token=data["access_token"],
-            refresh_token=data["refresh_token"],
-            expires_at=data["expires_at"],
-            issued_at=data["issued_at"],
-            api_endpoint=data["api_endpoint"],
-            orgkey=data["orgkey"],
-            scopes=tuple(data["scopes"]),
-        )
+        return token_from(data)
