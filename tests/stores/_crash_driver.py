@@ -3,8 +3,9 @@
 Usage: python _crash_driver.py DIRECTORY RUNS SEED
 
 RUNS times: fork a child that compare-and-sets new versions in a tight loop, SIGKILL it after a
-random delay, then load the token in this process. Prints a JSON summary; ``failures`` lists
-every run after which the file did not load, went back in version or mixed generations.
+random delay (every other run: a random delay after its first completed save), then load the
+token in this process. Prints a JSON summary; ``failures`` lists every run after which the
+file did not load, went back in version or mixed generations.
 Forking (rather than starting a fresh interpreter per run) keeps 200 runs within seconds;
 ``asyncio.run`` joins its worker threads on exit, so this process is single-threaded at each fork.
 """
@@ -15,6 +16,7 @@ import asyncio
 import json
 import os
 import random
+import select
 import signal
 import sys
 import time
@@ -35,12 +37,16 @@ def generation(version: int) -> Token:
     )
 
 
-async def write_forever(directory: str) -> None:
+async def write_forever(directory: str, saved: int) -> None:
     store = FileTokenStore(directory)
     while True:
         current = await store.load(KEY)
         version = current.version if current else 0
         await store.compare_and_set(KEY, generation(version + 1), expected_version=version)
+        if saved >= 0:
+            os.write(saved, b"s")  # the first save is done: the parent may kill from now on
+            os.close(saved)
+            saved = -1
 
 
 def main() -> int:
@@ -52,12 +58,20 @@ def main() -> int:
     temp_left = 0
     last = 0
     for run in range(runs):
+        readable, saved = os.pipe()
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child only ever dies by SIGKILL
             try:
-                asyncio.run(write_forever(directory))
+                os.close(readable)
+                asyncio.run(write_forever(directory, saved))
             finally:
                 os._exit(1)
+        os.close(saved)
+        if run % 2:
+            # Every other run kills only after a completed save, so that saves happen however
+            # slowly this machine forks (coverage in the child makes the first save slow).
+            select.select([readable], [], [], 30.0)
+        os.close(readable)
         time.sleep(rng.uniform(0.0, 0.015))
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)

@@ -92,12 +92,14 @@ async def test_a_429_in_one_process_pauses_the_others(
 async def test_a_killed_workers_lease_is_reclaimed(redis_client: Redis, redis_prefix: str) -> None:
     child = _child(redis_prefix, "hang")
     try:
-        governor = _governor(redis_client, redis_prefix, shared_concurrency=1, lease_ttl=5.0)
-        # The child's lease lives 5 s from its "held": long enough for a loaded machine to get
-        # here while it is still held, short enough for the reclaim below.
-        with pytest.raises(TimeoutError):
-            await asyncio.wait_for(governor.acquire(), 0.3)  # the child holds the only lease
+        shared = RedisRateBudget(redis_client, prefix=redis_prefix, poll_interval=0.01)
+        policy = GovernorPolicy(shared_concurrency=1, lease_ttl=5.0)
+        leases = await redis_client.zrange(shared.rate_key("org") + ":leases", 0, -1)
+        # One ask, no clock involved: the child's lease (5 s from its "held") fills the cap.
+        refused = await shared.acquire("org", "probe", policy)
+        assert refused.lease is None, leases
         child.kill()
+        governor = Governor("org", policy=policy, shared=shared)
         permit = await asyncio.wait_for(governor.acquire(), 30)
         assert permit.lease is not None
         await governor.release(permit, 200, None)
