@@ -49,9 +49,7 @@ class Accessor(Generic[M]):
     __slots__ = ("_client", "spec")
 
     def __init__(self, client: AsyncResourceClient[Any]) -> None:
-        self._client: AsyncResourceClient[Any] = (
-            client if client.typed else client.with_options(typed=True)
-        )
+        self._client: AsyncResourceClient[Any] = client._typed()
         self.spec: ResourceSpec = _catalogue()[self.resource]
 
     def __repr__(self) -> str:

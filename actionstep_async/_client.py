@@ -247,6 +247,8 @@ class _TransportHolder:
     transport: Transport
     owned: AiohttpTransport | None
     closed: bool = False
+    # The copies share one key, so one token and what every request with it needs.
+    prepared: _Prepared | None = None
 
     def __del__(self) -> None:
         owned = self.owned
@@ -355,8 +357,9 @@ class AsyncResourceClient(ResourceAccessors, Generic[RecordT]):
         self._governor = governor
         self._bulk = False
         self._holder = _holder(session, transport)
-        self._prepared: _Prepared | None = None
         self._rng = random.Random()
+        self._loop_governor: tuple[asyncio.AbstractEventLoop, Governor] | None = None
+        self._typed_view: AsyncResourceClient[AnyRecord] | None = None
 
     def __repr__(self) -> str:
         holder = self._holder
@@ -410,7 +413,17 @@ class AsyncResourceClient(ResourceAccessors, Generic[RecordT]):
             copy.retry = retry
         if typed is not None:
             copy.typed = typed
+        copy._typed_view = None  # it would carry this client's options, not the copy's
         return copy
+
+    def _typed(self) -> AsyncResourceClient[AnyRecord]:
+        """This client if it is typed, else a typed copy made once: what the accessors use."""
+        if self.typed:
+            return cast("AsyncResourceClient[AnyRecord]", self)
+        view = self._typed_view
+        if view is None:
+            view = self._typed_view = self.with_options(typed=True)
+        return view
 
     @property
     def documents(self) -> Documents:
@@ -434,7 +447,13 @@ class AsyncResourceClient(ResourceAccessors, Generic[RecordT]):
     @property
     def governor(self) -> Governor:
         """The governor this client's requests pass (the running loop's one for the key)."""
-        return governor_for(self.key, self._governor)
+        loop = asyncio.get_running_loop()
+        cached = self._loop_governor
+        if cached is not None and cached[0] is loop:
+            return cached[1]
+        governor = governor_for(self.key, self._governor)
+        self._loop_governor = (loop, governor)
+        return governor
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -743,9 +762,9 @@ class AsyncResourceClient(ResourceAccessors, Generic[RecordT]):
         reauthorized = False
         while True:
             token = await self.manager.token(self.key)
-            prepared = self._prepared
+            prepared = holder.prepared
             if prepared is None or prepared.token is not token:
-                prepared = self._prepared = _prepare(token)
+                prepared = holder.prepared = _prepare(token)
             attempt += 1
             left = policy.max_elapsed - (loop.time() - started) if attempt > 1 else None
             request = self._request(method, prepared, path, body, headers, max_body_bytes, left)
@@ -834,18 +853,25 @@ class AsyncResourceClient(ResourceAccessors, Generic[RecordT]):
         response: Response | None = None
         retry_after: float | None = None
         failure: TransportError | None = None
-        governor = governor_for(self.key, self._governor)
-        self._check_pause(governor, request)
+        governor = self.governor
+        if governor.paused_until:
+            self._check_pause(governor, request)
         timing = log.isEnabledFor(logging.DEBUG)
         sent_at = time.perf_counter() if timing else 0.0
-        iterate_epoch = await limiter.acquire() if limiter is not None else 0
+        # Each permit is taken without a coroutine when nothing has to wait (the usual case).
+        iterate_epoch = 0
+        if limiter is not None and (iterate_epoch := limiter.try_acquire()) < 0:
+            iterate_epoch = await limiter.acquire()
         try:
-            epoch = await self.limiter.acquire()
+            if (epoch := self.limiter.try_acquire()) < 0:
+                epoch = await self.limiter.acquire()
             permit: Permit | None = None
             try:
-                permit = await governor.acquire(bulk=self._bulk)
-                self.stats.requests += 1
-                self.stats.waited += permit.waited
+                bulk = self._bulk
+                permit = governor.try_acquire(bulk=bulk) or await governor.acquire(bulk=bulk)
+                stats = self.stats
+                stats.requests += 1
+                stats.waited += permit.waited
                 response = await transport.send(request)
                 status = response.status
                 if status == 429 or status >= 500:
@@ -853,7 +879,7 @@ class AsyncResourceClient(ResourceAccessors, Generic[RecordT]):
                         response.headers.get("Retry-After"), now=time.time()
                     )
                 if status == 429:
-                    self.stats.rate_limited += 1
+                    stats.rate_limited += 1
                     verdict = "rate_limited"
                     pause = retry_after or 0.0
                 elif status < 500:
@@ -864,7 +890,10 @@ class AsyncResourceClient(ResourceAccessors, Generic[RecordT]):
                 self.limiter.release(epoch, verdict, retry_after=pause)
                 if permit is not None:
                     answered = response.status if response is not None else None
-                    await governor.release(permit, answered, retry_after)
+                    if permit.lease is None:
+                        governor.release_nowait(permit, answered, retry_after)
+                    else:
+                        await governor.release(permit, answered, retry_after)
         finally:
             if limiter is not None:
                 limiter.release(iterate_epoch, verdict, retry_after=pause)
@@ -919,7 +948,7 @@ class AsyncResourceClient(ResourceAccessors, Generic[RecordT]):
     def _known_secrets(self) -> tuple[str, ...]:
         """Every secret this client knows, to scrub from server text it quotes."""
         found = [getattr(self.manager.refresher, "client_secret", None)]
-        prepared = self._prepared
+        prepared = self._holder.prepared
         if prepared is not None:
             found += [prepared.token.access_token, prepared.token.refresh_token]
         return tuple(secret for secret in found if isinstance(secret, str) and secret)

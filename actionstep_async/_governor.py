@@ -155,15 +155,42 @@ class Governor:
         waited = self._clock() - started
         return Permit(self.state.generation, lease, shared_generation, waited)
 
+    def try_acquire(self, *, bulk: bool = False) -> Permit | None:
+        """A permit at once when :meth:`acquire` would not wait for anything, else None.
+
+        The request path's fast path (no coroutine, no sleep): only without a shared budget,
+        outside a pause, with a free cap and nobody queued, and a rate slot that is due now.
+        """
+        if self.shared is not None:
+            return None
+        now = self._clock()
+        if now < self.paused_until:
+            return None
+        state = self.state
+        tat = self._tat
+        if bulk or state.generation > 0:
+            slot = reserve(tat, now, rate_at(state, max(tat, now), self.policy))
+            if slot.wait > 0:
+                return None
+            tat = slot.tat
+        if self._cap.try_acquire() < 0:
+            return None
+        self._tat = tat
+        return Permit(state.generation, None, 0, 0.0)
+
     async def release(self, permit: Permit, status: int | None, retry_after: float | None) -> None:
         """Hand back ``permit`` with the answer's status (None: no answer) and Retry-After."""
+        self.release_nowait(permit, status, retry_after)
+        await self._release_shared(permit, status, retry_after)
+
+    def release_nowait(self, permit: Permit, status: int | None, retry_after: float | None) -> None:
+        """The in-process half of :meth:`release`: all of it for a permit without a ``lease``."""
         self._cap.release(0)
         now = self._clock()
         if status is not None and status < 400:
             self._successes.append(now)
         if status == 429:
             self._learn(permit.generation, retry_after, now)
-        await self._release_shared(permit, status, retry_after)
 
     # -- local state ---------------------------------------------------------------------------
 

@@ -81,6 +81,16 @@ class ConcurrencyLimiter:
         """Permits currently held."""
         return self._in_flight
 
+    def try_acquire(self) -> int:
+        """A permit now if one is free and nobody queues (its epoch, as :meth:`acquire`), else -1.
+
+        The request path's fast path: no coroutine when the limiter does not make anyone wait.
+        """
+        if self._in_flight < self.limit and not self._queued:
+            self._in_flight += 1
+            return self._epoch
+        return -1
+
     async def acquire(self) -> int:
         """Wait for a permit; returns the limiter's epoch then, to hand back to :meth:`release`."""
         if self._in_flight < self.limit and not self._queued:

@@ -397,3 +397,28 @@ def test_iterate_rejects_bad_prefetch(client: AsyncResourceClient) -> None:
     for bad in (0, -1, True, 2.5):
         with pytest.raises(InvalidRequestError, match="prefetch"):
             client.iterate("actions", prefetch=bad)  # type: ignore[arg-type]
+
+
+async def test_accessors_and_copies_prepare_each_token_once(
+    make_client: Callable[..., AsyncResourceClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The headers and endpoint for a token are built once for a client and all its copies."""
+    from actionstep_async import _client
+
+    built: list[Token] = []
+    real = _client._prepare
+
+    def counting(token: Token) -> Any:
+        built.append(token)
+        return real(token)
+
+    monkeypatch.setattr(_client, "_prepare", counting)
+    client = make_client()  # untyped: each ``client.actions`` reads through a typed copy
+    for id in (1, 2, 3):
+        assert isinstance(await client.actions.get(id), Action)
+    await client.with_options(timeout=5).get("actions", 1)
+    await client.list("actions")
+    assert len(built) == 1
+    assert client.actions._client is client.actions._client
+    slower = client.with_options(timeout=5)
+    assert slower.actions._client.timeout == 5, "a copy's accessors keep the copy's options"

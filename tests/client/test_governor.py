@@ -307,6 +307,71 @@ def test_policy_rejects_nonsense() -> None:
         GovernorPolicy(initial_rate=0.0)
 
 
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class _NoShared:
+    """A shared budget that must never be asked: try_acquire leaves it to acquire()."""
+
+    def __getattr__(self, name: str) -> object:
+        raise AssertionError(f"the fast path used the shared budget ({name})")
+
+
+def _governor(**policy: object) -> tuple[Governor, _Clock]:
+    clock = _Clock()
+    return Governor("org", policy=GovernorPolicy(**policy), clock=clock), clock  # type: ignore[arg-type]
+
+
+def test_try_acquire_grants_at_once_only_when_acquire_would_not_wait() -> None:
+    governor, clock = _governor(concurrency=2)
+    first = governor.try_acquire()
+    assert first is not None
+    assert first.lease is None
+    assert first.waited == 0.0
+    assert governor.try_acquire() is not None
+    assert governor.try_acquire() is None, "the cap is full"
+    governor.release_nowait(first, 200, None)
+    assert governor.in_flight == 1
+    # A 429 with Retry-After pauses the key: nobody is let through before it has passed.
+    governor.release_nowait(first._replace(generation=0), 429, 2.0)
+    assert governor.try_acquire() is None
+    clock.now += 2.5
+    assert governor.try_acquire() is not None
+
+
+def test_try_acquire_takes_a_paced_slot_only_when_it_is_due() -> None:
+    governor, clock = _governor(initial_rate=2.0)
+    assert governor.try_acquire(bulk=True) is not None, "the first slot is due now"
+    assert governor.try_acquire(bulk=True) is None, "the next one is half a second away"
+    assert governor.try_acquire() is not None, "before any 429 only bulk work is paced"
+    clock.now += 0.6
+    assert governor.try_acquire(bulk=True) is not None
+
+
+def test_try_acquire_leaves_a_shared_budget_to_acquire() -> None:
+    governor = Governor("org", shared=_NoShared())  # type: ignore[arg-type]
+    assert governor.try_acquire() is None
+    assert governor.in_flight == 0
+
+
+async def test_try_acquire_never_jumps_a_queue() -> None:
+    governor, _ = _governor(concurrency=1)
+    held = governor.try_acquire()
+    assert held is not None
+    waiting = asyncio.ensure_future(governor.acquire())
+    await asyncio.sleep(0)
+    governor.release_nowait(held, 200, None)
+    assert governor.try_acquire() is None, "the freed permit went to the queued caller"
+    permit = await waiting
+    await governor.release(permit, 200, None)
+    assert governor.in_flight == 0
+
+
 # -- against the fake ---------------------------------------------------------------------------
 
 

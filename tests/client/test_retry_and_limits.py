@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 
 import pytest
@@ -189,3 +190,31 @@ def test_fixed_limiter_ignores_rate_limits() -> None:
     limiter.release(0, "rate_limited")
     assert limiter.limit == 4
     assert "fixed" in repr(limiter)
+
+
+@pytest.mark.parametrize(
+    ("maximum", "held", "queued", "expected"),
+    [
+        (2, 0, False, 0),
+        (2, 1, False, 0),
+        (2, 2, False, -1),  # full
+        (2, 1, True, -1),  # a free permit belongs to the queued caller
+    ],
+)
+async def test_try_acquire_takes_a_free_permit_or_says_to_wait(
+    maximum: int, held: int, queued: bool, expected: int
+) -> None:
+    limiter = ConcurrencyLimiter(maximum)
+    for _ in range(held):
+        assert limiter.try_acquire() == 0
+    waiter: asyncio.Future[int] | None = None
+    if queued:
+        limiter.limit = held  # an adaptive decrease left the queue behind
+        waiter = asyncio.ensure_future(limiter.acquire())
+        await asyncio.sleep(0)
+        limiter.limit = maximum
+    assert limiter.try_acquire() == expected
+    if waiter is not None:
+        waiter.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiter
