@@ -84,6 +84,11 @@ class FakeServerProcess:
         result: dict[str, Any] = await self.control("GET", "counters")
         return result
 
-    async def mint_token(self, *, expires_in: float | None = None) -> Token:
-        data = await self.control("POST", "token", {"expires_in": expires_in})
+    async def mint_token(
+        self, *, expires_in: float | None = None, scopes: tuple[str, ...] = ("all",)
+    ) -> Token:
+        """A fresh token family from the fake (every scope unless ``scopes`` says otherwise)."""
+        data = await self.control(
+            "POST", "token", {"expires_in": expires_in, "scopes": list(scopes)}
+        )
         return token_from(data)
