@@ -252,23 +252,81 @@ def _extra(raw: dict[str, Any], known: frozenset[str]) -> Mapping[str, Any]:
     return MappingProxyType({k: raw[k] for k in raw.keys() - known})
 
 
-def _field_code(index: int, wire: str, exact: type, convert: Converter) -> tuple[str, object]:
+def _field_code(
+    index: int, wire: str, exact: type, convert: Converter, full: bool
+) -> tuple[str, object]:
     """One field's expression in a compiled decoder (``v`` holds the wire value), and what its
-    name ``c<index>`` stands for there."""
+    name ``c<index>`` stands for there. ``full``: the key is known to be present (subscript)."""
     table: object = getattr(convert, "__self__", None)
     target: object = convert
     if type(table) is dict and getattr(convert, "__name__", "") == "__getitem__":
         # A flag or enum table: subscripting it is cheaper than calling its bound __getitem__.
         converted, target = f"c{index}[v]", table
     elif convert is to_timestamp:
-        # Most timestamps carry a time part: parse those without a Python-level call.
-        converted = f"(iso(v) if type(v) is str and len(v) > 10 else c{index}(v))"
+        # Most timestamps carry a time part: parse those without a Python-level call. (On the
+        # full path a non-string fails either way: len() or iso() raises, and so would the
+        # converter, so the type check is left to the general path.)
+        check = "" if full else "type(v) is str and "
+        converted = f"(iso(v) if {check}len(v) > 10 else c{index}(v))"
     else:
         converted = f"c{index}(v)"
-    get = f"(v := get({wire!r}))"
+    get = f"(v := raw[{wire!r}])" if full else f"(v := get({wire!r}))"
     if exact is NEVER:
         return f"None if {get} is None else {converted}", target
     return f"v if {get} is None or type(v) is t{index} else {converted}", target
+
+
+_CAUGHT: Final = "(KeyError, ValueError, TypeError, AttributeError)"
+
+
+def _values_code(has_id: bool, plan: Plan, full: bool) -> tuple[list[str], dict[str, Any]]:
+    """The dict display of a decoder's values, one line per field, and the names it uses."""
+    names: dict[str, Any] = {}
+    ident = "i if type(i := raw['id']) is int else to_id(i)" if has_id else "None"
+    lines = ["        values = {", f"            'id': {ident},"]
+    for index, (attr, wire, exact, convert, _) in enumerate(plan):
+        code, names[f"c{index}"] = _field_code(index, wire, exact, convert, full)
+        names[f"t{index}"] = exact
+        lines.append(f"            {attr!r}: {code},")
+    links = "raw['links']" if full else "get('links')"
+    # On the full path every known key was found, so only a longer record has extra fields.
+    extra = "len(raw) == size" if full else "raw.keys() <= known"
+    lines += [
+        f"            'links': links({links}),",
+        f"            'extra': EMPTY if {extra} else extra(raw, known),",
+        "        }",
+    ]
+    return lines, names
+
+
+def _decoder_source(has_id: bool, plan: Plan, full: bool) -> tuple[str, dict[str, Any]]:
+    general, names = _values_code(has_id, plan, False)
+    lines = ["def general(raw):", "    try:", "        get = raw.get", *general]
+    lines += [
+        f"    except {_CAUGHT} as exc:",
+        "        raise fail(resource, raw, has_id, plan) from exc",
+        "    record = new(cls)",
+        "    set(record, '__dict__', values)",
+        "    return record",
+    ]
+    if not full:
+        return "\n".join([*lines, "decode = general"]), names
+    # Records usually carry every documented field (nulls included): then each key is a
+    # subscript and the unknown-field check a length comparison. Anything unusual (a missing
+    # key, a bad value) goes through the general decoder, which decodes it or names the field.
+    fast, _ = _values_code(has_id, plan, True)
+    lines += ["def decode(raw):", "    if type(raw) is dict and len(raw) >= size:", "        try:"]
+    lines += ["    " + line for line in fast]
+    lines += [
+        f"        except {_CAUGHT}:",
+        "            pass",
+        "        else:",
+        "            record = new(cls)",
+        "            set(record, '__dict__', values)",
+        "            return record",
+        "    return general(raw)",
+    ]
+    return "\n".join(lines), names
 
 
 def compile_decoder(
@@ -288,34 +346,15 @@ def compile_decoder(
     Any failure becomes ``fail(resource, raw, has_id, plan)``, which names the field that
     does not fit.
     """
-    namespace: dict[str, Any] = {
+    # The full-record path subscripts exactly the known keys; only then does a record of
+    # len(known) keys that has them all have no others.
+    subscripted = {wire for _, wire, *_ in plan} | {"links"} | ({"id"} if has_id else set())
+    source, namespace = _decoder_source(has_id, plan, subscripted == known)
+    namespace.update({
         "cls": cls, "new": _new, "set": _set, "iso": _fromisoformat, "to_id": to_id,
         "links": typed_links, "EMPTY": EMPTY, "known": known, "extra": _extra, "fail": fail,
-        "resource": resource, "has_id": has_id, "plan": plan,
-    }  # fmt: skip
-    ident = "i if type(i := raw['id']) is int else to_id(i)" if has_id else "None"
-    lines = [f"            'id': {ident},"]
-    for index, (attr, wire, exact, convert, _) in enumerate(plan):
-        code, namespace[f"c{index}"] = _field_code(index, wire, exact, convert)
-        namespace[f"t{index}"] = exact
-        lines.append(f"            {attr!r}: {code},")
-    source = "\n".join(
-        [
-            "def decode(raw):",
-            "    try:",
-            "        get = raw.get",
-            "        values = {",
-            *lines,
-            "            'links': links(get('links')),",
-            "            'extra': EMPTY if raw.keys() <= known else extra(raw, known),",
-            "        }",
-            "    except (KeyError, ValueError, TypeError, AttributeError) as exc:",
-            "        raise fail(resource, raw, has_id, plan) from exc",
-            "    record = new(cls)",
-            "    set(record, '__dict__', values)",
-            "    return record",
-        ]
-    )
+        "resource": resource, "has_id": has_id, "plan": plan, "size": len(known),
+    })  # fmt: skip
     exec(compile(source, f"<decoder of {cls.__qualname__}>", "exec"), namespace)
     decode: Callable[[Any], M] = namespace["decode"]
     return decode

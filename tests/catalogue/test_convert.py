@@ -130,3 +130,66 @@ def test_compiled_decoders_match_the_field_by_field_decode(
     record = structure_record(spec.name, raw, typed=True)
     assert type(record) is spec.model
     assert {**vars(record), "extra": dict(vars(record)["extra"])} == _reference(spec, raw)
+
+
+STAMPS: tuple[object, ...] = (
+    "2024-03-01", "2024-03-01T09:30:00Z", "2024-03-01T09:30:00.5-05:30", "2024-03-01T09:30",
+    "23-May-1987", "soon", "not a timestamp at all", 20240301, ["2024-03-01"] * 11,
+)  # fmt: skip
+
+
+def _full_record(spec: ResourceSpec) -> dict[str, Any]:
+    """A record with every documented field and ``links``: the decoders' full-record path."""
+    raw: dict[str, Any] = {}
+    for field in spec.fields:
+        forms = ("12",) if field.wire == "id" else WIRE_FORMS.get(field.kind) or field.enum
+        raw[field.wire] = forms[0]
+    raw["links"] = {"a": "5", "b": ["6", "x--1"], "c": None}
+    return raw
+
+
+def _first(spec: ResourceSpec, kinds: tuple[str, ...]) -> str | None:
+    return next((f.wire for f in spec.fields if f.kind in kinds and f.wire != "id"), None)
+
+
+def _variants(spec: ResourceSpec) -> list[tuple[str, dict[str, Any]]]:
+    """Full records and near misses of them; each must decode (or fail) as the general path."""
+    full = _full_record(spec)
+    out = [("full", full), ("nulls", {k: None if k != "id" else v for k, v in full.items()})]
+    out.append(("extra", {**full, "undocumentedField": 1}))
+    some = _first(spec, ("str", "int", "bool", "datetime", "date", "decimal", "float"))
+    if some is not None:
+        # As long as a full record, but one documented key swapped for an unknown one.
+        swapped = {k: v for k, v in full.items() if k != some}
+        out.append(("swapped", {**swapped, "undocumentedField": 1}))
+        out.append(("bad value", {**full, some: {"not": "a value"}}))
+    for wire in filter(None, (_first(spec, ("datetime",)), _first(spec, ("date",)))):
+        for stamp in STAMPS:
+            out.append((f"{wire}={stamp!r}", {**full, wire: stamp}))
+    out.append(("links not an object", {**full, "links": ["5"]}))
+    out.append(("bad link", {**full, "links": {"a": 1.5}}))
+    out.append(("no links", {k: v for k, v in full.items() if k != "links"}))
+    if "id" in full:
+        out.append(("bad id", {**full, "id": ""}))
+    return out
+
+
+def _outcome(decode: Callable[[Any], object], raw: object) -> tuple[str, object]:
+    try:
+        record = decode(raw)
+    except _generated.DecodeError as exc:
+        return "error", (str(exc), exc.__cause__ is not None)
+    return "record", {**vars(record), "extra": dict(vars(record)["extra"])}
+
+
+@pytest.mark.parametrize("spec", [pytest.param(s, id=n) for n, s in CATALOGUE.items()])
+def test_full_record_path_decodes_as_the_general_path(spec: ResourceSpec) -> None:
+    """The full-record fast path (subscripts, a length test for unknown fields) gives the same
+    record, or the same error naming the same field, as the general decoder on every near miss."""
+    decode = _generated.STRUCTURERS[spec.name]
+    general = decode.__globals__["general"]
+    assert decode is not general  # every model has the fast path (its plan covers its fields)
+    for label, raw in _variants(spec):
+        assert _outcome(decode, raw) == _outcome(general, raw), label
+    for other in (None, [1] * 40, "x" * 40, {str(n): n for n in range(40)}):
+        assert _outcome(decode, other) == _outcome(general, other)
