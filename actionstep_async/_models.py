@@ -45,8 +45,10 @@ __all__ = [
     "Participant",
     "Record",
     "TimeRecord",
+    "decode_body",
     "decode_json",
     "decode_json_exact",
+    "decode_page",
     "error_details",
     "inexact_ids",
     "make_page",
@@ -72,6 +74,11 @@ def decode_json(body: bytes, *, content_type: str, what: str) -> Any:
     # RecursionError on deeply nested input instead.
     except (ValueError, RecursionError):
         pass
+    return _stdlib_or_raise(body, content_type, what)
+
+
+def _stdlib_or_raise(body: bytes, content_type: str, what: str) -> Any:
+    """After the fast parser refused ``body``: the stdlib parser's result or the typed error."""
     if _loads is not json.loads:  # an older orjson refuses integers beyond 64 bits
         try:
             return json.loads(body)
@@ -109,6 +116,36 @@ def decode_json_exact(body: bytes, *, content_type: str, what: str) -> Any:
     except (ValueError, RecursionError):
         pass
     raise ResponseDecodeError(f"{what}: the body is not valid JSON ({len(body)} bytes)")
+
+
+def decode_body(
+    status: int,
+    body: bytes,
+    headers: Mapping[str, str],
+    method: str,
+    url: str,
+    resource: str | None = None,
+) -> Any:
+    """The document of a response (None for a 204 or an empty body), exact when ``resource``'s
+    ids need it: :func:`decode_json`, then :func:`inexact_ids` and the stdlib re-parse.
+
+    The error text (method, URL, content type) is only built when parsing fails.
+    """
+    if status == 204 or not body:
+        return None
+    try:
+        document = _loads(body)
+    except (ValueError, RecursionError):
+        return _stdlib_or_raise(body, headers.get("Content-Type", ""), f"{method} {url}")
+    if resource is not None and inexact_ids(resource, document):
+        return _exact(body, headers, method, url)
+    return document
+
+
+def _exact(body: bytes, headers: Mapping[str, str], method: str, url: str) -> Any:
+    return decode_json_exact(
+        body, content_type=headers.get("Content-Type", ""), what=f"{method} {url}"
+    )
 
 
 class Record(Mapping[str, Any]):
@@ -322,16 +359,21 @@ def structure_record(resource: str, data: object, *, typed: bool) -> Record | Mo
 _DICT_ONLY: Final = frozenset({dict})
 
 
-def _structure_all(resource: str, raws: list[Any], typed: bool) -> tuple[AnyRecord, ...]:
+def _structure_all(
+    resource: str, raws: list[Any], typed: bool, *, dicts: bool = False
+) -> tuple[AnyRecord, ...]:
     """:func:`structure_record` for every record of a page, with the per-record lookups and
-    checks hoisted out of the loop (the list decode hot path); the same records and errors."""
+    checks hoisted out of the loop (the list decode hot path); the same records and errors.
+
+    ``dicts``: the caller already knows every raw record is a ``dict`` (not a subclass).
+    """
     structure = STRUCTURERS.get(resource) if typed else None
     if structure is not None:
         try:
             return tuple(map(structure, raws))
         except DecodeError as exc:
             raise ResponseDecodeError(str(exc)) from exc.__cause__
-    if (not typed or resource != "timerecords") and set(map(type, raws)) <= _DICT_ONLY:
+    if (not typed or resource != "timerecords") and (dicts or set(map(type, raws)) <= _DICT_ONLY):
         return tuple(map(Record, repeat(resource, len(raws)), raws))
     return tuple(structure_record(resource, raw, typed=typed) for raw in raws)
 
@@ -369,6 +411,12 @@ def primary_records(resource: str, document: object) -> list[Any]:
     raise ResponseDecodeError(f"{resource} response has an unusable {resource!r} member")
 
 
+# Reported paging blocks repeat (every page of a listing has the same totals), so the frozen
+# Paging for a block is made once; bounded by clearing, since a long export has many pages.
+_PAGINGS: Final[dict[tuple[int, int, int, int], Paging]] = {}
+_PAGINGS_MAX: Final = 1024
+
+
 def _paging(resource: str, document: Mapping[str, Any], count: int, page: int, size: int) -> Paging:
     meta = document.get("meta")
     paging = meta.get("paging") if isinstance(meta, dict) else None
@@ -378,20 +426,29 @@ def _paging(resource: str, document: Mapping[str, Any], count: int, page: int, s
         return Paging(
             record_count=count, page_count=pages, page=page, page_size=size, reported=False
         )
+    key = (
+        block.get("recordCount", count),
+        block.get("pageCount", 1),
+        block.get("page", page),
+        block.get("pageSize", size),
+    )
+    # Exact ints only: True and 1.0 would find the entry made for 1.
+    if type(key[0]) is type(key[1]) is type(key[2]) is type(key[3]) is int:
+        found = _PAGINGS.get(key)
+        if found is None:
+            if len(_PAGINGS) >= _PAGINGS_MAX:
+                _PAGINGS.clear()
+            found = _PAGINGS[key] = Paging(*key)
+        return found
     try:
-        return Paging(
-            record_count=_int(block.get("recordCount", count), None),
-            page_count=_int(block.get("pageCount", 1), None),
-            page=_int(block.get("page", page), None),
-            page_size=_int(block.get("pageSize", size), None),
-        )
+        total, pages, number, per_page = (_int(value, None) for value in key)
     except ValueError as exc:
         raise ResponseDecodeError(f"{resource} response has malformed meta.paging") from exc
+    return Paging(total, pages, number, per_page)
 
 
-def _link_types(document: Mapping[str, Any]) -> dict[str, str]:
+def _link_types(links: object) -> dict[str, str]:
     """``{"actions.assignedTo": "participants"}`` from the top-level ``links`` templates."""
-    links = document.get("links")
     if not isinstance(links, dict):
         return {}
     return {
@@ -399,6 +456,35 @@ def _link_types(document: Mapping[str, Any]) -> dict[str, str]:
         for key, template in links.items()
         if isinstance(template, dict) and isinstance(kind := template.get("type"), str)
     }
+
+
+class _LinkTypes(Mapping[str, str]):
+    """:func:`_link_types` of a response's templates, worked out when first read: only
+    :meth:`Page.related` needs them, and most pages are never asked."""
+
+    __slots__ = ("_links", "_types")
+
+    def __init__(self, links: object) -> None:
+        self._links = links
+        self._types: dict[str, str] | None = None
+
+    def _resolved(self) -> dict[str, str]:
+        types = self._types
+        if types is None:
+            types = self._types = _link_types(self._links)
+        return types
+
+    def __getitem__(self, key: str) -> str:
+        return self._resolved()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._resolved())
+
+    def __len__(self) -> int:
+        return len(self._resolved())
+
+    def __repr__(self) -> str:
+        return repr(self._resolved())
 
 
 AnyRecord: TypeAlias = "Record | Model"
@@ -484,6 +570,54 @@ def make_page(
     records = _structure_all(resource, raws, typed)
     if not isinstance(document, dict):
         return Page(resource, records, Paging(0, 0, page, page_size))
+    return _envelope(resource, document, records, typed, page, page_size)
+
+
+def decode_page(
+    status: int,
+    body: bytes,
+    headers: Mapping[str, str],
+    method: str,
+    url: str,
+    resource: str,
+    *,
+    typed: bool,
+    page: int,
+    page_size: int,
+) -> Page[AnyRecord]:
+    """A list response as a Page: :func:`decode_body` then :func:`make_page`, the same pages and
+    errors, with the usual body (a list of objects, no float id) checked in one pass."""
+    document = decode_body(status, body, headers, method, url)
+    raws = document.get(resource) if type(document) is dict else None
+    if type(raws) is list and _objects_with_exact_ids(raws):
+        # The parsers make plain dicts only, so the records need no second type check.
+        records = _structure_all(resource, raws, typed, dicts=True)
+        return _envelope(resource, document, records, typed, page, page_size)
+    if inexact_ids(resource, document):
+        document = _exact(body, headers, method, url)
+    return make_page(resource, document, typed=typed, page=page, page_size=page_size)
+
+
+_FLOAT: Final = frozenset({float})  # a hash lookup per id instead of an == against float
+
+
+def _objects_with_exact_ids(raws: list[Any]) -> bool:
+    """Whether every record is an object whose id did not come out of the parser as a float."""
+    try:  # C-level iteration; dict.get refuses anything but a dict
+        return _FLOAT.isdisjoint(map(type, map(dict.get, raws, repeat("id"))))
+    except TypeError:
+        return False
+
+
+def _envelope(
+    resource: str,
+    document: Mapping[str, Any],
+    records: tuple[AnyRecord, ...],
+    typed: bool,
+    page: int,
+    page_size: int,
+) -> Page[AnyRecord]:
+    """The Page of ``records``: side-loaded records, paging and link templates from ``document``."""
     linked: dict[str, tuple[AnyRecord, ...]] = {}
     side = document.get("linked")
     if isinstance(side, dict):
@@ -491,7 +625,8 @@ def make_page(
             listed = items if isinstance(items, list) else [items]
             linked[kind] = _structure_all(kind, listed, typed)
     paging = _paging(resource, document, len(records), page, page_size)
-    return Page(resource, records, paging, linked, _link_types(document))
+    links = document.get("links")
+    return Page(resource, records, paging, linked, _LinkTypes(links) if links else {})
 
 
 def error_details(document: object) -> tuple[list[Mapping[str, Any]], str | None]:
