@@ -57,11 +57,9 @@ from ._models import (
     Id,
     Page,
     Record,
-    decode_json,
-    decode_json_exact,
+    decode_body,
+    decode_page,
     error_details,
-    inexact_ids,
-    make_page,
     primary_records,
     structure_record,
 )
@@ -722,19 +720,21 @@ class AsyncResourceClient(ResourceAccessors, Generic[RecordT]):
     ) -> Page[RecordT]:
         path = resource + "?" + query if query else resource
         answer = await self._call("GET", path, None, resource=resource, limiter=limiter)
-        document = self._decode(answer, "GET", resource)
-        page_ = make_page(resource, document, typed=self.typed, page=page, page_size=page_size)
+        page_ = decode_page(
+            answer.status,
+            answer.body,
+            answer.headers,
+            "GET",
+            answer.url,
+            resource,
+            typed=self.typed,
+            page=page,
+            page_size=page_size,
+        )
         return cast("Page[RecordT]", page_)
 
     def _decode(self, answer: Response, method: str, resource: str | None = None) -> Any:
-        if answer.status == 204 or not answer.body:
-            return None
-        content_type = answer.headers.get("Content-Type", "")
-        what = f"{method} {answer.url}"
-        document = decode_json(answer.body, content_type=content_type, what=what)
-        if resource is not None and inexact_ids(resource, document):
-            return decode_json_exact(answer.body, content_type=content_type, what=what)
-        return document
+        return decode_body(answer.status, answer.body, answer.headers, method, answer.url, resource)
 
     async def _call(
         self,
