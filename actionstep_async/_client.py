@@ -356,7 +356,10 @@ class AsyncResourceClient(ResourceAccessors, Generic[RecordT]):
         self._bulk = False
         self._holder = _holder(session, transport)
         self._rng = random.Random()
-        self._loop_governor: tuple[asyncio.AbstractEventLoop, Governor] | None = None
+        # (loop, governor=, the governor used): governor_for's answer, looked up once per loop.
+        self._loop_governor: tuple[asyncio.AbstractEventLoop, Governor | None, Governor] | None = (
+            None
+        )
         self._typed_view: AsyncResourceClient[AnyRecord] | None = None
 
     def __repr__(self) -> str:
@@ -447,10 +450,10 @@ class AsyncResourceClient(ResourceAccessors, Generic[RecordT]):
         """The governor this client's requests pass (the running loop's one for the key)."""
         loop = asyncio.get_running_loop()
         cached = self._loop_governor
-        if cached is not None and cached[0] is loop:
-            return cached[1]
+        if cached is not None and cached[0] is loop and cached[1] is self._governor:
+            return cached[2]
         governor = governor_for(self.key, self._governor)
-        self._loop_governor = (loop, governor)
+        self._loop_governor = (loop, self._governor, governor)
         return governor
 
     # -- lifecycle ---------------------------------------------------------------------------
