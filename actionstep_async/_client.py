@@ -876,17 +876,10 @@ class AsyncResourceClient(ResourceAccessors, Generic[RecordT]):
                 stats.requests += 1
                 stats.waited += permit.waited
                 response = await transport.send(request)
-                status = response.status
-                if status == 429 or status >= 500:
-                    retry_after = parse_retry_after(
-                        response.headers.get("Retry-After"), now=time.time()
-                    )
-                if status == 429:
+                verdict, retry_after = _verdict(response)
+                if verdict == "rate_limited":
                     stats.rate_limited += 1
-                    verdict = "rate_limited"
                     pause = retry_after or 0.0
-                elif status < 500:
-                    verdict = "ok"
             except TransportError as exc:
                 failure = exc
             finally:
@@ -902,14 +895,7 @@ class AsyncResourceClient(ResourceAccessors, Generic[RecordT]):
                 limiter.release(iterate_epoch, verdict, retry_after=pause)
         if timing:
             _log_exchange(request, response, failure, time.perf_counter() - sent_at, prepared)
-        if response is None:
-            assert failure is not None
-            return Unanswered(failure.may_have_been_sent), failure
-        if retry_after is None:
-            status = response.status
-            outcome = _SUCCESS.get(status) or Answered(status)
-            return outcome, response
-        return Answered(response.status, retry_after), response
+        return _attempt(response, failure, retry_after)
 
     def _log_retry(
         self, request: Request, result: Response | TransportError, step: Sleep, attempt: int
@@ -985,6 +971,27 @@ class AsyncResourceClient(ResourceAccessors, Generic[RecordT]):
         if status == 429:
             kwargs["retry_after"] = retry_after
         return cls(message, **kwargs)
+
+
+def _verdict(response: Response) -> tuple[Outcome, float | None]:
+    """How the limiters count an answer, and its Retry-After (read for 429 and 5xx only)."""
+    status = response.status
+    if status == 429 or status >= 500:
+        retry_after = parse_retry_after(response.headers.get("Retry-After"), now=time.time())
+        return ("rate_limited" if status == 429 else "failed"), retry_after
+    return "ok", None
+
+
+def _attempt(
+    response: Response | None, failure: TransportError | None, retry_after: float | None
+) -> tuple[AttemptOutcome, Response | TransportError]:
+    """What :func:`next_step` is told of one exchange, with the answer or the failure."""
+    if response is None:
+        assert failure is not None
+        return Unanswered(failure.may_have_been_sent), failure
+    if retry_after is None:
+        return _SUCCESS.get(response.status) or Answered(response.status), response
+    return Answered(response.status, retry_after), response
 
 
 def _log_exchange(

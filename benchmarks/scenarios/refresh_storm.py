@@ -67,6 +67,20 @@ def since_storm(fired: Fired) -> list[float]:
     return [ended - fired.began for ended in fired.finished]
 
 
+def _row(size: int, name: str, calls: int, reuses: int, fired: Fired) -> list[str]:
+    return [
+        f"{size:,}",
+        name,
+        str(calls),
+        str(reuses),
+        str(fired.failed),
+        fmt(percentile(fired.latencies, 0.5) * 1000),
+        fmt(percentile(fired.latencies, 0.99) * 1000),
+        fmt(percentile(since_storm(fired), 0.99) * 1000),
+        fmt(fired.wall, 2),
+    ]
+
+
 async def run(fake: FakeServerProcess, sizes: Sizes, charts: Path) -> Section:
     rows = []
     ours: dict[str, int] = {}
@@ -94,19 +108,7 @@ async def run(fake: FakeServerProcess, sizes: Sizes, charts: Path) -> Section:
                     if size == max(sizes.storms):
                         own = percentile(fired.latencies, 0.99)
                         p99[name] = (own, percentile(since_storm(fired), 0.99))
-                rows.append(
-                    [
-                        f"{size:,}",
-                        name,
-                        str(calls),
-                        str(reuses),
-                        str(fired.failed),
-                        fmt(percentile(fired.latencies, 0.5) * 1000),
-                        fmt(percentile(fired.latencies, 0.99) * 1000),
-                        fmt(percentile(since_storm(fired), 0.99) * 1000),
-                        fmt(fired.wall, 2),
-                    ]
-                )
+                rows.append(_row(size, name, calls, reuses, fired))
     section = Section(
         title="2. Refresh storm",
         intro=(
