@@ -411,12 +411,6 @@ def primary_records(resource: str, document: object) -> list[Any]:
     raise ResponseDecodeError(f"{resource} response has an unusable {resource!r} member")
 
 
-# Reported paging blocks repeat (every page of a listing has the same totals), so the frozen
-# Paging for a block is made once; bounded by clearing, since a long export has many pages.
-_PAGINGS: Final[dict[tuple[int, int, int, int], Paging]] = {}
-_PAGINGS_MAX: Final = 1024
-
-
 def _paging(resource: str, document: Mapping[str, Any], count: int, page: int, size: int) -> Paging:
     meta = document.get("meta")
     paging = meta.get("paging") if isinstance(meta, dict) else None
@@ -432,14 +426,10 @@ def _paging(resource: str, document: Mapping[str, Any], count: int, page: int, s
         block.get("page", page),
         block.get("pageSize", size),
     )
-    # Exact ints only: True and 1.0 would find the entry made for 1.
+    # Exact ints (what the API sends) need no conversion; anything else goes through _int,
+    # which takes numeric strings and refuses True, 1.5 and the like.
     if type(key[0]) is type(key[1]) is type(key[2]) is type(key[3]) is int:
-        found = _PAGINGS.get(key)
-        if found is None:
-            if len(_PAGINGS) >= _PAGINGS_MAX:
-                _PAGINGS.clear()
-            found = _PAGINGS[key] = Paging(*key)
-        return found
+        return Paging(*key)
     try:
         total, pages, number, per_page = (_int(value, None) for value in key)
     except ValueError as exc:
