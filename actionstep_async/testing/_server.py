@@ -511,7 +511,7 @@ class FakeActionstep:
                     "unsupported_grant_type", "Only authorization_code and refresh_token"
                 )
         except GrantError as exc:
-            log.info("token request: grant=%s -> %s", grant, exc.error)
+            log.info("token request: grant=%s -> %s (%s)", grant, exc.error, exc.description)
             return _oauth_error(exc)
         log.info("token request: grant=%s -> issued", grant)
         return _json(
