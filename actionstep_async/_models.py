@@ -103,10 +103,21 @@ def inexact_ids(resource: str, document: Any) -> bool:
         return False
     raw = document.get(resource)
     records = raw if isinstance(raw, list) else [raw]
-    try:  # C-level iteration when every record is an object (the usual case)
+    found = _float_id(records)
+    if found is None:
+        return any(isinstance(item, dict) and type(item.get("id")) is float for item in records)
+    return found
+
+
+def _float_id(records: list[Any]) -> bool | None:
+    """Whether a record's id is a float; None when a record is not a plain object.
+
+    C-level iteration (``dict.get`` refuses anything but a dict): the list decode hot path.
+    """
+    try:
         return float in map(type, map(dict.get, records, repeat("id")))
     except TypeError:
-        return any(isinstance(item, dict) and type(item.get("id")) is float for item in records)
+        return None
 
 
 def decode_json_exact(body: bytes, *, content_type: str, what: str) -> Any:
@@ -579,24 +590,13 @@ def decode_page(
     errors, with the usual body (a list of objects, no float id) checked in one pass."""
     document = decode_body(status, body, headers, method, url)
     raws = document.get(resource) if type(document) is dict else None
-    if type(raws) is list and _objects_with_exact_ids(raws):
+    if type(raws) is list and _float_id(raws) is False:
         # The parsers make plain dicts only, so the records need no second type check.
         records = _structure_all(resource, raws, typed, dicts=True)
         return _envelope(resource, document, records, typed, page, page_size)
     if inexact_ids(resource, document):
         document = _exact(body, headers, method, url)
     return make_page(resource, document, typed=typed, page=page, page_size=page_size)
-
-
-_FLOAT: Final = frozenset({float})  # a hash lookup per id instead of an == against float
-
-
-def _objects_with_exact_ids(raws: list[Any]) -> bool:
-    """Whether every record is an object whose id did not come out of the parser as a float."""
-    try:  # C-level iteration; dict.get refuses anything but a dict
-        return _FLOAT.isdisjoint(map(type, map(dict.get, raws, repeat("id"))))
-    except TypeError:
-        return False
 
 
 def _envelope(
