@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
-from typing import Any, Final, TypeAlias, TypeVar
+from typing import Any, Final, NamedTuple, TypeAlias, TypeVar
 
 __all__ = [
+    "DECODER_SPECS",
     "EMPTY",
+    "DecoderSpec",
     "Id",
     "Model",
     "Timestamp",
@@ -117,12 +119,36 @@ def to_decimal(value: object) -> Decimal | None:
 
 
 _fromisoformat = datetime.fromisoformat
+_FRACTION: Final = re.compile(r"(\.\d{6})(\d+)")
+_MICROSECOND: Final = timedelta(microseconds=1)
+
+
+def parse_timestamp(text: str) -> datetime:
+    """``datetime.fromisoformat``, reading the two RFC 3339 forms it does not as msgspec does, so
+    a page decodes alike on either path: a lowercase ``t``/``z``, and digits beyond
+    microseconds (rounded half up on the seventh, as msgspec does; 3.11 would truncate)."""
+    long = _FRACTION.search(text)
+    if long is not None:
+        rounded = parse_timestamp(text[: long.end(1)] + text[long.end(2) :])
+        if long[2][0] < "5":
+            return rounded
+        try:
+            return rounded + _MICROSECOND
+        except OverflowError:
+            raise ValueError("timestamp out of range") from None
+    try:
+        return _fromisoformat(text)
+    except ValueError:
+        upper = text.upper()
+        if upper == text:
+            raise
+    return _fromisoformat(upper)
 
 
 def to_timestamp(value: object) -> Timestamp | None:
     if type(value) is str:
         if len(value) > 10:
-            return _fromisoformat(value)
+            return parse_timestamp(value)
         return to_date(value)
     if value is None:
         return None
@@ -262,12 +288,13 @@ def _field_code(
     if type(table) is dict and getattr(convert, "__name__", "") == "__getitem__":
         # A flag or enum table: subscripting it is cheaper than calling its bound __getitem__.
         converted, target = f"c{index}[v]", table
-    elif convert is to_timestamp:
-        # Most timestamps carry a time part: parse those without a Python-level call. (On the
-        # full path a non-string fails either way: len() or iso() raises, and so would the
-        # converter, so the type check is left to the general path.)
-        check = "" if full else "type(v) is str and "
-        converted = f"(iso(v) if {check}len(v) > 10 else c{index}(v))"
+    elif convert is to_timestamp and full:
+        # Most timestamps carry a time part and no fraction: parse those without a Python-level
+        # call. Up to 26 characters there is no room for a seventh fractional digit, the one
+        # form parse_timestamp reads differently from fromisoformat when both accept it. (A
+        # non-string fails either way: len() or iso() raises, and so would the converter; so
+        # does a lowercase "t", which the general path then reads.)
+        converted = f"(iso(v) if 10 < len(v) < 27 else c{index}(v))"
     else:
         converted = f"c{index}(v)"
     get = f"(v := raw[{wire!r}])" if full else f"(v := get({wire!r}))"
@@ -329,6 +356,19 @@ def _decoder_source(has_id: bool, plan: Plan, full: bool) -> tuple[str, dict[str
     return "\n".join(lines), names
 
 
+class DecoderSpec(NamedTuple):
+    """What a compiled decoder was made from, for other decoders of the same model."""
+
+    cls: type[Model]
+    has_id: bool
+    plan: Plan
+    known: frozenset[str]
+
+
+DECODER_SPECS: Final[dict[str, DecoderSpec]] = {}
+"""Every :func:`compile_decoder` call's model and plan, by resource (``_fast_page`` reads it)."""
+
+
 def compile_decoder(
     cls: type[M],
     resource: str,
@@ -357,6 +397,8 @@ def compile_decoder(
     })  # fmt: skip
     exec(compile(source, f"<decoder of {cls.__qualname__}>", "exec"), namespace)
     decode: Callable[[Any], M] = namespace["decode"]
+    if issubclass(cls, Model):
+        DECODER_SPECS[resource] = DecoderSpec(cls, has_id, plan, known)
     return decode
 
 

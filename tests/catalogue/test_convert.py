@@ -25,6 +25,8 @@ from actionstep_async._convert import (
 )
 from actionstep_async._models import structure_record
 
+from ._records import WIRE_FORMS, variants
+
 AEST = timezone(timedelta(hours=10))
 
 
@@ -93,13 +95,6 @@ def test_links_become_typed_ids_and_wire_values_round_trip() -> None:
     assert wire_value("x") == "x"
 
 
-WIRE_FORMS: dict[str, tuple[object, ...]] = {
-    "int": ("7", 7), "str": ("x", 5), "bool": ("T", "F", True), "decimal": ("1.50", 2),
-    "float": ("2.5", 3, 1.25), "date": ("23-May-1987", "2024-03-01", "2024-03-01T00:00:00+10:00"),
-    "datetime": ("2024-03-01T09:30:00+10:00", "2024-03-01", "2024-03-01T09:30:00Z"),
-}  # fmt: skip
-
-
 def _reference(spec: ResourceSpec, raw: dict[str, Any]) -> dict[str, Any]:
     """The decode the compiled decoders must match: each field through its explaining converter."""
     plan = getattr(_generated, f"_PLAN_{spec.name.upper()}")
@@ -132,48 +127,6 @@ def test_compiled_decoders_match_the_field_by_field_decode(
     assert {**vars(record), "extra": dict(vars(record)["extra"])} == _reference(spec, raw)
 
 
-STAMPS: tuple[object, ...] = (
-    "2024-03-01", "2024-03-01T09:30:00Z", "2024-03-01T09:30:00.5-05:30", "2024-03-01T09:30",
-    "23-May-1987", "soon", "not a timestamp at all", 20240301, ["2024-03-01"] * 11,
-)  # fmt: skip
-
-
-def _full_record(spec: ResourceSpec) -> dict[str, Any]:
-    """A record with every documented field and ``links``: the decoders' full-record path."""
-    raw: dict[str, Any] = {}
-    for field in spec.fields:
-        forms = ("12",) if field.wire == "id" else WIRE_FORMS.get(field.kind) or field.enum
-        raw[field.wire] = forms[0]
-    raw["links"] = {"a": "5", "b": ["6", "x--1"], "c": None}
-    return raw
-
-
-def _first(spec: ResourceSpec, kinds: tuple[str, ...]) -> str | None:
-    return next((f.wire for f in spec.fields if f.kind in kinds and f.wire != "id"), None)
-
-
-def _variants(spec: ResourceSpec) -> list[tuple[str, dict[str, Any]]]:
-    """Full records and near misses of them; each must decode (or fail) as the general path."""
-    full = _full_record(spec)
-    out = [("full", full), ("nulls", {k: None if k != "id" else v for k, v in full.items()})]
-    out.append(("extra", {**full, "undocumentedField": 1}))
-    some = _first(spec, ("str", "int", "bool", "datetime", "date", "decimal", "float"))
-    if some is not None:
-        # As long as a full record, but one documented key swapped for an unknown one.
-        swapped = {k: v for k, v in full.items() if k != some}
-        out.append(("swapped", {**swapped, "undocumentedField": 1}))
-        out.append(("bad value", {**full, some: {"not": "a value"}}))
-    for wire in filter(None, (_first(spec, ("datetime",)), _first(spec, ("date",)))):
-        for stamp in STAMPS:
-            out.append((f"{wire}={stamp!r}", {**full, wire: stamp}))
-    out.append(("links not an object", {**full, "links": ["5"]}))
-    out.append(("bad link", {**full, "links": {"a": 1.5}}))
-    out.append(("no links", {k: v for k, v in full.items() if k != "links"}))
-    if "id" in full:
-        out.append(("bad id", {**full, "id": ""}))
-    return out
-
-
 def _outcome(decode: Callable[[Any], object], raw: object) -> tuple[str, object]:
     try:
         record = decode(raw)
@@ -189,7 +142,7 @@ def test_full_record_path_decodes_as_the_general_path(spec: ResourceSpec) -> Non
     decode = _generated.STRUCTURERS[spec.name]
     general = decode.__globals__["general"]
     assert decode is not general  # every model has the fast path (its plan covers its fields)
-    for label, raw in _variants(spec):
+    for label, raw in variants(spec):
         assert _outcome(decode, raw) == _outcome(general, raw), label
     for other in (None, [1] * 40, "x" * 40, {str(n): n for n in range(40)}):
         assert _outcome(decode, other) == _outcome(general, other)
