@@ -785,9 +785,8 @@ class AsyncResourceClient(ResourceAccessors, Generic[RecordT]):
         """Send ``method`` to ``<endpoint>rest/<path>`` until :func:`next_step` says stop.
 
         ``headers``, ``max_body_bytes`` and ``idempotent`` override the defaults for this call.
-        The usual exchange (nothing to wait for) is awaited right here rather than through
-        :meth:`_exchange`: each coroutine frame between the caller and aiohttp costs CPU on
-        every suspension of the exchange."""
+        The usual exchange (no permit to wait for) runs right here rather than in
+        :meth:`_exchange`: every call and coroutine on this path costs CPU on every request."""
         holder = self._holder
         if holder.closed:
             raise UsageError("this AsyncResourceClient is closed; create a new one")
@@ -817,9 +816,11 @@ class AsyncResourceClient(ResourceAccessors, Generic[RecordT]):
                     failure = exc
                 finally:
                     retry_after = self._let_go(held, response)
-                if held.sent_at is not None:
-                    elapsed = time.perf_counter() - held.sent_at
+                if held[3] is not None:  # the time it was sent: the exchange is logged
+                    elapsed = time.perf_counter() - held[3]
                     _log_exchange(request, response, failure, elapsed, prepared)
+                if response is not None and 200 <= response.status < 300:
+                    return response  # as below, without working out the outcome first
                 outcome, result = _attempt(response, failure, retry_after)
             if isinstance(result, Response) and 200 <= result.status < 300:
                 return result  # next_step says DONE for every 2xx and for nothing else
@@ -933,11 +934,12 @@ class AsyncResourceClient(ResourceAccessors, Generic[RecordT]):
         stats = self.stats
         stats.requests += 1
         stats.waited += permit.waited
-        return _Held(epoch, governor, permit, sent_at)
+        return epoch, governor, permit, sent_at
 
     def _let_go(self, held: _Held, response: Response | None) -> float | None:
         """Hand back :meth:`_hold_nowait`'s permits as :meth:`_exchange` does (``response`` None:
         no answer); returns the answer's Retry-After."""
+        epoch, governor, permit, _ = held
         verdict: Outcome = "failed"
         retry_after: float | None = None
         pause = 0.0
@@ -948,8 +950,8 @@ class AsyncResourceClient(ResourceAccessors, Generic[RecordT]):
             if verdict == "rate_limited":
                 self.stats.rate_limited += 1
                 pause = retry_after or 0.0
-        self.limiter.release(held.epoch, verdict, retry_after=pause)
-        held.governor.release_nowait(held.permit, status, retry_after)
+        self.limiter.release(epoch, verdict, retry_after=pause)
+        governor.release_nowait(permit, status, retry_after)
         return retry_after
 
     async def _exchange(
@@ -1102,14 +1104,10 @@ class _Attempted(NamedTuple):
     reauthorized: bool
 
 
-class _Held(NamedTuple):
-    """The permits of an exchange that did not wait for them (:meth:`_hold_nowait`)."""
-
-    epoch: int
-    governor: Governor
-    permit: Permit
-    sent_at: float | None
-    """``perf_counter()`` before the send when the exchange is logged, else None."""
+_Held: TypeAlias = tuple[int, Governor, Permit, float | None]
+"""The permits of an exchange that did not wait for them (:meth:`_hold_nowait`): the limiter's
+epoch, the governor and its permit, and ``perf_counter()`` before the send when the exchange is
+logged (else None). A plain tuple: this is built for every request."""
 
 
 def _attempt(

@@ -456,17 +456,15 @@ def _parsed_paging(
     or TypeError, and that (or a total that is not an exact int) leaves it to _paging."""
     try:
         block = document["meta"]["paging"][resource]
-        total, pages, number, per_page = (
-            block["recordCount"],
-            block["pageCount"],
-            block["page"],
-            block["pageSize"],
-        )
+        totals = (block["recordCount"], block["pageCount"], block["page"], block["pageSize"])
     except (KeyError, TypeError):
         return _paging(resource, document, count, page, size)
-    if type(total) is type(pages) is type(number) is type(per_page) is int:
-        return Paging(total, pages, number, per_page)
+    if tuple(map(type, totals)) == _EXACT_INTS:
+        return Paging(*totals)
     return _paging(resource, document, count, page, size)
+
+
+_EXACT_INTS: Final = (int, int, int, int)
 
 
 def _link_types(links: object) -> dict[str, str]:
