@@ -22,10 +22,22 @@ import re
 import time
 import warnings
 from collections import deque
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import date
 from decimal import Decimal
-from typing import Any, Final, Generic, Literal, Self, TypeAlias, TypedDict, Unpack, cast, overload
+from typing import (
+    Any,
+    Final,
+    Generic,
+    Literal,
+    NamedTuple,
+    Self,
+    TypeAlias,
+    TypedDict,
+    Unpack,
+    cast,
+    overload,
+)
 from urllib.parse import quote
 
 import aiohttp
@@ -64,7 +76,7 @@ from ._models import (
     structure_record,
 )
 from ._paging import Seen, check_same_totals, planned_pages
-from ._query import FieldsArg, FiltersArg, Names, build_query
+from ._query import MAX_PAGE_SIZE, FieldsArg, FiltersArg, Names, build_query
 from ._redact import redact_value
 from ._retry import (
     Answered,
@@ -154,6 +166,10 @@ def _json_default(value: object) -> object:
     if isinstance(value, date):
         return value.isoformat()
     raise TypeError(f"cannot send a {type(value).__name__} value")
+
+
+def _not_cached(key: str) -> None:
+    return None
 
 
 def _invalid(what: str, value: object, why: str) -> InvalidRequestError:
@@ -344,6 +360,10 @@ class AsyncResourceClient(ResourceAccessors, Generic[RecordT]):
             raise ValueError("max_body_bytes must be positive")
         self.manager = manager
         self.key = key
+        # A subclass's own token() is always awaited; the base class's answers from memory.
+        self._cached_token: Callable[[str], Token | None] = (
+            manager.cached_token if type(manager).token is TokenManager.token else _not_cached
+        )
         self.timeout = timeout
         self.retry = retry if retry is not None else RetryPolicy()
         self.max_body_bytes = max_body_bytes
@@ -516,15 +536,21 @@ class AsyncResourceClient(ResourceAccessors, Generic[RecordT]):
     ) -> Page[RecordT]:
         """One page of a query, with its paging totals and side-loaded (``include``) records."""
         check_resource(resource)
-        query = build_query(
-            filters=filters,
-            include=include,
-            fields=fields,
-            sort=sort,
-            page=page,
-            page_size=page_size,
-        )
-        return await self._page(resource, query, page, page_size, None)
+        query = None
+        if filters is None and include is None and fields is None and sort is None:
+            query = plain_page_query(page, page_size)
+        if query is None:
+            query = build_query(
+                filters=filters,
+                include=include,
+                fields=fields,
+                sort=sort,
+                page=page,
+                page_size=page_size,
+            )
+        # Not through _page: a coroutine frame less on every suspension of the exchange.
+        answer = await self._call("GET", resource + "?" + query, None, resource=resource)
+        return self._decoded_page(answer, resource, page, page_size)
 
     def iterate(
         self,
@@ -723,6 +749,11 @@ class AsyncResourceClient(ResourceAccessors, Generic[RecordT]):
     ) -> Page[RecordT]:
         path = resource + "?" + query if query else resource
         answer = await self._call("GET", path, None, resource=resource, limiter=limiter)
+        return self._decoded_page(answer, resource, page, page_size)
+
+    def _decoded_page(
+        self, answer: Response, resource: str, page: int, page_size: int
+    ) -> Page[RecordT]:
         page_ = decode_page(
             answer.status,
             answer.body,
@@ -753,52 +784,87 @@ class AsyncResourceClient(ResourceAccessors, Generic[RecordT]):
     ) -> Response:
         """Send ``method`` to ``<endpoint>rest/<path>`` until :func:`next_step` says stop.
 
-        ``headers``, ``max_body_bytes`` and ``idempotent`` override the defaults for this call."""
+        ``headers``, ``max_body_bytes`` and ``idempotent`` override the defaults for this call.
+        The usual exchange (no permit to wait for) runs right here rather than in
+        :meth:`_exchange`: every call and coroutine on this path costs CPU on every request."""
         holder = self._holder
         if holder.closed:
             raise UsageError("this AsyncResourceClient is closed; create a new one")
         transport = holder.transport
-        policy = self.retry
         loop = asyncio.get_running_loop()
         started = loop.time()
         attempt = 0
         reauthorized = False
         while True:
-            token = await self.manager.token(self.key)
+            token = self._cached_token(self.key)
+            if token is None:
+                token = await self.manager.token(self.key)
             prepared = holder.prepared
             if prepared is None or prepared.token is not token:
                 prepared = holder.prepared = _prepare(token)
             attempt += 1
-            left = policy.max_elapsed - (loop.time() - started) if attempt > 1 else None
+            left = self.retry.max_elapsed - (loop.time() - started) if attempt > 1 else None
             request = self._request(method, prepared, path, body, headers, max_body_bytes, left)
-            outcome, result = await self._exchange(transport, request, limiter, prepared)
+            held = self._hold_nowait(request, loop) if limiter is None else None
+            if held is None:
+                outcome, result = await self._exchange(transport, request, limiter, prepared)
+            else:
+                response = failure = None
+                try:
+                    response = await transport.send(request)
+                except TransportError as exc:
+                    failure = exc
+                finally:
+                    retry_after = self._let_go(held, response)
+                if held[3] is not None:  # the time it was sent: the exchange is logged
+                    elapsed = time.perf_counter() - held[3]
+                    _log_exchange(request, response, failure, elapsed, prepared)
+                if response is not None and 200 <= response.status < 300:
+                    return response  # as below, without working out the outcome first
+                outcome, result = _attempt(response, failure, retry_after)
             if isinstance(result, Response) and 200 <= result.status < 300:
                 return result  # next_step says DONE for every 2xx and for nothing else
-            elapsed = loop.time() - started
-            step = next_step(
-                policy,
-                method,
-                outcome,
-                attempt=attempt,
-                elapsed=elapsed,
-                reauthorized=reauthorized,
-                rng=self._rng,
-                idempotent=idempotent,
-                bulk=self._bulk,
+            attempt, reauthorized = await self._recover(
+                _Attempted(request, outcome, result, token, attempt, reauthorized),
+                loop.time() - started,
+                idempotent,
             )
-            if isinstance(step, Sleep):
-                self._log_retry(request, result, step, attempt)
-                await self._back_off(outcome, step.seconds)
-                continue
-            if isinstance(step, Reauthorize):
-                reauthorized = True
-                fresh = await self.manager.token_rejected(self.key, token)
-                if fresh.access_token != token.access_token:
-                    self.stats.retries["unauthorized"] += 1
-                    self.stats.refreshes += 1
-                    attempt -= 1  # a refused token is not the server failing: no budget spent
-                    continue
-            raise self._failure(method, outcome, result, step)
+
+    async def _recover(
+        self, tried: _Attempted, elapsed: float, idempotent: bool | None
+    ) -> tuple[int, bool]:
+        """After an attempt that did not succeed: wait for the retry :func:`next_step` asks for
+        and return the (attempt, reauthorized) to go on with, or raise the call's error."""
+        method, outcome, result, attempt = (
+            tried.request.method,
+            tried.outcome,
+            tried.result,
+            tried.attempt,
+        )
+        step = next_step(
+            self.retry,
+            method,
+            outcome,
+            attempt=attempt,
+            elapsed=elapsed,
+            reauthorized=tried.reauthorized,
+            rng=self._rng,
+            idempotent=idempotent,
+            bulk=self._bulk,
+        )
+        if isinstance(step, Sleep):
+            self._log_retry(tried.request, result, step, attempt)
+            await self._back_off(outcome, step.seconds)
+            return attempt, tried.reauthorized
+        if isinstance(step, Reauthorize):
+            token = tried.token
+            fresh = await self.manager.token_rejected(self.key, token)
+            if fresh.access_token != token.access_token:
+                self.stats.retries["unauthorized"] += 1
+                self.stats.refreshes += 1
+                # A refused token is not the server failing: no budget spent.
+                return attempt - 1, True
+        raise self._failure(method, outcome, result, step)
 
     def _request(
         self,
@@ -842,6 +908,51 @@ class AsyncResourceClient(ResourceAccessors, Generic[RecordT]):
         stats.retries[cause] += 1
         stats.waited += seconds
         await asyncio.sleep(seconds)
+
+    def _hold_nowait(self, request: Request, loop: asyncio.AbstractEventLoop) -> _Held | None:
+        """The client limiter's and the governor's permits for ``request`` when neither has to be
+        waited for (the usual case), counted as :meth:`_exchange` counts them; else None."""
+        cached = self._loop_governor  # the governor property's cache, read without a call
+        if cached is not None and cached[0] is loop and cached[1] is self._governor:
+            governor = cached[2]
+        else:
+            governor = self.governor
+        if governor.paused_until:
+            self._check_pause(governor, request)
+        sent_at = time.perf_counter() if log.isEnabledFor(logging.DEBUG) else None
+        limiter = self.limiter
+        if (epoch := limiter.try_acquire()) < 0:
+            return None
+        # Never a leased permit (try_acquire refuses when the budget is shared), so its
+        # release needs no coroutine either.
+        permit = governor.try_acquire(bulk=self._bulk)
+        if permit is None:
+            # Only an undo: try_acquire gave the permit with nobody queued, and nobody could
+            # queue since, so this release wakes nobody and "failed" teaches the limiter nothing.
+            limiter.release(epoch, "failed")
+            return None
+        stats = self.stats
+        stats.requests += 1
+        stats.waited += permit.waited
+        return epoch, governor, permit, sent_at
+
+    def _let_go(self, held: _Held, response: Response | None) -> float | None:
+        """Hand back :meth:`_hold_nowait`'s permits as :meth:`_exchange` does (``response`` None:
+        no answer); returns the answer's Retry-After."""
+        epoch, governor, permit, _ = held
+        verdict: Outcome = "failed"
+        retry_after: float | None = None
+        pause = 0.0
+        status = None
+        if response is not None:
+            status = response.status
+            verdict, retry_after = _verdict(response)
+            if verdict == "rate_limited":
+                self.stats.rate_limited += 1
+                pause = retry_after or 0.0
+        self.limiter.release(epoch, verdict, retry_after=pause)
+        governor.release_nowait(permit, status, retry_after)
+        return retry_after
 
     async def _exchange(
         self,
@@ -982,6 +1093,23 @@ def _verdict(response: Response) -> tuple[Outcome, float | None]:
     return "ok", None
 
 
+class _Attempted(NamedTuple):
+    """One attempt of :meth:`AsyncResourceClient._call` that did not succeed."""
+
+    request: Request
+    outcome: AttemptOutcome
+    result: Response | TransportError
+    token: Token
+    attempt: int
+    reauthorized: bool
+
+
+_Held: TypeAlias = tuple[int, Governor, Permit, float | None]
+"""The permits of an exchange that did not wait for them (:meth:`_hold_nowait`): the limiter's
+epoch, the governor and its permit, and ``perf_counter()`` before the send when the exchange is
+logged (else None). A plain tuple: this is built for every request."""
+
+
 def _attempt(
     response: Response | None, failure: TransportError | None, retry_after: float | None
 ) -> tuple[AttemptOutcome, Response | TransportError]:
@@ -1025,6 +1153,19 @@ def _merged(base: CIMultiDict[str], extra: Mapping[str, str]) -> CIMultiDict[str
     merged = base.copy()
     merged.update(extra)
     return merged
+
+
+def plain_page_query(page: object, page_size: object) -> str | None:
+    """What ``build_query(page=page, page_size=page_size)`` gives when both are plain ints in
+    range (the list hot path, without its checks' calls); None when build_query must look."""
+    if (
+        type(page) is int
+        and type(page_size) is int
+        and page >= 1
+        and 1 <= page_size <= MAX_PAGE_SIZE
+    ):
+        return f"page={page}&pageSize={page_size}"
+    return None
 
 
 def _check_positive(name: str, value: object) -> int:

@@ -124,6 +124,7 @@ class Governor:
         self._successes: deque[float] = deque(maxlen=_SUCCESS_MEMORY)
         self._shared_down_until = 0.0
         self._shared_rate: float | None = None
+        self._unleased = Permit(self.state.generation, None, 0, 0.0)
 
     def __repr__(self) -> str:
         rate = self.rate
@@ -176,7 +177,10 @@ class Governor:
         if self._cap.try_acquire() < 0:
             return None
         self._tat = tat
-        return Permit(state.generation, None, 0, 0.0)
+        permit = self._unleased
+        if permit.generation != state.generation:  # immutable: one per generation will do
+            permit = self._unleased = Permit(state.generation, None, 0, 0.0)
+        return permit
 
     async def release(self, permit: Permit, status: int | None, retry_after: float | None) -> None:
         """Hand back ``permit`` with the answer's status (None: no answer) and Retry-After."""

@@ -131,7 +131,8 @@ class ConcurrencyLimiter:
                 if self._successes >= (self.increase_every or self.limit):
                     self._successes = 0
                     self.limit = min(self.maximum, self.limit + 1)
-        self._wake()
+        if self._waiters:  # nobody to hand the permit to: the usual case, without the call
+            self._wake()
 
     def _decrease(self, epoch: int, retry_after: float) -> None:
         self._hold_until = max(self._hold_until, self._clock() + max(1.0, retry_after))

@@ -233,10 +233,16 @@ class TokenManager:
         Raises ReauthorizationRequired when no token is stored or the refresh token is dead,
         and a TransientError when the token expired and refreshing is failing.
         """
+        token = self.cached_token(key)
+        return token if token is not None else await self._token_slow(key)
+
+    def cached_token(self, key: str) -> Token | None:
+        """What :meth:`token` returns at once from memory (step 1: fresh, no lock, no store
+        access), or None when it would have to look further: the request path's fast path."""
         state = self._states.get(key)
         if state is not None and state.token is not None and self.clock() < state.serve_until:
             return state.token
-        return await self._token_slow(key)
+        return None
 
     async def token_rejected(self, key: str, token_sent: Token) -> Token:
         """The API answered 401 to ``token_sent``: return a token worth one retry.

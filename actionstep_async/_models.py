@@ -449,6 +449,25 @@ def _paging(resource: str, document: Mapping[str, Any], count: int, page: int, s
     return Paging(total, pages, number, per_page)
 
 
+def _parsed_paging(
+    resource: str, document: Mapping[str, Any], count: int, page: int, size: int
+) -> Paging:
+    """:func:`_paging` of a document straight from the JSON parser, by subscripts alone: there
+    every level is a dict, a list or a scalar, so a missing or non-object level raises KeyError
+    or TypeError, and that (or a total that is not an exact int) leaves it to _paging."""
+    try:
+        block = document["meta"]["paging"][resource]
+        totals = (block["recordCount"], block["pageCount"], block["page"], block["pageSize"])
+    except (KeyError, TypeError):
+        return _paging(resource, document, count, page, size)
+    if tuple(map(type, totals)) == _EXACT_INTS:
+        return Paging(*totals)
+    return _paging(resource, document, count, page, size)
+
+
+_EXACT_INTS: Final = (int, int, int, int)
+
+
 def _link_types(links: object) -> dict[str, str]:
     """``{"actions.assignedTo": "participants"}`` from the top-level ``links`` templates."""
     if not isinstance(links, dict):
@@ -598,8 +617,11 @@ def decode_page(
     raws = document.get(resource) if type(document) is dict else None
     if type(raws) is list and _float_id(raws) is False:
         # The parsers make plain dicts only, so the records need no second type check.
-        records = _structure_all(resource, raws, typed, dicts=True)
-        return _envelope(resource, document, records, typed, page, page_size)
+        if typed:
+            records = _structure_all(resource, raws, typed, dicts=True)
+        else:  # what _structure_all does for plain records, without its call and tests
+            records = tuple(map(Record, repeat(resource, len(raws)), raws))
+        return _envelope(resource, document, records, typed, page, page_size, parsed=True)
     if inexact_ids(resource, document):
         document = _exact(body, headers, method, url)
     return make_page(resource, document, typed=typed, page=page, page_size=page_size)
@@ -631,15 +653,22 @@ def _envelope(
     typed: bool,
     page: int,
     page_size: int,
+    *,
+    parsed: bool = False,
 ) -> Page[AnyRecord]:
-    """The Page of ``records``: side-loaded records, paging and link templates from ``document``."""
+    """The Page of ``records``: side-loaded records, paging and link templates from ``document``
+    (``parsed``: straight from the JSON parser, so made of plain dicts and lists only)."""
     linked: dict[str, tuple[AnyRecord, ...]] = {}
     side = document.get("linked")
     if isinstance(side, dict):
         for kind, items in side.items():
             listed = items if isinstance(items, list) else [items]
             linked[kind] = _structure_all(kind, listed, typed)
-    paging = _paging(resource, document, len(records), page, page_size)
+    count = len(records)
+    if parsed:
+        paging = _parsed_paging(resource, document, count, page, page_size)
+    else:
+        paging = _paging(resource, document, count, page, page_size)
     links = document.get("links")
     return Page(resource, records, paging, linked, _LinkTypes(links) if links else {})
 

@@ -302,7 +302,9 @@ class AiohttpTransport:
         # Whether a request was sent only matters for one that must not be repeated blindly.
         wire = None if request.method in IDEMPOTENT_METHODS else _Wire()
         try:
-            async with (plain if wire is None else traced).request(
+            # Awaited, not entered: ``async with`` would add a coroutine frame that every
+            # suspension of the exchange passes through; the finally does what its exit does.
+            response = await (plain if wire is None else traced).request(
                 request.method,
                 URL(request.url, encoded=True),
                 headers=request.headers,
@@ -312,9 +314,16 @@ class AiohttpTransport:
                 raise_for_status=False,
                 auto_decompress=True,
                 trace_request_ctx=wire,
-            ) as response:
-                body = await _read_body(response, request.max_body_bytes, request.what)
-                return Response(response.status, response.headers, body, request.url)
+            )
+            try:
+                if _whole(response, request.max_body_bytes, request.what):
+                    body = await response.read()
+                else:
+                    body = await _read_body(response, request.max_body_bytes, request.what)
+            finally:
+                response.release()
+                await response.wait_for_close()
+            return Response(response.status, response.headers, body, request.url)
         except WIRE_FAILURES as exc:
             # None: as the exception type says; False: our trace saw no byte of it leave.
             sent = None if wire is None or wire.headers_sent else False
@@ -347,18 +356,30 @@ def body_too_large(what: str, limit: int, size: int | None = None) -> ResponseDe
     return ResponseDecodeError(f"{what} body of {size} bytes exceeds the {limit}-byte limit")
 
 
+def _whole(response: aiohttp.ClientResponse, limit: int, what: str) -> bool:
+    """Whether the body may be read in one go: its declared Content-Length is within ``limit``
+    (ResponseDecodeError when it is not).
+
+    A declared Content-Length is trusted for a shortcut only when the body is not compressed:
+    for a gzip body it counts compressed bytes, and 200 kB can inflate to 200 MB.
+    """
+    declared = response.content_length
+    if declared is None:
+        return False
+    if response.headers.get("Content-Encoding", "identity").strip().lower() != "identity":
+        return False
+    if declared > limit:
+        raise body_too_large(what, limit, declared)
+    return True
+
+
 async def _read_body(response: aiohttp.ClientResponse, limit: int, what: str) -> bytes:
     """The whole (decoded) body, refusing one larger than ``limit`` bytes without buffering it.
 
-    A declared Content-Length is trusted for a shortcut only when the body is not compressed:
-    for a gzip body it counts compressed bytes, and 200 kB can inflate to 200 MB. Otherwise the
-    decoded stream is counted as it arrives (aiohttp inflates it in bounded steps).
+    :func:`_whole` says when the declared length can be trusted; otherwise the decoded stream
+    is counted as it arrives (aiohttp inflates it in bounded steps).
     """
-    declared = response.content_length
-    encoded = response.headers.get("Content-Encoding", "identity").strip().lower() != "identity"
-    if declared is not None and not encoded:
-        if declared > limit:
-            raise body_too_large(what, limit, declared)
+    if _whole(response, limit, what):
         return await response.read()
     chunks: list[bytes] = []
     size = 0

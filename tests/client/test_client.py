@@ -26,7 +26,7 @@ from actionstep_async._models import Action, Page, Record
 from actionstep_async._query import F
 from actionstep_async._rate import GovernorPolicy
 from actionstep_async._tokens import Token
-from actionstep_async.testing import FakeActionstep, FaultRule
+from actionstep_async.testing import FAST_RETRY, FakeActionstep, FaultRule
 
 from .conftest import KEY, rest_requests
 
@@ -422,3 +422,64 @@ async def test_accessors_and_copies_prepare_each_token_once(
     assert client.actions._client is client.actions._client
     slower = client.with_options(timeout=5)
     assert slower.actions._client.timeout == 5, "a copy's accessors keep the copy's options"
+
+
+class _CountingManager(TokenManager):
+    """A subclass with its own token(): the client must await it for every request."""
+
+    asked = 0
+
+    async def token(self, key: str) -> Token:
+        self.asked += 1
+        return await super().token(key)
+
+
+async def test_a_managers_own_token_method_is_awaited_for_every_request(
+    manager: TokenManager, fake_actionstep: FakeActionstep
+) -> None:
+    """The in-memory fast path is the base class's token(); a subclass's override still runs."""
+    counting = _CountingManager(manager.refresher)
+    await counting.save(KEY, fake_actionstep.issue_token(scopes=("all",)))
+    async with AsyncResourceClient(counting, KEY) as client:
+        for page in (1, 2):
+            await client.list("actions", page=page, page_size=5)
+    assert counting.asked == 2
+    await counting.aclose()
+
+
+@pytest.mark.parametrize(
+    ("faults", "options", "raised", "sends"),
+    [
+        ([], {}, None, 1),
+        ([FaultRule(kind="status", status=503, count=1)], {}, None, 2),
+        ([FaultRule(kind="status", status=500, count=1)], {}, APIError, 1),
+        ([FaultRule(kind="status", status=503)], {}, APIError, FAST_RETRY.max_attempts),
+        ([FaultRule(kind="status", status=400, count=1)], {}, APIError, 1),
+        ([FaultRule(kind="rate_limit", count=1)], {}, None, 2),
+        # aiohttp itself sends a GET again when a pooled connection turns out closed.
+        ([FaultRule(kind="drop", count=1)], {}, None, 1),
+        ([FaultRule(kind="html", count=1)], {}, ResponseDecodeError, 1),
+        ([], {"max_body_bytes": 10}, ResponseDecodeError, 1),
+    ],
+)
+async def test_every_exchange_hands_back_its_permits_and_is_counted_once(
+    make_client: Callable[..., AsyncResourceClient],
+    fake_actionstep: FakeActionstep,
+    faults: list[FaultRule],
+    options: dict[str, Any],
+    raised: type[Exception] | None,
+    sends: int,
+) -> None:
+    """Whatever an exchange ends in (answer, error status, 429, dropped connection, a body
+    refused), the limiter's and the governor's permits come back and each send is counted."""
+    client = make_client(**options)
+    for fault in faults:
+        fake_actionstep.add_fault(fault)
+    if raised is None:
+        await client.list("actions", page=1, page_size=5)
+    else:
+        with pytest.raises(raised):
+            await client.list("actions", page=1, page_size=5)
+    assert client.limiter.in_flight == 0
+    assert client.governor.in_flight == 0
+    assert client.stats.requests == sends

@@ -14,6 +14,8 @@ from actionstep_async._models import (
     Page,
     Paging,
     Record,
+    _paging,
+    _parsed_paging,
     decode_body,
     decode_json,
     decode_json_exact,
@@ -202,3 +204,44 @@ async def test_the_fakes_full_field_page_decodes_as_before(client: AsyncResource
         assert len(fused[1][1]) == 20
         assert fused[1][2] == Paging(60, 3, 2, 20)
         assert fused[1][4]["actions.assignedTo"] == "participants"
+
+
+PAGING_DOCUMENTS: list[tuple[str, object]] = [
+    ("full block", {"meta": {"paging": {"actions": PAGING}}}),
+    ("with links", {"meta": {"paging": {"actions": {**PAGING, "nextPage": "…"}}, "debug": {}}}),
+    ("no meta", {}),
+    ("meta null", {"meta": None}),
+    ("meta a list", {"meta": [{"paging": {"actions": PAGING}}]}),
+    ("meta a string", {"meta": "paging"}),
+    ("meta a number", {"meta": 3}),
+    ("no paging", {"meta": {}}),
+    ("paging a list", {"meta": {"paging": [PAGING]}}),
+    ("paging a string", {"meta": {"paging": "actions"}}),
+    ("other resource", {"meta": {"paging": {"participants": PAGING}}}),
+    ("block a list", {"meta": {"paging": {"actions": [PAGING]}}}),
+    ("block a string", {"meta": {"paging": {"actions": "recordCount"}}}),
+    ("block true", {"meta": {"paging": {"actions": True}}}),
+    ("block null", {"meta": {"paging": {"actions": None}}}),
+    ("a total missing", {"meta": {"paging": {"actions": {"recordCount": 41, "page": 2}}}}),
+    ("empty block", {"meta": {"paging": {"actions": {}}}}),
+    ("string total", {"meta": {"paging": {"actions": {**PAGING, "recordCount": "41"}}}}),
+    ("bool total", {"meta": {"paging": {"actions": {**PAGING, "pageCount": True}}}}),
+    ("float total", {"meta": {"paging": {"actions": {**PAGING, "page": 2.0}}}}),
+    ("null total", {"meta": {"paging": {"actions": {**PAGING, "pageSize": None}}}}),
+    ("bad string total", {"meta": {"paging": {"actions": {**PAGING, "pageSize": "x"}}}}),
+]
+
+
+@pytest.mark.parametrize(
+    "document", [case[1] for case in PAGING_DOCUMENTS], ids=[case[0] for case in PAGING_DOCUMENTS]
+)
+def test_parsed_paging_reads_parser_output_as_paging_does(document: dict[str, Any]) -> None:
+    """The subscript-only reading of a parsed document gives _paging's Paging or its error."""
+
+    def result(read: Any) -> object:
+        try:
+            return read("actions", orjson.loads(orjson.dumps(document)), 3, 2, 20)
+        except ResponseDecodeError as exc:
+            return str(exc)
+
+    assert result(_parsed_paging) == result(_paging)

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
+from actionstep_async._client import plain_page_query
 from actionstep_async._errors import InvalidRequestError
-from actionstep_async._query import F, build_query
+from actionstep_async._query import MAX_PAGE_SIZE, F, build_query
 
 
 def test_mapping_filters_use_operator_suffixes_and_comma_lists() -> None:
@@ -167,3 +168,31 @@ def test_naive_datetimes_are_sent_as_given() -> None:
     moment = datetime(2024, 5, 1, 12, 30, 15, 999, tzinfo=None)
     assert build_query(filters={"x_gt": moment}) == "x_gt=2024-05-01T12:30:15"
     assert build_query(filters={"x_gt": moment.replace(tzinfo=UTC)}) == "x_gt=2024-05-01T12:30:15"
+
+
+@pytest.mark.parametrize(
+    ("page", "page_size", "fast"),
+    [
+        (1, 1, True),
+        (3, 20, True),
+        (10**6, MAX_PAGE_SIZE, True),
+        (1, MAX_PAGE_SIZE + 1, False),
+        (0, 20, False),
+        (-1, 20, False),
+        (1, 0, False),
+        (True, 20, False),
+        (1, True, False),
+        (2.0, 20, False),
+        ("2", 20, False),
+        (1, None, False),
+    ],
+)
+def test_plain_page_query_is_build_querys_answer_or_none(
+    page: Any, page_size: Any, fast: bool
+) -> None:
+    """The list hot path's query: build_query's string for plain in-range ints, else None so
+    that build_query decides (and refuses with its own message)."""
+    got = plain_page_query(page, page_size)
+    assert (got is not None) is fast
+    if got is not None:
+        assert got == build_query(page=page, page_size=page_size)

@@ -12,14 +12,17 @@ import json
 import time
 from collections.abc import Iterator
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import pytest
 from aioresponses import aioresponses
+from multidict import CIMultiDict
 from yarl import URL
 
 from actionstep_async import AsyncResourceClient, Token, TokenManager
+from actionstep_async._errors import ResponseDecodeError
+from actionstep_async._transport import _whole
 
 ENDPOINT = "https://ap-southeast-2.actionstep.com/api/"
 
@@ -93,3 +96,30 @@ async def test_create_wraps_fields_and_links_under_the_resource_name(mocked: Any
     assert created["id"] == 9
     body = json.loads(_sent(mocked, "POST", url)["data"])
     assert body == {"filenotes": {"text": "hi", "isPrivate": "T", "links": {"action": 34}}}
+
+
+@pytest.mark.parametrize(
+    ("length", "encoding", "whole"),
+    [
+        (100, None, True),
+        (100, "identity", True),
+        (100, " Identity ", True),
+        (1000, None, True),  # exactly the limit
+        (None, None, False),  # chunked: counted as it arrives
+        (100, "gzip", False),  # a compressed length says nothing of the inflated size
+        (5000, "gzip", False),
+        (1001, None, "refused"),
+    ],
+)
+def test_a_body_is_read_whole_only_when_its_declared_length_can_be_trusted(
+    length: int | None, encoding: str | None, whole: bool | str
+) -> None:
+    """_whole: one read for an uncompressed body within the limit, a refusal beyond it, and
+    counting for chunked or compressed bodies."""
+    headers = CIMultiDict({"Content-Encoding": encoding} if encoding is not None else {})
+    response = cast(aiohttp.ClientResponse, SimpleNamespace(content_length=length, headers=headers))
+    if whole == "refused":
+        with pytest.raises(ResponseDecodeError, match="body of 1001 bytes exceeds the 1000-byte"):
+            _whole(response, 1000, "Actionstep response")
+    else:
+        assert _whole(response, 1000, "Actionstep response") is whole

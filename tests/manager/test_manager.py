@@ -517,3 +517,42 @@ async def test_401_cooldown_still_adopts_a_newer_token_from_a_sibling(
     again = await manager.token_rejected("org-a", second)
     assert again.access_token == "from-sibling"
     assert refresher.calls == 1
+
+
+class _CountingStore(MemoryTokenStore):
+    """Counts the loads: a cached answer must not have needed one."""
+
+    loads = 0
+
+    async def load(self, key: str) -> Token | None:
+        self.loads += 1
+        return await super().load(key)
+
+
+@pytest.mark.parametrize(
+    ("key", "offset", "cached"),
+    [
+        ("org-a", None, True),  # just saved
+        ("org-a", -0.5, True),  # half a second before the token must be looked at again
+        ("org-a", 0.5, False),
+        ("org-a", 4000.0, False),  # expired
+        ("org-b", -0.5, False),  # a key this manager never saw
+    ],
+)
+async def test_cached_token_is_exactly_tokens_answer_from_memory(
+    refresher: RotatingRefresher, clock: FakeClock, key: str, offset: float | None, cached: bool
+) -> None:
+    """cached_token answers when token() would answer at once from memory, with that token;
+    otherwise None, and token() is left to look at the store or refresh."""
+    store = _CountingStore()
+    manager, _first = await manager_with_token(refresher, clock, store=store)
+    state = manager._states["org-a"]
+    if offset is not None:  # seconds from the moment token() stops serving from memory
+        clock.advance(state.serve_until - clock() + offset)
+    found = manager.cached_token(key)
+    assert (found is not None) is cached
+    if found is not None:
+        loads, calls = store.loads, refresher.calls
+        assert await manager.token(key) is found is state.token
+        assert (store.loads, refresher.calls) == (loads, calls)
+    await settle()
