@@ -643,7 +643,7 @@ def _shortcut_page(
             document["meta"] = _loads(meta)
     except ValueError:
         return None
-    return _envelope(resource, document, records, True, page, page_size)
+    return _envelope(resource, document, records, True, page, page_size, parsed=True)
 
 
 def _envelope(
