@@ -17,10 +17,12 @@ from typing import Any, Final, NamedTuple, TypeAlias, TypeVar
 __all__ = [
     "DECODER_SPECS",
     "EMPTY",
+    "ID_CACHE",
     "DecoderSpec",
     "Id",
     "Model",
     "Timestamp",
+    "cached_id",
     "compile_decoder",
     "explain",
     "fast_bool",
@@ -233,19 +235,19 @@ _new = object.__new__
 _set = object.__setattr__
 
 
-_ID_CACHE: dict[object, Id] = {}
-_ID_CACHE_SIZE: Final = 65536
+ID_CACHE: dict[object, Id] = {}
+ID_CACHE_SIZE: Final = 65536
 
 
-def _cached_id(value: object) -> Id:
+def cached_id(value: object) -> Id:
     # Link ids repeat across the records of a page (the same assignee, matter type, step), and a
     # dict hit is several times cheaper than converting again. Bounded: it stops growing, and
     # only hashable str/int values (the valid ones) are ever stored.
-    found = _ID_CACHE.get(value) if type(value) is str else None
+    found = ID_CACHE.get(value) if type(value) is str else None
     if found is None:
         found = to_id(value)
-        if type(value) is str and len(_ID_CACHE) < _ID_CACHE_SIZE:
-            _ID_CACHE[value] = found
+        if type(value) is str and len(ID_CACHE) < ID_CACHE_SIZE:
+            ID_CACHE[value] = found
     return found
 
 
@@ -258,17 +260,17 @@ def typed_links(value: object) -> Any:
     # A cached id is never falsy (ints start at 1: "0" stays a string), so ``or`` falls back
     # only on a miss; a list is looked up with one C-level map and converted item by item only
     # when one of its ids is not cached yet (or is not a string: a miss too).
-    get = _ID_CACHE.get
+    get = ID_CACHE.get
     links: dict[str, Any] = {}
     for name, ids in value.items():
         if type(ids) is str:
-            links[name] = get(ids) or _cached_id(ids)
+            links[name] = get(ids) or cached_id(ids)
         elif type(ids) is list:
             try:
                 found = list(map(get, ids))
-            except TypeError:  # an unhashable item: _cached_id refuses it below
+            except TypeError:  # an unhashable item: cached_id refuses it below
                 found = [None]
-            links[name] = found if None not in found else [_cached_id(item) for item in ids]
+            links[name] = found if None not in found else [cached_id(item) for item in ids]
         else:
             links[name] = None if ids is None else to_id(ids)
     return links
