@@ -70,6 +70,7 @@ PACKAGES = (
     "aiohttp-oauth2-client",
     "redis",
     "orjson",
+    "msgspec",
     "matplotlib",
 )
 
