@@ -76,7 +76,7 @@ from ._models import (
     structure_record,
 )
 from ._paging import Seen, check_same_totals, planned_pages
-from ._query import MAX_PAGE_SIZE, FieldsArg, FiltersArg, Names, build_query
+from ._query import FieldsArg, FiltersArg, Names, build_query
 from ._redact import redact_value
 from ._retry import (
     Answered,
@@ -536,18 +536,14 @@ class AsyncResourceClient(ResourceAccessors, Generic[RecordT]):
     ) -> Page[RecordT]:
         """One page of a query, with its paging totals and side-loaded (``include``) records."""
         check_resource(resource)
-        query = None
-        if filters is None and include is None and fields is None and sort is None:
-            query = plain_page_query(page, page_size)
-        if query is None:
-            query = build_query(
-                filters=filters,
-                include=include,
-                fields=fields,
-                sort=sort,
-                page=page,
-                page_size=page_size,
-            )
+        query = build_query(
+            filters=filters,
+            include=include,
+            fields=fields,
+            sort=sort,
+            page=page,
+            page_size=page_size,
+        )
         # Not through _page: a coroutine frame less on every suspension of the exchange.
         answer = await self._call("GET", resource + "?" + query, None, resource=resource)
         return self._decoded_page(answer, resource, page, page_size)
@@ -1153,19 +1149,6 @@ def _merged(base: CIMultiDict[str], extra: Mapping[str, str]) -> CIMultiDict[str
     merged = base.copy()
     merged.update(extra)
     return merged
-
-
-def plain_page_query(page: object, page_size: object) -> str | None:
-    """What ``build_query(page=page, page_size=page_size)`` gives when both are plain ints in
-    range (the list hot path, without its checks' calls); None when build_query must look."""
-    if (
-        type(page) is int
-        and type(page_size) is int
-        and page >= 1
-        and 1 <= page_size <= MAX_PAGE_SIZE
-    ):
-        return f"page={page}&pageSize={page_size}"
-    return None
 
 
 def _check_positive(name: str, value: object) -> int:

@@ -31,6 +31,7 @@ __all__ = [
     "NamesByResource",
     "build_query",
     "encode_filters",
+    "plain_page_query",
 ]
 
 OPERATORS: Final = frozenset(
@@ -286,6 +287,19 @@ def _quote(text: str) -> str:
     return quote(text, safe="*,:-._~")
 
 
+def plain_page_query(page: object, page_size: object) -> str | None:
+    """What ``build_query(page=page, page_size=page_size)`` gives when both are plain ints in
+    range (the list hot path, without the checks' calls); None when the checks must look."""
+    if (
+        type(page) is int
+        and type(page_size) is int
+        and page >= 1
+        and 1 <= page_size <= MAX_PAGE_SIZE
+    ):
+        return f"page={page}&pageSize={page_size}"
+    return None
+
+
 def build_query(
     *,
     filters: FiltersArg = None,
@@ -298,6 +312,9 @@ def build_query(
     """The encoded query string (without ``?``), ready to append to a resource URL."""
     if filters is None and include is None and fields is None and sort is None:
         # A plain page request (the list hot path): digits need no quoting.
+        quick = plain_page_query(page, page_size)
+        if quick is not None:
+            return quick
         plain = []
         if page is not None:
             plain.append(f"page={int(_int('page', page, 1, None))}")

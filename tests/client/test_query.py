@@ -8,9 +8,8 @@ from typing import Any
 
 import pytest
 
-from actionstep_async._client import plain_page_query
 from actionstep_async._errors import InvalidRequestError
-from actionstep_async._query import MAX_PAGE_SIZE, F, build_query
+from actionstep_async._query import MAX_PAGE_SIZE, F, build_query, plain_page_query
 
 
 def test_mapping_filters_use_operator_suffixes_and_comma_lists() -> None:
@@ -190,9 +189,9 @@ def test_naive_datetimes_are_sent_as_given() -> None:
 def test_plain_page_query_is_build_querys_answer_or_none(
     page: Any, page_size: Any, fast: bool
 ) -> None:
-    """The list hot path's query: build_query's string for plain in-range ints, else None so
-    that build_query decides (and refuses with its own message)."""
+    """The list hot path's query: the general path's string for plain in-range ints, else None
+    so that build_query's checks decide (and refuse with their own message)."""
     got = plain_page_query(page, page_size)
     assert (got is not None) is fast
-    if got is not None:
-        assert got == build_query(page=page, page_size=page_size)
+    if got is not None:  # filters={}: no filter, but the general path of build_query
+        assert got == build_query(filters={}, page=page, page_size=page_size)
