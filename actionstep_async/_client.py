@@ -801,7 +801,7 @@ class AsyncResourceClient(ResourceAccessors, Generic[RecordT]):
             attempt += 1
             left = self.retry.max_elapsed - (loop.time() - started) if attempt > 1 else None
             request = self._request(method, prepared, path, body, headers, max_body_bytes, left)
-            held = self._hold_nowait(request, loop) if limiter is None else None
+            held = self._hold_nowait(request) if limiter is None else None
             if held is None:
                 outcome, result = await self._exchange(transport, request, limiter, prepared)
             else:
@@ -905,14 +905,10 @@ class AsyncResourceClient(ResourceAccessors, Generic[RecordT]):
         stats.waited += seconds
         await asyncio.sleep(seconds)
 
-    def _hold_nowait(self, request: Request, loop: asyncio.AbstractEventLoop) -> _Held | None:
+    def _hold_nowait(self, request: Request) -> _Held | None:
         """The client limiter's and the governor's permits for ``request`` when neither has to be
         waited for (the usual case), counted as :meth:`_exchange` counts them; else None."""
-        cached = self._loop_governor  # the governor property's cache, read without a call
-        if cached is not None and cached[0] is loop and cached[1] is self._governor:
-            governor = cached[2]
-        else:
-            governor = self.governor
+        governor = self.governor
         if governor.paused_until:
             self._check_pause(governor, request)
         sent_at = time.perf_counter() if log.isEnabledFor(logging.DEBUG) else None
@@ -936,19 +932,21 @@ class AsyncResourceClient(ResourceAccessors, Generic[RecordT]):
         """Hand back :meth:`_hold_nowait`'s permits as :meth:`_exchange` does (``response`` None:
         no answer); returns the answer's Retry-After."""
         epoch, governor, permit, _ = held
-        verdict: Outcome = "failed"
-        retry_after: float | None = None
-        pause = 0.0
-        status = None
-        if response is not None:
-            status = response.status
-            verdict, retry_after = _verdict(response)
-            if verdict == "rate_limited":
-                self.stats.rate_limited += 1
-                pause = retry_after or 0.0
+        verdict, retry_after, pause = self._counted(response)
         self.limiter.release(epoch, verdict, retry_after=pause)
-        governor.release_nowait(permit, status, retry_after)
+        governor.release_nowait(permit, None if response is None else response.status, retry_after)
         return retry_after
+
+    def _counted(self, response: Response | None) -> tuple[Outcome, float | None, float]:
+        """How the limiters count an exchange (None: no answer), with its Retry-After and the
+        pause it asks of the limiter; a 429 is counted in ``stats``."""
+        if response is None:
+            return "failed", None, 0.0
+        verdict, retry_after = _verdict(response)
+        if verdict != "rate_limited":
+            return verdict, retry_after, 0.0
+        self.stats.rate_limited += 1
+        return verdict, retry_after, retry_after or 0.0
 
     async def _exchange(
         self,
@@ -983,10 +981,7 @@ class AsyncResourceClient(ResourceAccessors, Generic[RecordT]):
                 stats.requests += 1
                 stats.waited += permit.waited
                 response = await transport.send(request)
-                verdict, retry_after = _verdict(response)
-                if verdict == "rate_limited":
-                    stats.rate_limited += 1
-                    pause = retry_after or 0.0
+                verdict, retry_after, pause = self._counted(response)
             except TransportError as exc:
                 failure = exc
             finally:

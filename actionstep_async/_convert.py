@@ -131,11 +131,11 @@ def parse_timestamp(text: str) -> datetime:
     microseconds (rounded half up on the seventh, as msgspec does; 3.11 would truncate)."""
     long = _FRACTION.search(text)
     if long is not None:
-        rounded = parse_timestamp(text[: long.end(1)] + text[long.end(2) :])
+        truncated = parse_timestamp(text[: long.end(1)] + text[long.end(2) :])
         if long[2][0] < "5":
-            return rounded
+            return truncated
         try:
-            return rounded + _MICROSECOND
+            return truncated + _MICROSECOND
         except OverflowError:
             raise ValueError("timestamp out of range") from None
     try:

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Annotated, Any, Final, Literal
 
 from ._convert import (
+    BOOL_FLAGS,
     EMPTY,
     ID_CACHE,
     DecoderSpec,
@@ -47,8 +48,8 @@ SKIP_AFTER_MISS: Final = 64
 """Pages of a resource decoded the general way after one the shortcut could not take: a server
 that sends undocumented fields sends them on every page, and a failed attempt costs a parse."""
 
-_FLAGS: Final[Mapping[object, bool | None]] = {"T": True, "F": False, True: True, False: False}
-_FLAGS_OR_NONE: Final = {**_FLAGS, None: None}
+_FLAGS: Final[dict[object, bool | None]] = {True: True, False: False, None: None}
+_FLAGS.update(BOOL_FLAGS)  # "T"/"F", as the dict decoder reads them
 _MISSES: Final = (ValueError, TypeError, KeyError, AttributeError)
 
 
@@ -96,10 +97,9 @@ def _wire_type(exact: type, convert: Callable[[Any], object]) -> tuple[object, s
 class FastPage:
     """The msgspec decoder of one resource's list pages and its struct-to-model converter."""
 
-    __slots__ = ("_convert", "_decoder", "_skip", "resource")
+    __slots__ = ("_convert", "_decoder", "_skip")
 
     def __init__(self, resource: str, record: type, convert: Callable[[Any], Model]) -> None:
-        self.resource = resource
         self._skip = 0
         self._convert = convert
         fields: list[tuple[str, Any, Any]] = [("records", list[record], msgspec.NODEFAULT)]  # type: ignore[valid-type]
@@ -163,7 +163,7 @@ def _compile(resource: str, spec: DecoderSpec) -> tuple[type, Callable[[Any], Mo
     )
     names.update({
         "cls": spec.cls, "new": object.__new__, "set": object.__setattr__, "to_id": to_id,
-        "flags": _FLAGS_OR_NONE, "links": _links, "EMPTY": EMPTY,
+        "flags": _FLAGS, "links": _links, "EMPTY": EMPTY,
     })  # fmt: skip
     exec(compile("\n".join(lines), f"<wire converter of {resource}>", "exec"), names)
     return record, names["convert"]

@@ -617,10 +617,7 @@ def decode_page(
     raws = document.get(resource) if type(document) is dict else None
     if type(raws) is list and _float_id(raws) is False:
         # The parsers make plain dicts only, so the records need no second type check.
-        if typed:
-            records = _structure_all(resource, raws, typed, dicts=True)
-        else:  # what _structure_all does for plain records, without its call and tests
-            records = tuple(map(Record, repeat(resource, len(raws)), raws))
+        records = _structure_all(resource, raws, typed, dicts=True)
         return _envelope(resource, document, records, typed, page, page_size, parsed=True)
     if inexact_ids(resource, document):
         document = _exact(body, headers, method, url)

@@ -319,7 +319,7 @@ class AiohttpTransport:
                 if _whole(response, request.max_body_bytes, request.what):
                     body = await response.read()
                 else:
-                    body = await _read_body(response, request.max_body_bytes, request.what)
+                    body = await _read_stream(response, request.max_body_bytes, request.what)
             finally:
                 response.release()
                 await response.wait_for_close()
@@ -373,14 +373,10 @@ def _whole(response: aiohttp.ClientResponse, limit: int, what: str) -> bool:
     return True
 
 
-async def _read_body(response: aiohttp.ClientResponse, limit: int, what: str) -> bytes:
-    """The whole (decoded) body, refusing one larger than ``limit`` bytes without buffering it.
-
-    :func:`_whole` says when the declared length can be trusted; otherwise the decoded stream
-    is counted as it arrives (aiohttp inflates it in bounded steps).
-    """
-    if _whole(response, limit, what):
-        return await response.read()
+async def _read_stream(response: aiohttp.ClientResponse, limit: int, what: str) -> bytes:
+    """The whole (decoded) body of one whose length :func:`_whole` cannot trust, counted as it
+    arrives (aiohttp inflates it in bounded steps) and refused beyond ``limit`` bytes without
+    being buffered."""
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.content.iter_any():
